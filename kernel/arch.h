@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What each architecture provides: where the syscall table is, how the user
+ * registers hold the number and arguments, how the original entry is called.
+ * Generic code never touches struct pt_regs fields directly.
+ */
+#ifndef SYSCALLS_ASYNC_ARCH_H
+#define SYSCALLS_ASYNC_ARCH_H
+
+#include <linux/ftrace.h>
+#include <linux/ptrace.h>
+#include "portal_abi.h"
+
+struct sa_call;
+
+/* SA_ARCH_* value written to the portal header */
+extern const u32 sa_arch_id;
+
+/* Find the syscall table; lookup is kallsyms_lookup_name. */
+int sa_arch_init(unsigned long (*lookup)(const char *name));
+unsigned int sa_arch_nr_syscalls(void);
+unsigned long sa_arch_table_entry(unsigned int nr);
+
+/* Syscalls that never return to their caller (exit, exit_group). */
+bool sa_arch_noreturn(int nr);
+
+/* Fill call->nr, call->args from call->regs. */
+void sa_arch_read_call(struct sa_call *call);
+/* Put args[i] for each bit i of mask into the user registers. */
+void sa_arch_write_args(struct pt_regs *regs, const u64 *args, u32 mask);
+/* Read back argument i from the user registers. */
+u64 sa_arch_get_arg(const struct pt_regs *regs, unsigned int i);
+unsigned long sa_arch_pc(const struct pt_regs *regs);
+unsigned long sa_arch_sp(const struct pt_regs *regs);
+/* Copy the user registers as u64 words; returns how many. */
+unsigned int sa_arch_copy_regs(const struct pt_regs *regs, u64 *out, unsigned int max);
+
+/* Call the original syscall entry for call->nr. */
+long sa_arch_invoke(struct sa_call *call);
+
+/* The ftrace callback: redirect a hooked syscall entry to the wrapper. */
+void sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
+		       struct ftrace_ops *ops, struct ftrace_regs *fregs);
+
+#endif

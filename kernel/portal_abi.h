@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * syscalls-async portal ABI: the layout of the ivshmem-plain shared region.
+ *
+ * One source of truth for the guest module (C) and the host (cffi). The host
+ * hands cffi only the text between the SA_CDEF_BEGIN and SA_CDEF_END marker
+ * lines; that part therefore holds nothing but "#define NAME <integer literal>"
+ * lines and plain structs of fixed-width types with explicit padding (cffi
+ * computes the same natural-alignment layout as the compiler). Everything else
+ * (includes, static assertions) lives outside the markers.
+ *
+ * Ownership: each field is written by exactly one side. "g_" structs are
+ * written by the guest only, "h_" structs by the host only. Whoever reads a
+ * field written by the other side copies it once into private memory and
+ * validates the copy.
+ *
+ * Region map (offsets from the start of BAR 2 / the host's shm file):
+ *   SA_GUEST_OFF   struct sa_guest_header   guest: layout, state, counters
+ *   SA_HOST_OFF    struct sa_host_header    host: hook generation, heartbeat
+ *   SA_HOOKS_OFF   struct sa_hook[SA_MAX_HOOKS]            host
+ *   SA_META_OFF    struct sa_meta[SA_MAX_SYSCALLS]         guest, at load
+ *   SA_SLOTS_OFF   SA_SLOT_COUNT slots of SA_SLOT_SIZE     both, see below
+ *
+ * Slot protocol. A slot carries one trapped syscall at a time. The guest part
+ * (struct sa_slot_guest) is a seqlock: the guest makes g.seq odd, writes the
+ * message (event, response or abandon) and then makes g.seq even. The host
+ * copies the guest part, re-reads g.seq and uses the copy only if both reads
+ * are equal and even. The host answers a message by writing its part
+ * (struct sa_slot_host: a request or a verdict) and, last, h.epoch and then
+ * h.seq = the g.seq it answers. The guest takes an answer only when h.seq and
+ * h.epoch match its own; a late answer to an abandoned event therefore never
+ * reaches the next user of the slot. g.epoch changes on every claim.
+ */
+#ifndef SYSCALLS_ASYNC_PORTAL_ABI_H
+#define SYSCALLS_ASYNC_PORTAL_ABI_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#include <linux/build_bug.h>
+#define SA_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#include <stdint.h>
+#define SA_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+/* SA_CDEF_BEGIN */
+#define SA_MAGIC 0x54524f5043535953
+#define SA_VERSION 1
+
+#define SA_ARCH_X86_64 1
+
+/* region layout */
+#define SA_REGION_MIN_SIZE 5242880
+#define SA_GUEST_OFF 0
+#define SA_GUEST_SIZE 2048
+#define SA_HOST_OFF 2048
+#define SA_HOST_SIZE 2048
+#define SA_HOOKS_OFF 8192
+#define SA_MAX_HOOKS 256
+#define SA_HOOK_SIZE 1024
+#define SA_META_OFF 270336
+#define SA_MAX_SYSCALLS 512
+#define SA_META_SIZE 512
+#define SA_SLOTS_OFF 1048576
+#define SA_SLOT_COUNT 64
+#define SA_SLOT_SIZE 65536
+
+/* inside a slot */
+#define SA_SLOT_GUEST_OFF 0
+#define SA_SLOT_GUEST_SIZE 512
+#define SA_SLOT_HOST_OFF 512
+#define SA_SLOT_HOST_SIZE 512
+#define SA_SLOT_G2H_OFF 1024
+#define SA_SLOT_G2H_SIZE 32768
+#define SA_SLOT_H2G_OFF 33792
+#define SA_SLOT_H2G_SIZE 31744
+
+#define SA_MAX_ARGS 6
+#define SA_MAX_REGS 24
+#define SA_COMM_LEN 16
+#define SA_MATCH_WORDS 4
+#define SA_FILTER_STR_MAX 104
+/* how many bytes of a user string a guest-side string filter looks at */
+#define SA_FILTER_STR_READ 512
+
+/* sa_guest_header.state */
+#define SA_STATE_INIT 0
+#define SA_STATE_READY 1
+#define SA_STATE_STOPPED 2
+
+/* hook numbers that are not syscall numbers */
+#define SA_NR_ALL -1
+#define SA_NR_UNKNOWN -2
+
+/* sa_hook.flags */
+#define SA_HOOK_ENABLED 1
+#define SA_HOOK_ENTER 2
+#define SA_HOOK_RETURN 4
+#define SA_HOOK_PID 8
+#define SA_HOOK_COMM 16
+
+/* sa_filter.kind */
+#define SA_F_NONE 0
+#define SA_F_EXACT 1
+#define SA_F_NOT_EQUAL 2
+#define SA_F_GREATER 3
+#define SA_F_GREATER_EQUAL 4
+#define SA_F_LESS 5
+#define SA_F_LESS_EQUAL 6
+#define SA_F_RANGE 7
+#define SA_F_SUCCESS 8
+#define SA_F_ERROR 9
+#define SA_F_BITMASK_SET 10
+#define SA_F_BITMASK_CLEAR 11
+#define SA_F_STR_EXACT 12
+#define SA_F_STR_CONTAINS 13
+#define SA_F_STR_STARTSWITH 14
+#define SA_F_STR_ENDSWITH 15
+#define SA_F_MAX 15
+
+/* sa_filter.cmp: how the value is compared (default: unsigned 64-bit) */
+#define SA_CMP_SIGNED 1
+#define SA_CMP_32 2
+
+/* sa_meta.flags */
+#define SA_META_KNOWN 1
+#define SA_META_TRUNCATED 2
+
+/* messages: sa_slot_guest.msg */
+#define SA_MSG_NONE 0
+#define SA_MSG_EVENT 1
+#define SA_MSG_RESPONSE 2
+#define SA_MSG_ABANDON 3
+/* messages: sa_slot_host.msg */
+#define SA_MSG_REQUEST 4
+#define SA_MSG_VERDICT 5
+
+/* sa_slot_guest.phase */
+#define SA_PHASE_ENTER 1
+#define SA_PHASE_RETURN 2
+
+/* sa_slot_host.action bits */
+#define SA_ACT_SKIP 1
+#define SA_ACT_SET_ARGS 2
+#define SA_ACT_SET_RETVAL 4
+
+/* sa_slot_host.req */
+#define SA_REQ_READ 1
+#define SA_REQ_READ_STR 2
+#define SA_REQ_READ_PTRLIST 3
+#define SA_REQ_WRITE 4
+#define SA_REQ_PROC 5
+#define SA_REQ_MAPS 6
+#define SA_REQ_FDS 7
+#define SA_REQ_PROCS 8
+#define SA_REQ_MAX 8
+
+/* sa_slot_guest.rflags (response flags) */
+#define SA_RF_TRUNCATED 1
+#define SA_RF_MORE 2
+
+/* sa_map_entry.flags */
+#define SA_MAP_READ 1
+#define SA_MAP_WRITE 2
+#define SA_MAP_EXEC 4
+#define SA_MAP_SHARED 8
+#define SA_MAP_PATH_TRUNCATED 16
+
+#define SA_PATH_MAX_MAP 216
+#define SA_PATH_MAX_FD 248
+#define SA_MAP_ENTRY_SIZE 256
+#define SA_FD_ENTRY_SIZE 256
+#define SA_TASK_ENTRY_SIZE 32
+#define SA_PROC_INFO_SIZE 64
+
+struct sa_counters {
+	uint64_t events;            /* events published to the host */
+	uint64_t verdicts;          /* verdicts applied */
+	uint64_t requests;          /* portal requests served */
+	uint64_t deadline_expired;  /* host silent past the deadline */
+	uint64_t fatal_signal;      /* waits ended by a fatal signal */
+	uint64_t no_slot;           /* no free slot before the deadline */
+	uint64_t bad_host_msg;      /* host messages refused */
+	uint64_t host_dead_skips;   /* hooked calls passed while the host was gone */
+	uint64_t table_updates;     /* hook tables put in force */
+	uint64_t table_rejects;     /* hook tables refused as invalid */
+	uint64_t restarts_hidden;   /* ERESTART* kept from the host */
+	uint64_t filter_faults;     /* string filters that could not read */
+	uint64_t reserved[4];
+};
+
+struct sa_guest_header {
+	uint64_t magic;             /* written last at load */
+	uint32_t version;
+	uint32_t arch;
+	uint64_t region_size;
+	uint32_t boot_id;           /* changes on every module load */
+	uint32_t state;             /* SA_STATE_* */
+	uint32_t nr_syscalls;       /* meta entries in use */
+	uint32_t max_hooks;
+	uint32_t slot_count;
+	uint32_t slot_size;
+	uint32_t hooks_ack;         /* last host generation in force */
+	int32_t hooks_status;       /* 0, or -errno for that generation */
+	uint32_t hooked_entries;    /* distinct syscall entries hooked */
+	uint32_t deadline_ms;       /* deadline in force */
+	uint64_t doorbell;          /* bumped on every slot message */
+	uint64_t heartbeat;         /* bumped by the guest's control thread */
+	struct sa_counters counters;
+	uint8_t pad[1840];
+};
+
+struct sa_host_header {
+	uint32_t hooks_gen;         /* written after the table, guest acks it */
+	uint32_t hook_count;        /* entries in use at SA_HOOKS_OFF */
+	uint64_t heartbeat;         /* bumped by the host poller */
+	uint32_t deadline_ms;       /* 0: guest default */
+	uint32_t attached;          /* nonzero while a host is attached */
+	uint8_t pad[2024];
+};
+
+struct sa_filter {
+	uint8_t kind;               /* SA_F_* */
+	uint8_t cmp;                /* SA_CMP_* bits */
+	uint16_t str_len;           /* bytes used in str, string kinds */
+	uint32_t pad;
+	uint64_t a;                 /* value, range low, mask */
+	uint64_t b;                 /* range high */
+	char str[104];
+};
+
+struct sa_hook {
+	uint32_t id;                /* host's id, echoed nowhere: index matters */
+	int32_t nr;                 /* syscall number or SA_NR_ALL / SA_NR_UNKNOWN */
+	uint32_t flags;             /* SA_HOOK_* */
+	uint32_t pid;               /* tgid, if SA_HOOK_PID */
+	char comm[16];              /* exact, if SA_HOOK_COMM */
+	struct sa_filter args[6];
+	struct sa_filter ret;
+	uint8_t pad[96];
+};
+
+struct sa_meta {
+	int32_t nr;
+	uint8_t nargs;
+	uint8_t flags;              /* SA_META_* */
+	uint16_t pad;
+	char name[40];
+	char types[6][48];
+	char names[6][24];
+	uint8_t pad2[32];
+};
+
+struct sa_slot_guest {
+	uint32_t owner;             /* guest-internal claim word, host ignores */
+	uint32_t seq;               /* seqlock, odd while the guest writes */
+	uint32_t epoch;             /* changes on every claim */
+	uint32_t msg;               /* SA_MSG_EVENT / RESPONSE / ABANDON */
+	/* event */
+	uint32_t phase;             /* SA_PHASE_* */
+	int32_t nr;
+	uint32_t pid;               /* thread id */
+	uint32_t tgid;
+	char comm[16];
+	uint64_t args[6];
+	int64_t retval;             /* return phase */
+	uint64_t pc;
+	uint64_t sp;
+	uint64_t matched[4];        /* bitmap of hook table indices */
+	uint32_t nregs;
+	uint32_t pad0;
+	uint64_t regs[24];          /* arch user registers (x86_64: struct pt_regs) */
+	/* response */
+	int32_t status;             /* 0 or -errno */
+	uint32_t len;               /* bytes in the g2h data area */
+	uint32_t count;             /* entries in the g2h data area */
+	uint32_t rflags;            /* SA_RF_* */
+	uint64_t fault_addr;
+	uint64_t next;              /* where to continue a chunked request */
+	uint8_t pad[128];
+};
+
+struct sa_slot_host {
+	uint32_t seq;               /* g.seq answered, written last */
+	uint32_t epoch;             /* g.epoch answered */
+	uint32_t msg;               /* SA_MSG_REQUEST / VERDICT */
+	uint32_t req;               /* SA_REQ_* */
+	uint64_t addr;
+	uint64_t len;               /* bytes; for WRITE the h2g payload length */
+	uint64_t arg;               /* start index / fd / pid of a chunked request */
+	uint32_t action;            /* SA_ACT_* bits */
+	uint32_t args_mask;         /* which args SA_ACT_SET_ARGS changes */
+	int64_t retval;
+	uint64_t args[6];
+	uint8_t pad[408];
+};
+
+struct sa_map_entry {
+	uint64_t start;
+	uint64_t end;
+	uint64_t offset;            /* file offset in bytes */
+	uint64_t inode;
+	uint32_t flags;             /* SA_MAP_* */
+	uint32_t path_len;
+	char path[216];
+};
+
+struct sa_fd_entry {
+	int32_t fd;
+	uint32_t path_len;
+	char path[248];
+};
+
+struct sa_task_entry {
+	uint32_t pid;               /* tgid */
+	uint32_t ppid;
+	uint32_t uid;
+	uint32_t pad;
+	char comm[16];
+};
+
+/* followed in the data area by exe (exe_len), cwd (cwd_len), argv (argv_len,
+ * NUL-separated as in the process's own memory) */
+struct sa_proc_info {
+	uint32_t pid;
+	uint32_t tgid;
+	uint32_t ppid;
+	uint32_t uid;
+	char comm[16];
+	uint32_t exe_len;
+	uint32_t cwd_len;
+	uint32_t argv_len;
+	uint32_t flags;             /* SA_RF_TRUNCATED if a string was cut */
+	uint64_t pad[2];
+};
+/* SA_CDEF_END */
+
+SA_STATIC_ASSERT(sizeof(struct sa_guest_header) == SA_GUEST_SIZE, "guest header");
+SA_STATIC_ASSERT(sizeof(struct sa_host_header) == SA_HOST_SIZE, "host header");
+SA_STATIC_ASSERT(SA_HOST_OFF + SA_HOST_SIZE <= SA_HOOKS_OFF, "headers overlap hooks");
+SA_STATIC_ASSERT(sizeof(struct sa_filter) == 128, "filter");
+SA_STATIC_ASSERT(sizeof(((struct sa_filter *)0)->str) == SA_FILTER_STR_MAX, "filter str");
+SA_STATIC_ASSERT(sizeof(struct sa_hook) == SA_HOOK_SIZE, "hook");
+SA_STATIC_ASSERT(SA_HOOKS_OFF + SA_MAX_HOOKS * SA_HOOK_SIZE <= SA_META_OFF, "hooks overlap meta");
+SA_STATIC_ASSERT(sizeof(struct sa_meta) == SA_META_SIZE, "meta");
+SA_STATIC_ASSERT(SA_META_OFF + SA_MAX_SYSCALLS * SA_META_SIZE <= SA_SLOTS_OFF, "meta overlaps slots");
+SA_STATIC_ASSERT(sizeof(struct sa_slot_guest) == SA_SLOT_GUEST_SIZE, "slot guest part");
+SA_STATIC_ASSERT(sizeof(struct sa_slot_host) == SA_SLOT_HOST_SIZE, "slot host part");
+SA_STATIC_ASSERT(SA_SLOT_HOST_OFF == SA_SLOT_GUEST_OFF + SA_SLOT_GUEST_SIZE, "slot host off");
+SA_STATIC_ASSERT(SA_SLOT_G2H_OFF == SA_SLOT_HOST_OFF + SA_SLOT_HOST_SIZE, "slot g2h off");
+SA_STATIC_ASSERT(SA_SLOT_H2G_OFF == SA_SLOT_G2H_OFF + SA_SLOT_G2H_SIZE, "slot h2g off");
+SA_STATIC_ASSERT(SA_SLOT_H2G_OFF + SA_SLOT_H2G_SIZE == SA_SLOT_SIZE, "slot size");
+SA_STATIC_ASSERT(SA_SLOTS_OFF + SA_SLOT_COUNT * SA_SLOT_SIZE <= SA_REGION_MIN_SIZE, "region");
+SA_STATIC_ASSERT(SA_MAX_HOOKS == SA_MATCH_WORDS * 64, "match bitmap covers hooks");
+SA_STATIC_ASSERT(sizeof(struct sa_map_entry) == SA_MAP_ENTRY_SIZE, "map entry");
+SA_STATIC_ASSERT(sizeof(((struct sa_map_entry *)0)->path) == SA_PATH_MAX_MAP, "map path");
+SA_STATIC_ASSERT(sizeof(struct sa_fd_entry) == SA_FD_ENTRY_SIZE, "fd entry");
+SA_STATIC_ASSERT(sizeof(((struct sa_fd_entry *)0)->path) == SA_PATH_MAX_FD, "fd path");
+SA_STATIC_ASSERT(sizeof(struct sa_task_entry) == SA_TASK_ENTRY_SIZE, "task entry");
+SA_STATIC_ASSERT(sizeof(struct sa_proc_info) == SA_PROC_INFO_SIZE, "proc info");
+SA_STATIC_ASSERT(sizeof(((struct sa_slot_guest *)0)->regs) == SA_MAX_REGS * 8, "regs");
+
+#endif /* SYSCALLS_ASYNC_PORTAL_ABI_H */

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Declarations shared by the module's files. */
+#ifndef SYSCALLS_ASYNC_SA_H
+#define SYSCALLS_ASYNC_SA_H
+
+#include <linux/types.h>
+#include <linux/atomic.h>
+#include <linux/refcount.h>
+#include <linux/ptrace.h>
+#include "portal_abi.h"
+
+#define SA_DEFAULT_DEADLINE_MS 3000
+#define SA_MIN_DEADLINE_MS 10
+#define SA_MAX_DEADLINE_MS 600000
+
+/* One trapped syscall as the generic code sees it. */
+struct sa_call {
+	struct pt_regs *regs;       /* the task's user registers */
+	int nr;
+	u64 args[SA_MAX_ARGS];
+	long ret;
+};
+
+/* A private copy of the host's hook table, in force from one generation. */
+struct sa_snapshot {
+	refcount_t ref;
+	u32 gen;
+	u32 count;
+	u8 *nr_flags;               /* per nr: SA_HOOK_ENTER | SA_HOOK_RETURN */
+	struct sa_hook hooks[];
+};
+
+/* shm.c: the shared region */
+extern void *sa_shm;
+extern size_t sa_shm_size;
+int sa_shm_map(void);
+void sa_shm_unmap(void);
+
+static inline struct sa_guest_header *sa_guest(void)
+{
+	return sa_shm + SA_GUEST_OFF;
+}
+
+static inline struct sa_host_header *sa_host(void)
+{
+	return sa_shm + SA_HOST_OFF;
+}
+
+static inline void *sa_slot_base(unsigned int i)
+{
+	return sa_shm + SA_SLOTS_OFF + (size_t)i * SA_SLOT_SIZE;
+}
+
+#define sa_count(field) \
+	atomic64_inc((atomic64_t *)&sa_guest()->counters.field)
+
+/* main.c */
+extern unsigned long (*sa_lookup_name)(const char *name);
+extern bool sa_host_alive;
+extern u32 sa_deadline_ms;
+void sa_inflight_exit(void);
+extern atomic_t sa_inflight;
+
+/* meta.c */
+void sa_meta_write(void);
+bool sa_meta_known(int nr);
+
+/* hooks.c */
+int sa_hooks_init(void);
+void sa_hooks_apply(u32 gen);
+void sa_hooks_exit(void);
+struct sa_snapshot *sa_snap_get(void);
+void sa_snap_put(struct sa_snapshot *snap);
+bool sa_hooks_match(struct sa_snapshot *snap, const struct sa_call *call,
+		    u32 phase, u64 *matched);
+
+/* slots.c */
+struct sa_verdict {
+	u32 action;
+	u32 args_mask;
+	s64 retval;
+	u64 args[SA_MAX_ARGS];
+};
+int sa_exchange(const struct sa_call *call, u32 phase, const u64 *matched,
+		struct sa_verdict *verdict);
+
+/* requests.c: serve one request; fills the response fields of g. */
+void sa_serve(struct sa_slot_guest *g, void *g2h, const void *h2g,
+	      const struct sa_slot_host *req);
+
+/* wrapper.c */
+long sa_syscall(struct sa_call *call);
+
+#endif

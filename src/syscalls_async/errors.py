@@ -1,0 +1,56 @@
+"""The package's exceptions, most generic first.
+
+Every exception raised on purpose by syscalls-async derives from
+:class:`SyscallsAsyncError`, so ``except SyscallsAsyncError`` catches exactly
+the framework's own failures.
+"""
+
+from __future__ import annotations
+
+
+class SyscallsAsyncError(Exception):
+    """Base class of every error raised by syscalls-async."""
+
+
+class SetupError(SyscallsAsyncError):
+    """The host lacks something the framework needs (tools, packages, rights)."""
+
+
+class ImageBuildError(SyscallsAsyncError):
+    """Building the guest image failed; the message says which step."""
+
+
+class MachineError(SyscallsAsyncError):
+    """The guest machine failed: QEMU died, the boot never became ready, ..."""
+
+    def __init__(self, message: str, console_tail: str = "") -> None:
+        self.console_tail = console_tail
+        if console_tail:
+            message = f"{message}\n--- last console lines ---\n{console_tail}"
+        super().__init__(message)
+
+
+class GuestPanic(MachineError):
+    """The guest kernel panicked."""
+
+
+class BootTimeout(MachineError):
+    """The guest did not become ready in time."""
+
+
+class CommandTimeout(SyscallsAsyncError):
+    """A command run in the guest outlived its timeout and was killed.
+
+    ``stdout`` and ``stderr`` hold what it printed before that.
+    """
+
+    def __init__(self, command: str, timeout: float, stdout: bytes, stderr: bytes) -> None:
+        self.command = command
+        self.timeout = timeout
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(f"command {command!r} did not finish within {timeout:g} s")
+
+
+class CommandFailed(SyscallsAsyncError):
+    """The guest agent could not start a command at all."""

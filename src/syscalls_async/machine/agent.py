@@ -1,0 +1,160 @@
+"""Host end of the command channel to the guest agent (``guest/agent.c``).
+
+Frames are a packed ``<BII`` header (type, command id, payload length) and
+the payload; the numbers mirror ``guest/agent_proto.h``.  Several commands
+may run at once; each has its own id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import struct
+from dataclasses import dataclass, field
+
+from ..errors import CommandFailed, CommandTimeout, MachineError
+
+HEADER = struct.Struct("<BII")
+MAX_PAYLOAD = 65536
+#: stdin is handed over in the RUN frame, so it must fit in one.
+MAX_INPUT = MAX_PAYLOAD - 4096
+
+
+class Frame(enum.IntEnum):
+    RUN = 1
+    KILL = 2
+    READY = 16
+    STDOUT = 17
+    STDERR = 18
+    EXIT = 19
+    FAILED = 20
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a guest command did: its exit status and everything it printed.
+
+    ``exit_status`` is the shell's exit code, or ``128 + N`` when killed by
+    signal ``N`` (as a shell reports it).
+    """
+
+    command: str
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def output(self) -> str:
+        """stdout decoded, for convenience in tests and examples."""
+        return self.stdout.decode(errors="replace")
+
+
+@dataclass
+class _Pending:
+    command: str
+    done: asyncio.Future[int]
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+
+
+def wait_status_to_exit(status: int) -> int:
+    """Decode a raw wait(2) status the way a shell reports it."""
+    if status & 0x7F == 0:
+        return (status >> 8) & 0xFF
+    return 128 + (status & 0x7F)
+
+
+class AgentChannel:
+    """Talks to the guest agent over a connected stream.
+
+    :meth:`serve` reads frames until the stream ends; run it as a background
+    task.  :meth:`run` sends a command and waits for its result.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self.ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._failure: BaseException | None = None
+
+    async def serve(self) -> None:
+        """Dispatch frames from the guest until the channel closes."""
+        try:
+            while True:
+                kind, ident, length = HEADER.unpack(await self._reader.readexactly(HEADER.size))
+                if length > MAX_PAYLOAD:
+                    raise MachineError(f"agent sent a {length}-byte frame (max {MAX_PAYLOAD})")
+                payload = await self._reader.readexactly(length)
+                self._dispatch(kind, ident, payload)
+        except asyncio.IncompleteReadError:
+            self.fail(MachineError("the guest's command channel closed"))
+        except MachineError as exc:
+            self.fail(exc)
+
+    def _dispatch(self, kind: int, ident: int, payload: bytes) -> None:
+        if kind == Frame.READY:
+            if not self.ready.done():
+                self.ready.set_result(payload.decode(errors="replace"))
+            return
+        pending = self._pending.get(ident)
+        if pending is None or pending.done.done():
+            return  # output of a command the host gave up on
+        if kind == Frame.STDOUT:
+            pending.stdout += payload
+        elif kind == Frame.STDERR:
+            pending.stderr += payload
+        elif kind == Frame.EXIT and len(payload) == 4:
+            pending.done.set_result(struct.unpack("<i", payload)[0])
+        elif kind == Frame.FAILED:
+            pending.done.set_exception(CommandFailed(payload.decode(errors="replace")))
+        else:
+            raise MachineError(f"agent sent unexpected frame type {kind} ({len(payload)} bytes)")
+
+    def fail(self, exc: BaseException) -> None:
+        """Fail every waiter, present and future, with ``exc``."""
+        if self._failure is None:
+            self._failure = exc
+        for pending in self._pending.values():
+            if not pending.done.done():
+                pending.done.set_exception(self._failure)
+        if not self.ready.done():
+            self.ready.set_exception(self._failure)
+            self.ready.exception()  # retrieved: whoever awaits it sees it anyway
+
+    def _send(self, kind: Frame, ident: int, payload: bytes = b"") -> None:
+        self._writer.write(HEADER.pack(kind, ident, len(payload)) + payload)
+
+    async def run(self, command: str, *, timeout: float, input: bytes = b"") -> CommandResult:
+        if self._failure is not None:
+            raise self._failure
+        if len(input) > MAX_INPUT:
+            raise ValueError(f"input is {len(input)} bytes; at most {MAX_INPUT} can be sent")
+        payload = struct.pack("<I", len(input)) + input + command.encode()
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"command and input exceed {MAX_PAYLOAD} bytes")
+        ident = next(self._ids)
+        pending = _Pending(command, asyncio.get_running_loop().create_future())
+        self._pending[ident] = pending
+        try:
+            self._send(Frame.RUN, ident, payload)
+            await self._writer.drain()
+            async with asyncio.timeout(timeout):
+                status = await asyncio.shield(pending.done)
+        except BaseException as exc:
+            if not pending.done.done():
+                pending.done.cancel()
+                if self._failure is None and not self._writer.is_closing():
+                    self._send(Frame.KILL, ident)  # the guest kills its whole session
+            if isinstance(exc, TimeoutError):
+                raise CommandTimeout(
+                    command, timeout, bytes(pending.stdout), bytes(pending.stderr)
+                ) from None
+            raise
+        finally:
+            del self._pending[ident]
+        return CommandResult(
+            command, wait_status_to_exit(status), bytes(pending.stdout), bytes(pending.stderr)
+        )

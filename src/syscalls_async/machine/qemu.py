@@ -1,0 +1,391 @@
+"""One QEMU guest, owned by an ``async with`` block.
+
+Example::
+
+    async with Machine() as machine:
+        result = await machine.run("uname -r")
+        print(result.output)
+
+Lifetime: ``__aenter__`` returns once the guest agent reports ready (the
+portal module, when the image has it, is loaded before that).  On leaving the
+block -- normally, by an exception or by cancellation -- QEMU is stopped, and
+the temporary directory and the shared-memory file are removed.  Background
+tasks (console, command channel, QMP events, process watch) live in a task
+group owned by the machine and never outlive it.
+
+Failure: a kernel panic, QEMU exiting, or the command channel closing turns
+every pending and later :meth:`run` into the same :class:`MachineError`
+(:class:`GuestPanic` for a panic); ``machine.failure`` holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shlex
+import shutil
+import tempfile
+from collections.abc import Awaitable, Coroutine, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from qemu.qmp import QMPClient
+
+from ..errors import BootTimeout, GuestPanic, MachineError
+from .accel import choose_accel
+from .agent import AgentChannel, CommandResult
+from .console import Console
+from .image import Image, build_image
+
+log = logging.getLogger("syscalls.machine")
+T = TypeVar("T")
+
+QEMU = "qemu-system-x86_64"
+SHM_DIR = Path("/dev/shm")
+DEFAULT_SHM_SIZE = 16 * 1024 * 1024
+KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
+
+
+class Machine:
+    """A guest under QEMU with a portal region, a console and a command channel.
+
+    :param image: the guest image; built (or taken from the cache) if omitted.
+    :param smp: number of virtual CPUs.
+    :param memory_mib: guest RAM.
+    :param shm_size: size of the ivshmem-plain portal region, a power of two.
+    :param accel: ``"kvm"``, ``"tcg"`` or ``None`` to detect.
+    :param boot_timeout: seconds until the guest must be ready.
+    :param console_log: keep the console log here (else in the temp dir).
+    :param kernel_args: appended to the kernel command line.
+    """
+
+    def __init__(
+        self,
+        image: Image | None = None,
+        *,
+        smp: int = 2,
+        memory_mib: int = 1024,
+        shm_size: int = DEFAULT_SHM_SIZE,
+        accel: str | None = None,
+        boot_timeout: float = 120.0,
+        console_log: str | os.PathLike[str] | None = None,
+        kernel_args: str = "",
+    ) -> None:
+        if shm_size <= 0 or shm_size & (shm_size - 1):
+            raise ValueError(f"shm_size must be a power of two, not {shm_size}")
+        self.image = image
+        self.smp = smp
+        self.memory_mib = memory_mib
+        self.shm_size = shm_size
+        self.accel = accel
+        self.boot_timeout = boot_timeout
+        self._console_log = Path(console_log) if console_log else None
+        self._kernel_args = kernel_args
+        self.kernel_release = ""
+        self.failure: MachineError | None = None
+        self._tmp: Path | None = None
+        self._shm: Path | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._qmp: QMPClient | None = None
+        self._tasks: asyncio.TaskGroup | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._failed = asyncio.Event()
+        self._servers: list[asyncio.Server] = []
+        self._writers: list[asyncio.StreamWriter] = []
+        self._agent: AgentChannel | None = None
+        self._console: Console | None = None
+        self._stopping = False
+        self._stderr = bytearray()
+
+    # -- public surface ---------------------------------------------------
+
+    @property
+    def shm_path(self) -> Path:
+        """Host path of the portal's shared-memory file (mode 0600)."""
+        if self._shm is None:
+            raise MachineError("the machine is not running")
+        return self._shm
+
+    @property
+    def console(self) -> Console:
+        """The serial console: ``tail()``, ``subscribe()``, ``log_path``."""
+        if self._console is None:
+            raise MachineError("the machine is not running")
+        return self._console
+
+    @property
+    def pid(self) -> int | None:
+        """QEMU's process id while it runs."""
+        return self._proc.pid if self._proc and self._proc.returncode is None else None
+
+    @property
+    def qmp(self) -> QMPClient:
+        """The QMP connection, for commands the machine does not wrap."""
+        if self._qmp is None:
+            raise MachineError("the machine is not running")
+        return self._qmp
+
+    async def run(
+        self, command: str | Sequence[str], *, timeout: float = 60.0, input: bytes = b""
+    ) -> CommandResult:
+        """Run ``command`` with ``/bin/sh -c`` in the guest and wait for it.
+
+        A sequence is quoted into one shell command.  On timeout the command's
+        whole session is killed and :class:`CommandTimeout` raised.  Several
+        ``run`` calls may be in flight at once.
+        """
+        if not isinstance(command, str):
+            command = shlex.join(command)
+        if self.failure is not None:
+            raise self.failure
+        if self._agent is None:
+            raise MachineError("the machine is not running")
+        return await self._agent.run(command, timeout=timeout, input=input)
+
+    async def wait_failure(self) -> MachineError:
+        """Wait until the machine fails (panic, QEMU death) and return why."""
+        await self._failed.wait()
+        assert self.failure is not None
+        return self.failure
+
+    # -- lifetime -------------------------------------------------------------
+
+    async def __aenter__(self) -> Machine:
+        try:
+            await self._start()
+        except BaseException:
+            await self._cleanup(graceful=False)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._cleanup(graceful=exc is None)
+
+    async def aclose(self) -> None:
+        """Stop the guest and remove everything it left on the host."""
+        await self._cleanup(graceful=True)
+
+    async def _start(self) -> None:
+        if self.image is None:
+            self.image = await asyncio.to_thread(build_image)
+        accel = self.accel or await choose_accel(QEMU, self.image.kernel)
+        self._tmp = Path(tempfile.mkdtemp(prefix="syscalls-async-"))
+        self._shm = self._create_shm()
+        console_log = self._console_log or self._tmp / "console.log"
+        self._console = Console(console_log, self._on_panic)
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+
+        console_conn = await self._listen("console.sock")
+        agent_conn = await self._listen("agent.sock")
+        self._qmp = QMPClient("syscalls-async")
+        await self._qmp.start_server(str(self._tmp / "qmp.sock"))
+
+        args = self._qemu_args(accel)
+        log.debug("starting %s", shlex.join(args))
+        self._proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a terminal's ^C reaches us, not QEMU directly
+        )
+        self._spawn(self._watch_process())
+        async with self._boot_deadline():
+            await self._unless_failed(self._qmp.accept())
+            self._spawn(self._watch_qmp_events())
+            reader, _ = await self._unless_failed(console_conn)
+            self._spawn(self._console.pump(reader))
+            agent_reader, agent_writer = await self._unless_failed(agent_conn)
+            self._agent = AgentChannel(agent_reader, agent_writer)
+            self._spawn(self._agent.serve())
+            self.kernel_release = await self._unless_failed(self._agent.ready)
+        log.info("guest ready (%s, %s)", self.kernel_release, accel)
+
+    async def _unless_failed(self, aw: Awaitable[T]) -> T:
+        """Await ``aw`` but raise the machine's failure as soon as there is one."""
+        work = asyncio.ensure_future(aw)
+        failed = asyncio.ensure_future(self._failed.wait())
+        try:
+            await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+            if not work.done():
+                work.cancel()
+        if self.failure is not None and not (work.done() and not work.cancelled()
+                                             and work.exception() is None):
+            raise self.failure
+        return work.result()
+
+    @contextlib.asynccontextmanager
+    async def _boot_deadline(self) -> Any:
+        try:
+            async with asyncio.timeout(self.boot_timeout):
+                yield
+        except TimeoutError:
+            if self.failure is not None:
+                raise self.failure from None
+            raise BootTimeout(
+                f"the guest was not ready within {self.boot_timeout:g} s", self._tail()
+            ) from None
+        except MachineError:
+            raise self.failure or MachineError("the guest failed during boot", self._tail())
+
+    def _qemu_args(self, accel: str) -> list[str]:
+        assert self.image is not None and self._tmp is not None and self._shm is not None
+        sock = self._tmp
+        cpu = ["-cpu", "host"] if accel == "kvm" else []
+        return [
+            QEMU, "-accel", accel, *cpu, "-machine", "pc",
+            "-m", str(self.memory_mib), "-smp", str(self.smp),
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-kernel", self.image.kernel, "-initrd", self.image.initramfs,
+            "-append", f"{KERNEL_ARGS} {self._kernel_args}".strip(),
+            "-chardev", f"socket,id=console,path={sock / 'console.sock'}",
+            "-serial", "chardev:console",
+            "-chardev", f"socket,id=agent,path={sock / 'agent.sock'}",
+            "-serial", "chardev:agent",
+            "-chardev", f"socket,id=qmp,path={sock / 'qmp.sock'}",
+            "-mon", "chardev=qmp,mode=control",
+            "-object",
+            f"memory-backend-file,id=portal,mem-path={self._shm},size={self.shm_size},share=on",
+            "-device", "ivshmem-plain,memdev=portal",
+            "-device", "pvpanic",
+        ]
+
+    def _create_shm(self) -> Path:
+        path = SHM_DIR / f"syscalls-async-{os.getpid()}-{secrets.token_hex(6)}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, self.shm_size)
+        finally:
+            os.close(fd)
+        return path
+
+    async def _listen(
+        self, name: str
+    ) -> asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        assert self._tmp is not None
+        conn: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+        conn = asyncio.get_running_loop().create_future()
+
+        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self._writers.append(writer)
+            if conn.done():
+                writer.close()  # only QEMU may connect, and only once
+            else:
+                conn.set_result((reader, writer))
+
+        server = await asyncio.start_unix_server(accepted, path=str(self._tmp / name), limit=1 << 20)
+        self._servers.append(server)
+        return conn
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        assert self._tasks is not None
+        task = self._tasks.create_task(self._guarded(coro))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _guarded(self, coro: Coroutine[Any, Any, None]) -> None:
+        # A background failure must reach callers as a MachineError, never
+        # cancel the task that owns the machine.
+        try:
+            await coro
+        except Exception as exc:
+            log.exception("machine background task failed")
+            self._fail(MachineError(f"internal error: {exc!r}", self._tail()))
+
+    # -- failure detection --------------------------------------------------
+
+    def _tail(self) -> str:
+        return self._console.tail() if self._console else ""
+
+    def _fail(self, exc: MachineError) -> None:
+        if self.failure is None and not self._stopping:
+            self.failure = exc
+            log.error("%s", str(exc).splitlines()[0])
+            self._failed.set()
+        if self._agent is not None and self.failure is not None:
+            self._agent.fail(self.failure)
+
+    def _on_panic(self, line: str) -> None:
+        self._fail(GuestPanic(f"guest kernel panic: {line.strip()}", self._tail()))
+
+    async def _watch_process(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        while chunk := await self._proc.stderr.read(4096):
+            self._stderr += chunk
+            del self._stderr[:-8192]
+        code = await self._proc.wait()
+        if self._console is not None and self._console._panicked:
+            return
+        err = self._stderr.decode(errors="replace").strip()
+        self._fail(MachineError(f"QEMU exited with status {code}: {err}", self._tail()))
+
+    async def _watch_qmp_events(self) -> None:
+        assert self._qmp is not None
+        async for event in self._qmp.events:
+            name = event["event"]
+            if name == "GUEST_PANICKED":
+                self._fail(GuestPanic("guest kernel panic (reported by pvpanic)", self._tail()))
+            elif name in ("SHUTDOWN", "RESET") and not self._stopping:
+                reason = event.get("data", {}).get("reason", "unknown")
+                if self._console is not None and self._console._panicked:
+                    continue
+                self._fail(MachineError(f"guest {name.lower()} ({reason})", self._tail()))
+
+    # -- teardown -----------------------------------------------------------
+
+    async def _cleanup(self, graceful: bool) -> None:
+        self._stopping = True
+        try:
+            await self._stop_qemu(graceful)
+        finally:
+            await self._release()
+
+    async def _stop_qemu(self, graceful: bool) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        if graceful and self._qmp is not None and self.failure is None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(3):
+                    await self._qmp.execute("quit")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await proc.wait()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    async def _release(self) -> None:
+        if self._agent is not None:
+            self._agent.fail(self.failure or MachineError("the machine was stopped"))
+        for writer in self._writers:
+            writer.close()
+        for server in self._servers:
+            server.close()
+        if self._qmp is not None:
+            with contextlib.suppress(Exception):
+                await self._qmp.disconnect()
+        if self._tasks is not None:
+            tasks, self._tasks = self._tasks, None
+            for task in list(self._background):
+                task.cancel()
+            await tasks.__aexit__(None, None, None)
+        if self._console is not None:
+            self._console.close()
+        if self._shm is not None:
+            self._shm.unlink(missing_ok=True)
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
