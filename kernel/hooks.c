@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The hook table: copied once from shared memory into a private snapshot,
+ * checked, put in force (ftrace on exactly the table entries some hook
+ * needs), then acknowledged to the host.
+ */
+#include <linux/kernel.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/rcupdate.h>
+#include <linux/uaccess.h>
+#include <linux/sched.h>
+#include <linux/ftrace.h>
+#include "sa.h"
+#include "arch.h"
+
+static struct sa_snapshot __rcu *sa_current;
+static DEFINE_MUTEX(sa_hooks_lock);
+
+static struct ftrace_ops sa_ops = {
+	.func = sa_arch_ftrace_cb,
+	.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_RECURSION |
+		 FTRACE_OPS_FL_IPMODIFY,
+};
+static bool sa_ops_registered;
+static unsigned long *sa_ips;       /* sorted, what is hooked now */
+static unsigned int sa_nips;
+
+struct sa_snapshot *sa_snap_get(void)
+{
+	struct sa_snapshot *snap;
+
+	rcu_read_lock();
+	snap = rcu_dereference(sa_current);
+	if (snap && !refcount_inc_not_zero(&snap->ref))
+		snap = NULL;
+	rcu_read_unlock();
+	return snap;
+}
+
+static void sa_snap_free(struct sa_snapshot *snap)
+{
+	kvfree(snap->nr_flags);
+	kvfree(snap);
+}
+
+void sa_snap_put(struct sa_snapshot *snap)
+{
+	/* Unpublished snapshots were retired after a grace period, so the
+	 * last reference can free at once. */
+	if (snap && refcount_dec_and_test(&snap->ref))
+		sa_snap_free(snap);
+}
+
+/* ---- filters ---- */
+
+static u64 sa_norm(u64 v, u8 cmp)
+{
+	if (!(cmp & SA_CMP_32))
+		return v;
+	return (cmp & SA_CMP_SIGNED) ? (u64)(s64)(s32)v : (u64)(u32)v;
+}
+
+static int sa_cmp(u64 a, u64 b, u8 cmp)
+{
+	if (cmp & SA_CMP_SIGNED)
+		return (s64)a < (s64)b ? -1 : (s64)a > (s64)b;
+	return a < b ? -1 : a > b;
+}
+
+static bool sa_value_match(const struct sa_filter *f, u64 raw)
+{
+	u64 v = sa_norm(raw, f->cmp), a = sa_norm(f->a, f->cmp), b = sa_norm(f->b, f->cmp);
+	/* success/error are about the sign whatever the declared type */
+	s64 sv = (f->cmp & SA_CMP_32) ? (s64)(s32)raw : (s64)raw;
+
+	switch (f->kind) {
+	case SA_F_NONE: return true;
+	case SA_F_EXACT: return v == a;
+	case SA_F_NOT_EQUAL: return v != a;
+	case SA_F_GREATER: return sa_cmp(v, a, f->cmp) > 0;
+	case SA_F_GREATER_EQUAL: return sa_cmp(v, a, f->cmp) >= 0;
+	case SA_F_LESS: return sa_cmp(v, a, f->cmp) < 0;
+	case SA_F_LESS_EQUAL: return sa_cmp(v, a, f->cmp) <= 0;
+	case SA_F_RANGE: return sa_cmp(v, a, f->cmp) >= 0 && sa_cmp(v, b, f->cmp) <= 0;
+	case SA_F_SUCCESS: return sv >= 0;
+	case SA_F_ERROR: return sv < 0;
+	case SA_F_BITMASK_SET: return (v & a) == a;
+	case SA_F_BITMASK_CLEAR: return (v & a) == 0;
+	}
+	return false;
+}
+
+static bool sa_is_str_kind(u8 kind)
+{
+	return kind >= SA_F_STR_EXACT && kind <= SA_F_STR_ENDSWITH;
+}
+
+/* A user string read at most once per argument per call. */
+struct sa_strcache {
+	char *buf[SA_MAX_ARGS];
+	long len[SA_MAX_ARGS];      /* < 0: could not read */
+};
+
+static bool sa_str_match(const struct sa_filter *f, struct sa_strcache *sc,
+			 unsigned int i, u64 ptr)
+{
+	const char *s;
+	size_t n, fl = f->str_len;
+
+	if (!sc->buf[i]) {
+		sc->buf[i] = kmalloc(SA_FILTER_STR_READ + 1, GFP_KERNEL);
+		if (!sc->buf[i])
+			return false;
+		sc->len[i] = strncpy_from_user(sc->buf[i], (const char __user *)ptr,
+					       SA_FILTER_STR_READ);
+		if (sc->len[i] < 0)
+			sa_count(filter_faults);
+	}
+	if (sc->len[i] < 0)
+		return false;
+	s = sc->buf[i];
+	n = sc->len[i];
+	switch (f->kind) {
+	case SA_F_STR_EXACT:
+		return n == fl && !memcmp(s, f->str, fl);
+	case SA_F_STR_STARTSWITH:
+		return n >= fl && !memcmp(s, f->str, fl);
+	case SA_F_STR_ENDSWITH:
+		return n >= fl && !memcmp(s + n - fl, f->str, fl);
+	case SA_F_STR_CONTAINS:
+		return fl == 0 || (n >= fl && strnstr(s, f->str, n));
+	}
+	return false;
+}
+
+static bool sa_hook_match(const struct sa_hook *h, const struct sa_call *call,
+			  u32 phase, struct sa_strcache *sc)
+{
+	unsigned int i;
+
+	if (h->nr == SA_NR_UNKNOWN ? sa_meta_known(call->nr)
+				    : (h->nr != SA_NR_ALL && h->nr != call->nr))
+		return false;
+	if (!(h->flags & (phase == SA_PHASE_ENTER ? SA_HOOK_ENTER : SA_HOOK_RETURN)))
+		return false;
+	if ((h->flags & SA_HOOK_PID) && h->pid != current->tgid)
+		return false;
+	if ((h->flags & SA_HOOK_COMM) && strncmp(h->comm, current->comm, SA_COMM_LEN))
+		return false;
+	for (i = 0; i < SA_MAX_ARGS; i++) {
+		const struct sa_filter *f = &h->args[i];
+
+		if (f->kind == SA_F_NONE)
+			continue;
+		if (sa_is_str_kind(f->kind) ? !sa_str_match(f, sc, i, call->args[i])
+					    : !sa_value_match(f, call->args[i]))
+			return false;
+	}
+	if (phase == SA_PHASE_RETURN && h->ret.kind != SA_F_NONE &&
+	    (sa_is_str_kind(h->ret.kind) || !sa_value_match(&h->ret, call->ret)))
+		return false;
+	return true;
+}
+
+bool sa_hooks_match(struct sa_snapshot *snap, const struct sa_call *call,
+		    u32 phase, u64 *matched)
+{
+	struct sa_strcache sc = {};
+	bool any = false;
+	unsigned int i;
+
+	memset(matched, 0, SA_MATCH_WORDS * sizeof(u64));
+	for (i = 0; i < snap->count; i++) {
+		const struct sa_hook *h = &snap->hooks[i];
+
+		if ((h->flags & SA_HOOK_ENABLED) && sa_hook_match(h, call, phase, &sc)) {
+			matched[i / 64] |= BIT_ULL(i % 64);
+			any = true;
+		}
+	}
+	for (i = 0; i < SA_MAX_ARGS; i++)
+		kfree(sc.buf[i]);
+	return any;
+}
+
+/* ---- the table ---- */
+
+static bool sa_filter_valid(const struct sa_filter *f)
+{
+	return f->kind <= SA_F_MAX && f->str_len <= SA_FILTER_STR_MAX &&
+	       !(f->cmp & ~(SA_CMP_SIGNED | SA_CMP_32));
+}
+
+static bool sa_hook_valid(struct sa_hook *h, unsigned int nsys)
+{
+	unsigned int i;
+
+	if (h->nr != SA_NR_ALL && h->nr != SA_NR_UNKNOWN &&
+	    (h->nr < 0 || h->nr >= nsys))
+		return false;
+	h->comm[SA_COMM_LEN - 1] = '\0';
+	for (i = 0; i < SA_MAX_ARGS; i++) {
+		if (!sa_filter_valid(&h->args[i]))
+			return false;
+		/* strnstr needs a terminated needle */
+		if (h->args[i].str_len < SA_FILTER_STR_MAX)
+			h->args[i].str[h->args[i].str_len] = '\0';
+		else
+			return false;
+	}
+	return sa_filter_valid(&h->ret);
+}
+
+static struct sa_snapshot *sa_snap_build(u32 gen, int *err)
+{
+	unsigned int nsys = sa_arch_nr_syscalls();
+	u32 count = READ_ONCE(sa_host()->hook_count);
+	struct sa_snapshot *snap;
+	unsigned int i, nr;
+
+	*err = -EINVAL;
+	if (count > SA_MAX_HOOKS)
+		return NULL;
+	*err = -ENOMEM;
+	snap = kvzalloc(struct_size(snap, hooks, count), GFP_KERNEL);
+	if (!snap)
+		return NULL;
+	snap->nr_flags = kvzalloc(nsys, GFP_KERNEL);
+	if (!snap->nr_flags) {
+		kvfree(snap);
+		return NULL;
+	}
+	refcount_set(&snap->ref, 1);
+	snap->gen = gen;
+	snap->count = count;
+	memcpy(snap->hooks, sa_shm + SA_HOOKS_OFF, count * sizeof(struct sa_hook));
+
+	*err = -EINVAL;
+	for (i = 0; i < count; i++) {
+		struct sa_hook *h = &snap->hooks[i];
+		u8 want = h->flags & (SA_HOOK_ENTER | SA_HOOK_RETURN);
+
+		if (!sa_hook_valid(h, nsys))
+			goto bad;
+		if (!(h->flags & SA_HOOK_ENABLED) || !want)
+			continue;
+		for (nr = 0; nr < nsys; nr++)
+			if (h->nr == nr || h->nr == SA_NR_ALL ||
+			    (h->nr == SA_NR_UNKNOWN && !sa_meta_known(nr)))
+				snap->nr_flags[nr] |= want;
+	}
+	*err = 0;
+	return snap;
+bad:
+	sa_snap_free(snap);
+	return NULL;
+}
+
+static int sa_cmp_ulong(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The distinct table entries the snapshot needs, sorted. */
+static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *n)
+{
+	unsigned int nsys = sa_arch_nr_syscalls(), nr, k = 0, j;
+	unsigned long *ips = kvmalloc_array(nsys, sizeof(*ips), GFP_KERNEL);
+
+	if (!ips)
+		return NULL;
+	for (nr = 0; nr < nsys; nr++)
+		if (snap->nr_flags[nr] && sa_arch_table_entry(nr))
+			ips[k++] = sa_arch_table_entry(nr);
+	sort(ips, k, sizeof(*ips), sa_cmp_ulong, NULL);
+	for (j = 0, nr = 0; nr < k; nr++)
+		if (!j || ips[j - 1] != ips[nr])
+			ips[j++] = ips[nr];
+	*n = j;
+	return ips;
+}
+
+/* Elements of a not in b (both sorted) into out; returns how many. */
+static unsigned int sa_minus(const unsigned long *a, unsigned int na,
+			     const unsigned long *b, unsigned int nb, unsigned long *out)
+{
+	unsigned int i = 0, j = 0, k = 0;
+
+	for (; i < na; i++) {
+		while (j < nb && b[j] < a[i])
+			j++;
+		if (j >= nb || b[j] != a[i])
+			out[k++] = a[i];
+	}
+	return k;
+}
+
+static int sa_ftrace_set(unsigned long *ips, unsigned int n)
+{
+	unsigned long *tmp;
+	unsigned int k;
+	int err = 0;
+
+	if (!n) {
+		if (sa_ops_registered) {
+			err = unregister_ftrace_function(&sa_ops);
+			if (err)
+				return err;
+			sa_ops_registered = false;
+		}
+		/* The stale filter stays until the next reset: freeing it
+		 * here would leave the ops pointing at freed hashes. */
+		goto done;
+	}
+	if (!sa_ops_registered) {
+		err = ftrace_set_filter_ips(&sa_ops, ips, n, 0, 1);
+		if (!err)
+			err = register_ftrace_function(&sa_ops);
+		if (err)
+			return err;
+		sa_ops_registered = true;
+		goto done;
+	}
+	tmp = kvmalloc_array(max(n, sa_nips), sizeof(*tmp), GFP_KERNEL);
+	if (!tmp)
+		return -ENOMEM;
+	/* Add before removing: an ops with an empty filter would trace all. */
+	k = sa_minus(ips, n, sa_ips, sa_nips, tmp);
+	if (k)
+		err = ftrace_set_filter_ips(&sa_ops, tmp, k, 0, 0);
+	k = sa_minus(sa_ips, sa_nips, ips, n, tmp);
+	if (!err && k)
+		err = ftrace_set_filter_ips(&sa_ops, tmp, k, 1, 0);
+	kvfree(tmp);
+	if (err)
+		return err;
+done:
+	kvfree(sa_ips);
+	sa_ips = ips;
+	sa_nips = n;
+	return 0;
+}
+
+static void sa_publish(struct sa_snapshot *snap)
+{
+	struct sa_snapshot *old;
+
+	old = rcu_replace_pointer(sa_current, snap, lockdep_is_held(&sa_hooks_lock));
+	synchronize_rcu();
+	sa_snap_put(old);
+}
+
+void sa_hooks_apply(u32 gen)
+{
+	struct sa_guest_header *g = sa_guest();
+	struct sa_snapshot *snap;
+	unsigned long *ips = NULL;
+	unsigned int n = 0;
+	int err;
+
+	mutex_lock(&sa_hooks_lock);
+	snap = sa_snap_build(gen, &err);
+	if (snap) {
+		ips = sa_snap_ips(snap, &n);
+		err = ips ? 0 : -ENOMEM;
+	}
+	if (!err) {
+		/* In force for the wrapper first, then the entries hooked. */
+		sa_publish(snap);
+		err = sa_ftrace_set(ips, n);
+		if (err)
+			kvfree(ips);
+	} else {
+		if (snap)
+			sa_snap_free(snap);
+		sa_count(table_rejects);
+	}
+	if (!err)
+		sa_count(table_updates);
+	else
+		pr_warn("syscalls_async: hook table %u refused: %d\n", gen, err);
+	WRITE_ONCE(g->hooks_status, err);
+	WRITE_ONCE(g->hooked_entries, sa_nips);
+	smp_wmb();
+	WRITE_ONCE(g->hooks_ack, gen);
+	mutex_unlock(&sa_hooks_lock);
+}
+
+int sa_hooks_init(void)
+{
+	return 0;
+}
+
+void sa_hooks_exit(void)
+{
+	mutex_lock(&sa_hooks_lock);
+	if (sa_ops_registered) {
+		unregister_ftrace_function(&sa_ops);
+		sa_ops_registered = false;
+	}
+	ftrace_free_filter(&sa_ops);
+	kvfree(sa_ips);
+	sa_ips = NULL;
+	sa_nips = 0;
+	sa_publish(NULL);
+	mutex_unlock(&sa_hooks_lock);
+}
