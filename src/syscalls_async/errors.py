@@ -54,3 +54,28 @@ class CommandTimeout(SyscallsAsyncError):
 
 class CommandFailed(SyscallsAsyncError):
     """The guest agent could not start a command at all."""
+
+
+class PortalError(SyscallsAsyncError):
+    """The portal (the shared-memory link to the guest module) failed."""
+
+
+class PortalVersionError(PortalError):
+    """The guest module speaks another portal ABI (magic, version or layout)."""
+
+
+class PortalProtocolError(PortalError):
+    """The guest wrote something invalid; it was refused and counted."""
+
+
+class TrapGone(PortalError):
+    """The trapped guest task no longer waits (deadline, fatal signal, unload)."""
+
+
+class GuestMemoryError(PortalError):
+    """Reading or writing guest memory failed at ``addr`` (``errno`` from the guest)."""
+
+    def __init__(self, addr: int, errno: int, what: str = "access") -> None:
+        self.addr = addr
+        self.errno = errno
+        super().__init__(f"guest memory {what} failed at {addr:#x} (errno {errno})")

@@ -1,0 +1,1 @@
+"""Benchmarks: ``nox -s bench`` or ``python -m benchmarks [NAME...]``."""

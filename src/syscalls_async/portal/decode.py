@@ -1,0 +1,218 @@
+"""Decoding guest-written bytes.  Everything here takes a private ``bytes``
+copy and either returns validated data or raises :class:`PortalProtocolError`;
+no input makes it raise anything else (fuzzed in the unit tests).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from ..errors import PortalProtocolError, PortalVersionError
+from .abi import C, ffi
+from .types import (
+    FdInfo,
+    GuestCounters,
+    Mapping,
+    Phase,
+    ProcEntry,
+    ProcInfo,
+    SyscallEvent,
+    SyscallMeta,
+)
+
+_PHASES = {int(p) for p in Phase}
+
+
+def text(raw: Any, limit: int | None = None) -> str:
+    """A NUL-terminated C char array (cffi cdata or bytes) as ``str``."""
+    data = bytes(ffi.buffer(raw)) if isinstance(raw, ffi.CData) else bytes(raw)
+    if limit is not None:
+        data = data[:limit]
+    return data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _cast(ctype: str, data: bytes) -> Any:
+    if len(data) < ffi.sizeof(ctype):
+        raise PortalProtocolError(f"{ctype}: {len(data)} bytes, need {ffi.sizeof(ctype)}")
+    return ffi.from_buffer(ctype + " *", data)
+
+
+def _bits(words: Any, nbits: int) -> tuple[int, ...]:
+    out = []
+    for w in range(C.SA_MATCH_WORDS):
+        value = int(words[w])
+        while value:
+            low = value & -value
+            bit = w * 64 + low.bit_length() - 1
+            if bit >= nbits:
+                raise PortalProtocolError(f"matched hook index {bit} >= {nbits} hooks")
+            out.append(bit)
+            value ^= low
+    return tuple(out)
+
+
+def check_header(data: bytes) -> Any:
+    """Validate the guest header copy; returns the cdata view of it."""
+    g = _cast("struct sa_guest_header", data)
+    if g.magic != C.SA_MAGIC:
+        raise PortalVersionError(f"no portal here (magic {int(g.magic):#x})")
+    if g.version != C.SA_VERSION:
+        raise PortalVersionError(
+            f"guest module speaks portal ABI version {g.version}, this host {C.SA_VERSION}"
+        )
+    if g.slot_count != C.SA_SLOT_COUNT or g.slot_size != C.SA_SLOT_SIZE:
+        raise PortalVersionError("guest slot layout differs from portal_abi.h")
+    if g.max_hooks != C.SA_MAX_HOOKS or g.nr_syscalls > C.SA_MAX_SYSCALLS:
+        raise PortalVersionError("guest hook table or metadata layout differs")
+    return g
+
+
+def counters(data: bytes) -> GuestCounters:
+    g = _cast("struct sa_guest_header", data)
+    c = g.counters
+    return GuestCounters(**{f: int(getattr(c, f)) for f in GuestCounters.__struct_fields__})
+
+
+def event(data: bytes, slot: int, seq: int, nr_syscalls: int, nhooks: int) -> SyscallEvent:
+    """An SA_MSG_EVENT slot copy (the guest part) as a :class:`SyscallEvent`."""
+    g = _cast("struct sa_slot_guest", data)
+    if g.msg != C.SA_MSG_EVENT:
+        raise PortalProtocolError(f"slot {slot}: message {g.msg} is not an event")
+    if g.phase not in _PHASES:
+        raise PortalProtocolError(f"slot {slot}: bad phase {g.phase}")
+    if not 0 <= g.nr < nr_syscalls:
+        raise PortalProtocolError(f"slot {slot}: syscall number {g.nr} out of range")
+    if g.nregs > C.SA_MAX_REGS:
+        raise PortalProtocolError(f"slot {slot}: {g.nregs} registers")
+    return SyscallEvent(
+        slot=slot,
+        epoch=int(g.epoch),
+        seq=seq,
+        phase=Phase(g.phase),
+        nr=int(g.nr),
+        pid=int(g.pid),
+        tgid=int(g.tgid),
+        comm=text(g.comm),
+        args=tuple(int(a) for a in g.args),
+        retval=int(g.retval),
+        pc=int(g.pc),
+        sp=int(g.sp),
+        matched=_bits(g.matched, nhooks),
+        regs=tuple(int(g.regs[i]) for i in range(g.nregs)),
+    )
+
+
+def meta_table(data: bytes, count: int) -> list[SyscallMeta]:
+    """``count`` consecutive ``struct sa_meta`` entries."""
+    if not 0 <= count <= C.SA_MAX_SYSCALLS or len(data) < count * C.SA_META_SIZE:
+        raise PortalProtocolError(f"metadata: bad count {count}")
+    out = []
+    for nr in range(count):
+        m = _cast("struct sa_meta", data[nr * C.SA_META_SIZE : (nr + 1) * C.SA_META_SIZE])
+        known = bool(m.flags & C.SA_META_KNOWN)
+        nargs = int(m.nargs)
+        if m.nr != nr or nargs > C.SA_MAX_ARGS:
+            raise PortalProtocolError(f"metadata entry {nr}: nr {m.nr}, nargs {nargs}")
+        if not known:
+            out.append(SyscallMeta(nr, f"sys_unknown_{nr}", 0, (), (), False))
+            continue
+        out.append(
+            SyscallMeta(
+                nr=nr,
+                name=text(m.name),
+                nargs=nargs,
+                types=tuple(text(m.types[i]) for i in range(nargs)),
+                names=tuple(text(m.names[i]) for i in range(nargs)),
+                known=True,
+                truncated=bool(m.flags & C.SA_META_TRUNCATED),
+            )
+        )
+    return out
+
+
+def _entries(data: bytes, count: int, ctype: str) -> list[Any]:
+    size = ffi.sizeof(ctype)
+    if count < 0 or count * size > len(data):
+        raise PortalProtocolError(f"{count} x {ctype} do not fit in {len(data)} bytes")
+    return [_cast(ctype, data[i * size : (i + 1) * size]) for i in range(count)]
+
+
+def _path(raw: Any, length: int) -> str:
+    if length > len(raw):
+        raise PortalProtocolError(f"path length {length} > {len(raw)}")
+    return text(raw, length)
+
+
+def maps(data: bytes, count: int) -> list[Mapping]:
+    out = []
+    for e in _entries(data, count, "struct sa_map_entry"):
+        if e.start > e.end:
+            raise PortalProtocolError(f"mapping {int(e.start):#x} > {int(e.end):#x}")
+        out.append(
+            Mapping(
+                start=int(e.start),
+                end=int(e.end),
+                offset=int(e.offset),
+                inode=int(e.inode),
+                read=bool(e.flags & C.SA_MAP_READ),
+                write=bool(e.flags & C.SA_MAP_WRITE),
+                execute=bool(e.flags & C.SA_MAP_EXEC),
+                shared=bool(e.flags & C.SA_MAP_SHARED),
+                path=_path(e.path, int(e.path_len)),
+                path_truncated=bool(e.flags & C.SA_MAP_PATH_TRUNCATED),
+            )
+        )
+    return out
+
+
+def fds(data: bytes, count: int) -> list[FdInfo]:
+    return [
+        FdInfo(fd=int(e.fd), path=_path(e.path, int(e.path_len)))
+        for e in _entries(data, count, "struct sa_fd_entry")
+    ]
+
+
+def procs(data: bytes, count: int) -> list[ProcEntry]:
+    return [
+        ProcEntry(pid=int(e.pid), ppid=int(e.ppid), uid=int(e.uid), comm=text(e.comm))
+        for e in _entries(data, count, "struct sa_task_entry")
+    ]
+
+
+def strings(data: bytes, count: int) -> list[str]:
+    """``count`` NUL-terminated strings packed back to back."""
+    parts = data.split(b"\0")
+    if count < 0 or len(parts) < count + 1 or (count and parts[count:] != [b""]):
+        raise PortalProtocolError(f"{count} strings expected in {len(data)} bytes")
+    return [p.decode("utf-8", "surrogateescape") for p in parts[:count]]
+
+
+def proc_info(data: bytes) -> ProcInfo:
+    p = _cast("struct sa_proc_info", data)
+    base = C.SA_PROC_INFO_SIZE
+    lens = (int(p.exe_len), int(p.cwd_len), int(p.argv_len))
+    if base + sum(lens) > len(data):
+        raise PortalProtocolError(f"process info lengths {lens} exceed {len(data)} bytes")
+    exe = data[base : base + lens[0]]
+    cwd = data[base + lens[0] : base + lens[0] + lens[1]]
+    argv = data[base + lens[0] + lens[1] : base + sum(lens)]
+    args = argv.rstrip(b"\0").split(b"\0") if argv else []
+    return ProcInfo(
+        pid=int(p.pid),
+        tgid=int(p.tgid),
+        ppid=int(p.ppid),
+        uid=int(p.uid),
+        comm=text(p.comm),
+        exe=exe.decode("utf-8", "surrogateescape"),
+        cwd=cwd.decode("utf-8", "surrogateescape"),
+        argv=tuple(a.decode("utf-8", "surrogateescape") for a in args),
+        truncated=bool(p.flags & C.SA_RF_TRUNCATED),
+    )
+
+
+_U32 = struct.Struct("<I")
+
+
+def u32_at(buf: Any, off: int) -> int:
+    return int(_U32.unpack_from(buf, off)[0])

@@ -1,0 +1,126 @@
+"""Hook table entries as the host writes them for the guest's prefilters."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+import msgspec
+
+from .abi import C, ffi
+
+#: ``HookSpec.nr`` values that are not syscall numbers.
+NR_ALL: int = C.SA_NR_ALL
+NR_UNKNOWN: int = C.SA_NR_UNKNOWN
+
+
+class FilterKind(enum.IntEnum):
+    EXACT = C.SA_F_EXACT
+    NOT_EQUAL = C.SA_F_NOT_EQUAL
+    GREATER = C.SA_F_GREATER
+    GREATER_EQUAL = C.SA_F_GREATER_EQUAL
+    LESS = C.SA_F_LESS
+    LESS_EQUAL = C.SA_F_LESS_EQUAL
+    RANGE = C.SA_F_RANGE
+    SUCCESS = C.SA_F_SUCCESS
+    ERROR = C.SA_F_ERROR
+    BITMASK_SET = C.SA_F_BITMASK_SET
+    BITMASK_CLEAR = C.SA_F_BITMASK_CLEAR
+    STR_EXACT = C.SA_F_STR_EXACT
+    STR_CONTAINS = C.SA_F_STR_CONTAINS
+    STR_STARTSWITH = C.SA_F_STR_STARTSWITH
+    STR_ENDSWITH = C.SA_F_STR_ENDSWITH
+
+    @property
+    def is_string(self) -> bool:
+        return self >= FilterKind.STR_EXACT
+
+
+class GuestFilter(msgspec.Struct, frozen=True):
+    """One value filter as the guest evaluates it.
+
+    ``width`` (32 or 64) and ``signed`` say how the register is compared: an
+    ``int`` argument is 32-bit signed whatever its upper register bits hold;
+    pointers and sizes are unsigned 64-bit; return values signed 64-bit.
+    String kinds compare ``text`` with the NUL-terminated string the argument
+    points to (at most ``SA_FILTER_STR_READ`` bytes of it are read).
+    """
+
+    kind: FilterKind
+    a: int = 0
+    b: int = 0
+    text: bytes = b""
+    width: int = 64
+    signed: bool = False
+
+
+class HookSpec(msgspec.Struct, frozen=True):
+    """One hook table entry.  ``nr`` is a syscall number, NR_ALL or NR_UNKNOWN.
+
+    ``pid`` filters on the process id (tgid); ``comm`` is exact, at most 15
+    bytes.  ``args[i]`` filters argument ``i`` (``None``: any).
+    """
+
+    id: int
+    nr: int
+    enter: bool = True
+    ret: bool = False
+    enabled: bool = True
+    comm: str | None = None
+    pid: int | None = None
+    args: tuple[GuestFilter | None, ...] = ()
+    retval: GuestFilter | None = None
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _encode_filter(dst: object, f: GuestFilter | None) -> None:
+    if f is None:
+        return
+    if f.width not in (32, 64):
+        raise ValueError(f"filter width must be 32 or 64, not {f.width}")
+    if len(f.text) >= C.SA_FILTER_STR_MAX:
+        raise ValueError(f"filter string longer than {C.SA_FILTER_STR_MAX - 1} bytes")
+    dst.kind = int(f.kind)  # type: ignore[attr-defined]
+    dst.cmp = (C.SA_CMP_SIGNED if f.signed else 0) | (  # type: ignore[attr-defined]
+        C.SA_CMP_32 if f.width == 32 else 0
+    )
+    dst.a = f.a & _MASK64  # type: ignore[attr-defined]
+    dst.b = f.b & _MASK64  # type: ignore[attr-defined]
+    dst.str_len = len(f.text)  # type: ignore[attr-defined]
+    ffi.memmove(dst.str, f.text, len(f.text))  # type: ignore[attr-defined]
+
+
+def encode_hooks(hooks: Sequence[HookSpec]) -> bytes:
+    """The hook table bytes for ``hooks`` (index in the sequence = table index)."""
+    if len(hooks) > C.SA_MAX_HOOKS:
+        raise ValueError(f"at most {C.SA_MAX_HOOKS} hooks, not {len(hooks)}")
+    table = ffi.new("struct sa_hook[]", max(len(hooks), 1))
+    for h, spec in zip(table, hooks, strict=False):
+        if spec.nr < C.SA_NR_UNKNOWN:
+            raise ValueError(f"bad syscall number {spec.nr}")
+        if len(spec.args) > C.SA_MAX_ARGS:
+            raise ValueError(f"at most {C.SA_MAX_ARGS} argument filters")
+        h.id = spec.id & 0xFFFFFFFF
+        h.nr = spec.nr
+        h.flags = (
+            (C.SA_HOOK_ENABLED if spec.enabled else 0)
+            | (C.SA_HOOK_ENTER if spec.enter else 0)
+            | (C.SA_HOOK_RETURN if spec.ret else 0)
+        )
+        if spec.pid is not None:
+            h.flags |= C.SA_HOOK_PID
+            h.pid = spec.pid
+        if spec.comm is not None:
+            comm = spec.comm.encode()
+            if len(comm) >= C.SA_COMM_LEN:
+                raise ValueError(f"comm filter longer than {C.SA_COMM_LEN - 1} bytes: {comm!r}")
+            h.flags |= C.SA_HOOK_COMM
+            ffi.memmove(h.comm, comm, len(comm))
+        for i, f in enumerate(spec.args):
+            _encode_filter(h.args[i], f)
+        if spec.retval is not None and spec.retval.kind.is_string:
+            raise ValueError("return values have no string filters")
+        _encode_filter(h.ret, spec.retval)
+    return bytes(ffi.buffer(table))[: len(hooks) * C.SA_HOOK_SIZE]

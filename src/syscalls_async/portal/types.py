@@ -1,0 +1,132 @@
+"""Decoded portal data: what crosses from the guest to the host's upper layers."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class Phase(enum.IntEnum):
+    """Where in the syscall the task was trapped."""
+
+    ENTER = 1
+    RETURN = 2
+
+
+class SyscallMeta(msgspec.Struct, frozen=True):
+    """One syscall's prototype from the guest kernel's ftrace metadata."""
+
+    nr: int
+    name: str
+    nargs: int
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+    known: bool
+    truncated: bool = False
+
+
+class SyscallEvent(msgspec.Struct, frozen=True):
+    """A trapped syscall, copied out of its slot once and validated.
+
+    ``matched`` holds hook *table indices* (positions in the list last given
+    to :meth:`Portal.set_hooks`) whose guest-side filters matched.
+    """
+
+    slot: int
+    epoch: int
+    seq: int
+    phase: Phase
+    nr: int
+    pid: int
+    tgid: int
+    comm: str
+    args: tuple[int, ...]
+    retval: int
+    pc: int
+    sp: int
+    matched: tuple[int, ...]
+    regs: tuple[int, ...]
+
+
+class ProcInfo(msgspec.Struct, frozen=True):
+    """The trapped task's process."""
+
+    pid: int
+    tgid: int
+    ppid: int
+    uid: int
+    comm: str
+    exe: str
+    cwd: str
+    argv: tuple[str, ...]
+    truncated: bool = False
+
+
+class Mapping(msgspec.Struct, frozen=True):
+    """One memory mapping of the trapped task's process (like /proc/PID/maps)."""
+
+    start: int
+    end: int
+    offset: int
+    inode: int
+    read: bool
+    write: bool
+    execute: bool
+    shared: bool
+    path: str
+    path_truncated: bool = False
+
+    @property
+    def perms(self) -> str:
+        return "".join(
+            (
+                "r" if self.read else "-",
+                "w" if self.write else "-",
+                "x" if self.execute else "-",
+                "s" if self.shared else "p",
+            )
+        )
+
+
+class FdInfo(msgspec.Struct, frozen=True):
+    """An open file descriptor of the trapped task."""
+
+    fd: int
+    path: str
+
+
+class ProcEntry(msgspec.Struct, frozen=True):
+    """One process of the guest's process list."""
+
+    pid: int
+    ppid: int
+    uid: int
+    comm: str
+
+
+class GuestCounters(msgspec.Struct, frozen=True):
+    """The module's counters from the portal header."""
+
+    events: int
+    verdicts: int
+    requests: int
+    deadline_expired: int
+    fatal_signal: int
+    no_slot: int
+    bad_host_msg: int
+    host_dead_skips: int
+    table_updates: int
+    table_rejects: int
+    restarts_hidden: int
+    filter_faults: int
+
+
+class HostCounters(msgspec.Struct):
+    """What the host refused or survived."""
+
+    events: int = 0
+    refused: int = 0
+    abandoned: int = 0
+    handler_errors: int = 0
+    stale_responses: int = 0

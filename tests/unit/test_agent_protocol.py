@@ -1,0 +1,129 @@
+"""Host side of the command channel, against an in-process stream pair.
+
+These check framing and bookkeeping only; the real agent is exercised by
+tests/integration/test_commands.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+
+from syscalls_async import CommandFailed, CommandTimeout, MachineError
+from syscalls_async.machine.agent import HEADER, AgentChannel, Frame, wait_status_to_exit
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(0, 0), (1 << 8, 1), (255 << 8, 255), (9, 137), (15, 143)]
+)
+def test_wait_status_is_decoded_like_a_shell(status: int, expected: int) -> None:
+    assert wait_status_to_exit(status) == expected
+
+
+class _Sink:
+    """Collects what the channel writes, standing in for the serial line."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closing = False
+
+    def write(self, b: bytes) -> None:
+        self.data += b
+
+    async def drain(self) -> None:
+        await asyncio.sleep(0)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def frames(self) -> list[tuple[int, int, bytes]]:
+        out, buf = [], bytes(self.data)
+        while buf:
+            kind, ident, n = HEADER.unpack_from(buf)
+            out.append((kind, ident, buf[HEADER.size : HEADER.size + n]))
+            buf = buf[HEADER.size + n :]
+        return out
+
+
+def _frame(kind: Frame, ident: int, payload: bytes = b"") -> bytes:
+    return HEADER.pack(kind, ident, len(payload)) + payload
+
+
+async def _channel() -> tuple[AgentChannel, asyncio.StreamReader, _Sink, asyncio.Task[None]]:
+    reader = asyncio.StreamReader()
+    sink = _Sink()
+    chan = AgentChannel(reader, sink)  # type: ignore[arg-type]
+    task = asyncio.create_task(chan.serve())
+    return chan, reader, sink, task
+
+
+async def test_output_and_exit_are_routed_by_id() -> None:
+    chan, reader, sink, task = await _channel()
+    reader.feed_data(_frame(Frame.READY, 0, b"6.1.0"))
+    assert await chan.ready == "6.1.0"
+    run = asyncio.create_task(chan.run("echo hi", timeout=5, input=b"in"))
+    await asyncio.sleep(0.01)
+    [(kind, ident, payload)] = sink.frames()
+    assert kind == Frame.RUN and payload == struct.pack("<I", 2) + b"in" + b"echo hi"
+    reader.feed_data(_frame(Frame.STDOUT, 999, b"not ours"))
+    reader.feed_data(_frame(Frame.STDOUT, ident, b"hi\n"))
+    reader.feed_data(_frame(Frame.STDERR, ident, b"warn"))
+    reader.feed_data(_frame(Frame.EXIT, ident, struct.pack("<i", 7 << 8)))
+    result = await run
+    assert (result.exit_status, result.stdout, result.stderr) == (7, b"hi\n", b"warn")
+    task.cancel()
+
+
+async def test_timeout_sends_kill_and_raises_with_partial_output() -> None:
+    chan, reader, sink, task = await _channel()
+    run = asyncio.create_task(chan.run("sleep 9", timeout=0.2))
+    await asyncio.sleep(0.01)
+    ident = sink.frames()[0][1]
+    reader.feed_data(_frame(Frame.STDOUT, ident, b"partial"))
+    with pytest.raises(CommandTimeout) as info:
+        await run
+    assert info.value.stdout == b"partial"
+    assert sink.frames()[-1][:2] == (Frame.KILL, ident)
+    task.cancel()
+
+
+async def test_failed_start_is_raised() -> None:
+    chan, reader, sink, task = await _channel()
+    run = asyncio.create_task(chan.run("x", timeout=5))
+    await asyncio.sleep(0.01)
+    reader.feed_data(_frame(Frame.FAILED, sink.frames()[0][1], b"too many commands"))
+    with pytest.raises(CommandFailed, match="too many commands"):
+        await run
+    task.cancel()
+
+
+async def test_oversized_frame_or_eof_fails_every_waiter() -> None:
+    chan, reader, sink, task = await _channel()
+    run = asyncio.create_task(chan.run("x", timeout=5))
+    await asyncio.sleep(0.01)
+    reader.feed_data(HEADER.pack(Frame.STDOUT, 1, 1 << 30))
+    with pytest.raises(MachineError, match="frame"):
+        await run
+    await task
+    with pytest.raises(MachineError):
+        await chan.run("y", timeout=5)
+
+
+async def test_channel_closing_fails_waiters() -> None:
+    chan, reader, sink, task = await _channel()
+    run = asyncio.create_task(chan.run("x", timeout=5))
+    await asyncio.sleep(0.01)
+    reader.feed_eof()
+    with pytest.raises(MachineError, match="closed"):
+        await run
+    await task
+
+
+async def test_oversized_input_is_refused_before_sending() -> None:
+    chan, reader, sink, task = await _channel()
+    with pytest.raises(ValueError, match="at most"):
+        await chan.run("cat", timeout=5, input=b"x" * 70000)
+    assert sink.data == b""
+    task.cancel()
