@@ -1,0 +1,44 @@
+"""The portal: the host end of the shared-memory link to the guest module.
+
+Generic layer (slots, requests, futures, hook table, metadata); the syscall
+API sits on top of it.  Imports only :mod:`syscalls_async.machine` (for the
+header's location) and :mod:`syscalls_async.errors`.
+"""
+
+from __future__ import annotations
+
+from .hooks import NR_ALL, NR_UNKNOWN, FilterKind, GuestFilter, HookSpec
+from .portal import Handler, PollPolicy, Portal
+from .trap import Trap
+from .types import (
+    FdInfo,
+    GuestCounters,
+    HostCounters,
+    Mapping,
+    Phase,
+    ProcEntry,
+    ProcInfo,
+    SyscallEvent,
+    SyscallMeta,
+)
+
+__all__ = [
+    "Portal",
+    "Trap",
+    "HookSpec",
+    "GuestFilter",
+    "FilterKind",
+    "NR_ALL",
+    "NR_UNKNOWN",
+    "SyscallEvent",
+    "SyscallMeta",
+    "Phase",
+    "ProcInfo",
+    "Mapping",
+    "FdInfo",
+    "ProcEntry",
+    "GuestCounters",
+    "HostCounters",
+    "PollPolicy",
+    "Handler",
+]

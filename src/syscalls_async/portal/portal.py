@@ -1,0 +1,440 @@
+"""The host end of the portal: attach to the shared region, poll it, answer.
+
+Example::
+
+    async def handler(trap: Trap) -> None:
+        if trap.event.args[1] == 0xabcd:
+            trap.skip(43)
+
+    async with Portal(machine.shm_path, handler) as portal:
+        await portal.set_hooks([HookSpec(id=1, nr=portal.nr("ioctl"))])
+        ...
+
+Semantics:
+
+- ``await portal.set_hooks(...)`` returns once the guest acknowledged that
+  table generation: every matching syscall started after that is trapped.
+- Each trapped syscall becomes one :class:`Trap`; ``handler(trap)`` runs for
+  it in its own task (traps of different guest tasks run concurrently).
+  When the handler returns, the verdict it set is sent (default: continue
+  unchanged).  A handler exception is logged and counted, and the verdict so
+  far is sent.
+- Everything read from the region is copied once and validated; invalid
+  messages are refused and counted in :attr:`Portal.host_counters`.
+- Leaving the ``async with`` block clears the hooks (best effort), answers
+  every trap still open with its verdict so far, stops the poller and
+  detaches.  Guest tasks waiting on a host that died continue after the
+  guest's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mmap
+import os
+import struct
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import msgspec
+
+from ..errors import PortalError, PortalProtocolError, PortalVersionError, TrapGone
+from . import decode
+from .abi import (
+    DOORBELL_OFF,
+    HOOKS_ACK_OFF,
+    HOST_HEARTBEAT_OFF,
+    HOST_HOOKS_GEN_OFF,
+    SLOT_SEQ_OFF,
+    C,
+    ffi,
+    slot_offset,
+)
+from .hooks import HookSpec, encode_hooks
+from .trap import Response, Trap
+from .types import GuestCounters, HostCounters, SyscallMeta
+
+log = logging.getLogger("syscalls.portal")
+
+Handler = Callable[[Trap], Awaitable[None]]
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_G = "struct sa_guest_header"
+_H = "struct sa_host_header"
+_MSG_OFF = ffi.offsetof("struct sa_slot_guest", "msg")
+_EPOCH_OFF = ffi.offsetof("struct sa_slot_guest", "epoch")
+_LEN_OFF = ffi.offsetof("struct sa_slot_guest", "len")
+
+
+class PollPolicy(msgspec.Struct, frozen=True):
+    """How the poller waits: busy (yielding to the loop) for ``spin`` seconds
+    after the last guest message, then sleeps from ``min_sleep`` doubling up to
+    ``max_sleep``.  asyncio sleeps are at best ~1 ms, so an idle portal answers
+    a first syscall within about ``max_sleep``; a busy one in microseconds."""
+
+    spin: float = 0.05
+    min_sleep: float = 0.001
+    max_sleep: float = 0.004
+
+
+class Portal:
+    """An attached portal over the ivshmem file ``shm_path``.
+
+    :param handler: called with each :class:`Trap`; ``None`` continues every trap.
+    :param deadline_ms: how long a trapped guest task waits for this host
+        without any answer before continuing unhooked.
+    :param attach_timeout: seconds to wait for the guest module to be ready.
+    """
+
+    def __init__(
+        self,
+        shm_path: str | os.PathLike[str],
+        handler: Handler | None = None,
+        *,
+        deadline_ms: int = 3000,
+        poll: PollPolicy | None = None,
+        attach_timeout: float = 30.0,
+    ) -> None:
+        self.shm_path = Path(shm_path)
+        self.handler = handler
+        self.deadline_ms = deadline_ms
+        self.poll = poll or PollPolicy()
+        self.attach_timeout = attach_timeout
+        self.host_counters = HostCounters()
+        self.syscalls: list[SyscallMeta] = []
+        self.boot_id = 0
+        self.failure: PortalError | None = None
+        self._mm: mmap.mmap | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._active: dict[int, Trap] = {}
+        self._last_seq = [0] * C.SA_SLOT_COUNT
+        self._hooks: tuple[HookSpec, ...] = ()
+        self._hooks_lock = asyncio.Lock()
+        self._gen = 0
+        self._by_name: dict[str, int] = {}
+        self._nr_syscalls = 0
+
+    # -- public ---------------------------------------------------------------
+
+    @property
+    def hooks(self) -> tuple[HookSpec, ...]:
+        """The hook table last put in force."""
+        return self._hooks
+
+    def nr(self, name: str) -> int:
+        """The syscall number of ``name`` ("openat" or "sys_openat")."""
+        key = name if name.startswith("sys_") else f"sys_{name}"
+        try:
+            return self._by_name[key]
+        except KeyError:
+            raise KeyError(f"no syscall {name!r} in the guest's metadata") from None
+
+    async def set_hooks(self, hooks: Sequence[HookSpec], *, timeout: float = 30.0) -> None:
+        """Put ``hooks`` in force in the guest; returns after the guest's ack."""
+        table = encode_hooks(hooks)
+        async with self._hooks_lock:
+            mm = self._live()
+            gen = (self._gen + 1) & 0xFFFFFFFF
+            mm[C.SA_HOOKS_OFF : C.SA_HOOKS_OFF + len(table)] = table
+            _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "hook_count"), len(hooks))
+            _U32.pack_into(mm, HOST_HOOKS_GEN_OFF, gen)
+            self._gen = gen
+            deadline = time.monotonic() + timeout
+            while _U32.unpack_from(mm, HOOKS_ACK_OFF)[0] != gen:
+                if time.monotonic() > deadline:
+                    raise PortalError(f"guest did not take hook table {gen} in {timeout:g} s")
+                await asyncio.sleep(0.001)
+                mm = self._live()
+            status = struct.unpack_from("<i", mm, ffi.offsetof(_G, "hooks_status"))[0]
+            if status:
+                raise PortalError(f"guest refused hook table {gen}: errno {-status}")
+            self._hooks = tuple(hooks)
+
+    def guest_counters(self) -> GuestCounters:
+        """The module's counters, read now."""
+        mm = self._live()
+        return decode.counters(mm[: C.SA_GUEST_SIZE])
+
+    def hooked_entries(self) -> int:
+        """How many distinct syscall entries the guest has hooked now."""
+        mm = self._live()
+        return int(_U32.unpack_from(mm, ffi.offsetof(_G, "hooked_entries"))[0])
+
+    def busy_slots(self) -> int:
+        """Slots a guest task holds right now (for leak checks)."""
+        mm = self._live()
+        off = ffi.offsetof("struct sa_slot_guest", "owner")
+        return sum(
+            1 for i in range(C.SA_SLOT_COUNT) if _U32.unpack_from(mm, slot_offset(i) + off)[0]
+        )
+
+    # -- lifetime -------------------------------------------------------------
+
+    async def __aenter__(self) -> Portal:
+        await self._attach()
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._poller = self._tg.create_task(self._poll_loop(), name="portal-poller")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Detach: clear hooks, answer open traps, stop the poller, unmap."""
+        if self._mm is None:
+            return
+        if self.failure is None and self._hooks:
+            with contextlib.suppress(PortalError, TimeoutError):
+                await self.set_hooks([], timeout=5.0)
+        for trap in list(self._active.values()):
+            trap._cancel_handler()
+        if self._poller is not None:
+            self._poller.cancel()
+        if self._tg is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tg.__aexit__(None, None, None)
+            self._tg = None
+        for trap in list(self._active.values()):
+            self._finish(trap)
+        mm, self._mm = self._mm, None
+        if self.failure is None:
+            _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 0)
+        mm.close()
+
+    async def _attach(self) -> None:
+        fd = os.open(self.shm_path, os.O_RDWR)
+        try:
+            size = os.fstat(fd).st_size
+            if size < C.SA_REGION_MIN_SIZE:
+                raise PortalVersionError(f"{self.shm_path}: {size} bytes is too small")
+            self._mm = mmap.mmap(fd, size, mmap.MAP_SHARED)
+        finally:
+            os.close(fd)
+        mm = self._mm
+        deadline = time.monotonic() + self.attach_timeout
+        while True:
+            magic = _U64.unpack_from(mm, ffi.offsetof(_G, "magic"))[0]
+            state = _U32.unpack_from(mm, ffi.offsetof(_G, "state"))[0]
+            if magic == C.SA_MAGIC and state == C.SA_STATE_READY:
+                break
+            if magic not in (0, C.SA_MAGIC) or time.monotonic() > deadline:
+                mm.close()
+                self._mm = None
+                raise PortalVersionError(
+                    f"no ready portal in {self.shm_path} (magic {magic:#x}, state {state})"
+                )
+            await asyncio.sleep(0.05)
+        g = decode.check_header(mm[: C.SA_GUEST_SIZE])
+        self.boot_id = int(g.boot_id)
+        self._nr_syscalls = int(g.nr_syscalls)
+        self.syscalls = decode.meta_table(
+            mm[C.SA_META_OFF : C.SA_META_OFF + self._nr_syscalls * C.SA_META_SIZE],
+            self._nr_syscalls,
+        )
+        self._by_name = {m.name: m.nr for m in self.syscalls if m.known}
+        self._gen = _U32.unpack_from(mm, HOST_HOOKS_GEN_OFF)[0]
+        for i in range(C.SA_SLOT_COUNT):
+            self._last_seq[i] = _U32.unpack_from(mm, slot_offset(i) + SLOT_SEQ_OFF)[0]
+        _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "deadline_ms"), self.deadline_ms)
+        _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 1)
+        self._beat()
+        log.info(
+            "portal attached: boot %#x, %d syscalls (%d known)",
+            self.boot_id,
+            self._nr_syscalls,
+            len(self._by_name),
+        )
+
+    def _live(self) -> mmap.mmap:
+        if self.failure is not None:
+            raise self.failure
+        if self._mm is None:
+            raise PortalError("the portal is not attached")
+        return self._mm
+
+    # -- the poller -----------------------------------------------------------
+
+    def _beat(self) -> None:
+        assert self._mm is not None
+        hb = _U64.unpack_from(self._mm, HOST_HEARTBEAT_OFF)[0]
+        _U64.pack_into(self._mm, HOST_HEARTBEAT_OFF, (hb + 1) & (2**64 - 1))
+
+    async def _poll_loop(self) -> None:
+        assert self._mm is not None
+        mm = self._mm
+        last_bell = -1
+        last_activity = time.monotonic()
+        sleep = self.poll.min_sleep
+        rescan = False
+        boot_off = ffi.offsetof(_G, "boot_id")
+        magic_off = ffi.offsetof(_G, "magic")
+        while True:
+            self._beat()
+            bell = _U64.unpack_from(mm, DOORBELL_OFF)[0]
+            if bell != last_bell or rescan:
+                last_bell = bell
+                rescan = self._scan()
+                last_activity = time.monotonic()
+                sleep = self.poll.min_sleep
+            elif (
+                _U32.unpack_from(mm, boot_off)[0] != self.boot_id
+                or _U64.unpack_from(mm, magic_off)[0] != C.SA_MAGIC
+            ):
+                self._lost(PortalError("the guest module was unloaded or reloaded"))
+                return
+            if time.monotonic() - last_activity < self.poll.spin:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(sleep)
+                sleep = min(sleep * 2, self.poll.max_sleep)
+
+    def _lost(self, err: PortalError) -> None:
+        self.failure = err
+        for trap in list(self._active.values()):
+            trap._fail(err)
+        self._active.clear()
+
+    def _scan(self) -> bool:
+        """Take every new message; True if a slot was mid-write (look again)."""
+        assert self._mm is not None
+        mm = self._mm
+        again = False
+        for i in range(C.SA_SLOT_COUNT):
+            off = slot_offset(i)
+            seq = _U32.unpack_from(mm, off + SLOT_SEQ_OFF)[0]
+            if seq == self._last_seq[i]:
+                continue
+            if seq & 1:
+                again = True
+                continue
+            data = mm[off : off + C.SA_SLOT_GUEST_SIZE]
+            if _U32.unpack_from(mm, off + SLOT_SEQ_OFF)[0] != seq or (
+                _U32.unpack_from(data, SLOT_SEQ_OFF)[0] != seq
+            ):
+                again = True
+                continue
+            self._last_seq[i] = seq
+            self._message(i, seq, data)
+        return again
+
+    def _message(self, slot: int, seq: int, data: bytes) -> None:
+        msg = _U32.unpack_from(data, _MSG_OFF)[0]
+        epoch = _U32.unpack_from(data, _EPOCH_OFF)[0]
+        if msg == C.SA_MSG_EVENT:
+            self._on_event(slot, seq, epoch, data)
+        elif msg == C.SA_MSG_RESPONSE:
+            self._on_response(slot, seq, epoch, data)
+        elif msg == C.SA_MSG_ABANDON:
+            trap = self._active.get(slot)
+            if trap is not None and trap.event.epoch == epoch:
+                del self._active[slot]
+                self.host_counters.abandoned += 1
+                trap._fail(TrapGone(f"guest task {trap.event.pid} stopped waiting"))
+        else:
+            self.host_counters.refused += 1
+            log.warning("slot %d: unknown message %d refused", slot, msg)
+
+    def _on_event(self, slot: int, seq: int, epoch: int, data: bytes) -> None:
+        old = self._active.pop(slot, None)
+        if old is not None:
+            self.host_counters.abandoned += 1
+            old._fail(TrapGone("the guest reused the slot"))
+        try:
+            event = decode.event(data, slot, seq, self._nr_syscalls, len(self._hooks))
+        except PortalProtocolError as exc:
+            self.host_counters.refused += 1
+            log.warning("event refused: %s", exc)
+            self._write_host(slot, epoch, seq, C.SA_MSG_VERDICT)
+            return
+        self.host_counters.events += 1
+        ids = tuple(self._hooks[i].id for i in event.matched)
+        trap = Trap(self, event, ids)
+        self._active[slot] = trap
+        assert self._tg is not None
+        trap._task = self._tg.create_task(self._run(trap))
+
+    def _on_response(self, slot: int, seq: int, epoch: int, data: bytes) -> None:
+        assert self._mm is not None
+        trap = self._active.get(slot)
+        if trap is None or trap.event.epoch != epoch or not trap._expects(seq):
+            self.host_counters.stale_responses += 1
+            return
+        g = ffi.from_buffer("struct sa_slot_guest *", data)
+        length = int(g.len)
+        if length > C.SA_SLOT_G2H_SIZE:
+            self.host_counters.refused += 1
+            trap._fail(PortalProtocolError(f"response of {length} bytes"))
+            return
+        off = slot_offset(slot) + C.SA_SLOT_G2H_OFF
+        payload = self._mm[off : off + length]
+        if _U32.unpack_from(self._mm, slot_offset(slot) + SLOT_SEQ_OFF)[0] != seq:
+            self.host_counters.stale_responses += 1
+            return
+        trap._respond(
+            Response(
+                seq=seq,
+                status=int(g.status),
+                count=int(g.count),
+                flags=int(g.rflags),
+                fault_addr=int(g.fault_addr),
+                next=int(g.next),
+                data=payload,
+            )
+        )
+
+    async def _run(self, trap: Trap) -> None:
+        try:
+            if self.handler is not None:
+                await self.handler(trap)
+        except asyncio.CancelledError:
+            pass
+        except TrapGone:
+            pass
+        except Exception:
+            self.host_counters.handler_errors += 1
+            log.exception("handler failed on %s", trap.event)
+        finally:
+            self._finish(trap)
+
+    def _finish(self, trap: Trap) -> None:
+        """Send the trap's verdict, once, if its guest task still waits."""
+        slot = trap.event.slot
+        if self._active.get(slot) is not trap or self._mm is None or self.failure:
+            return
+        del self._active[slot]
+        action, mask, retval, args = trap._verdict()
+        self._write_host(
+            slot, trap.event.epoch, trap._seq, C.SA_MSG_VERDICT, action=action,
+            args_mask=mask, retval=retval, args=args,
+        )
+
+    def _write_host(
+        self, slot: int, epoch: int, seq: int, msg: int, payload: bytes = b"", **fields: object
+    ) -> None:
+        """Write the host part of a slot; seq last so the guest sees it whole."""
+        mm = self._live()
+        base = slot_offset(slot)
+        if payload:
+            off = base + C.SA_SLOT_H2G_OFF
+            mm[off : off + len(payload)] = payload
+        h = ffi.new("struct sa_slot_host *")
+        h.msg = msg
+        for name, value in fields.items():
+            setattr(h, name, value)
+        raw = bytes(ffi.buffer(h))
+        hoff = base + C.SA_SLOT_HOST_OFF
+        mm[hoff + 8 : hoff + C.SA_SLOT_HOST_SIZE] = raw[8:]
+        _U32.pack_into(mm, hoff + 4, epoch)
+        _U32.pack_into(mm, hoff, seq)

@@ -1,0 +1,275 @@
+"""One trapped syscall: requests served by the waiting guest task, and the verdict."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ..errors import GuestMemoryError, PortalProtocolError, TrapGone
+from . import decode
+from .abi import C
+from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
+
+if TYPE_CHECKING:
+    from .portal import Portal
+
+_MASK64 = (1 << 64) - 1
+#: How many bytes read_str reads before giving up on finding the NUL.
+STR_MAX = 1 << 20
+
+
+class Response(msgspec.Struct, frozen=True):
+    """The guest's answer to one request (copied out of the slot once)."""
+
+    seq: int
+    status: int
+    count: int
+    flags: int
+    fault_addr: int
+    next: int
+    data: bytes
+
+    @property
+    def more(self) -> bool:
+        return bool(self.flags & C.SA_RF_MORE)
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.flags & C.SA_RF_TRUNCATED)
+
+
+def _signed64(v: int) -> int:
+    v &= _MASK64
+    return v - (1 << 64) if v >> 63 else v
+
+
+class Trap:
+    """A guest task stopped in a syscall, waiting for this host.
+
+    Requests (``read_bytes`` ...) run one at a time per trap, in the guest
+    task's own context.  The verdict (``skip``, ``set_arg``, ``set_retval``)
+    is sent when the handler returns.  After the guest gave up waiting
+    (deadline, fatal signal) requests raise :class:`TrapGone`.
+    """
+
+    def __init__(self, portal: Portal, event: SyscallEvent, hook_ids: tuple[int, ...]) -> None:
+        self.portal = portal
+        self.event = event
+        #: ids of the hooks whose guest-side filters matched
+        self.hook_ids = hook_ids
+        self._seq = event.seq
+        self._lock = asyncio.Lock()
+        self._waiter: asyncio.Future[Response] | None = None
+        self._gone: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._skip = False
+        self._retval: int | None = None
+        self._args: dict[int, int] = {}
+
+    # -- verdict --------------------------------------------------------------
+
+    def skip(self, retval: int) -> None:
+        """Do not run the syscall; the task sees ``retval`` (enter only)."""
+        if self.event.phase is not Phase.ENTER:
+            raise ValueError("only an enter trap can skip the syscall")
+        self._skip = True
+        self._retval = retval
+
+    def set_arg(self, index: int, value: int) -> None:
+        """Run the syscall with argument ``index`` changed (enter only)."""
+        if self.event.phase is not Phase.ENTER:
+            raise ValueError("arguments can only change at enter")
+        if not 0 <= index < C.SA_MAX_ARGS:
+            raise IndexError(index)
+        self._args[index] = value & _MASK64
+
+    def set_retval(self, value: int) -> None:
+        """Change the return value the task sees (return only; at enter use skip)."""
+        if self.event.phase is not Phase.RETURN:
+            raise ValueError("set_retval is for return traps; use skip() at enter")
+        self._retval = value
+
+    @property
+    def args(self) -> tuple[int, ...]:
+        """The arguments the syscall will run with (after set_arg)."""
+        return tuple(self._args.get(i, a) for i, a in enumerate(self.event.args))
+
+    def _verdict(self) -> tuple[int, int, int, list[int]]:
+        action = mask = 0
+        retval = 0
+        if self.event.phase is Phase.ENTER:
+            if self._skip:
+                action |= C.SA_ACT_SKIP
+                retval = _signed64(self._retval or 0)
+            elif self._args:
+                action |= C.SA_ACT_SET_ARGS
+                for i in self._args:
+                    mask |= 1 << i
+        elif self._retval is not None:
+            action |= C.SA_ACT_SET_RETVAL
+            retval = _signed64(self._retval)
+        return action, mask, retval, list(self.args)
+
+    # -- requests -------------------------------------------------------------
+
+    async def read_bytes(self, addr: int, size: int) -> bytes:
+        """``size`` bytes of the task's memory at ``addr`` (chunked as needed)."""
+        out = bytearray()
+        while len(out) < size:
+            n = min(size - len(out), C.SA_SLOT_G2H_SIZE)
+            at = addr + len(out)
+            r = await self._request(C.SA_REQ_READ, addr=at, length=n)
+            if r.status:
+                raise GuestMemoryError(r.fault_addr, -r.status, "read")
+            if len(r.data) != n:
+                raise PortalProtocolError(f"read of {n} bytes answered with {len(r.data)}")
+            out += r.data
+        return bytes(out)
+
+    async def read_cstring(self, addr: int, max_len: int = STR_MAX) -> bytes:
+        """The NUL-terminated string at ``addr`` as bytes (without the NUL)."""
+        out = bytearray()
+        while len(out) < max_len:
+            n = min(max_len - len(out), C.SA_SLOT_G2H_SIZE)
+            r = await self._request(C.SA_REQ_READ_STR, addr=addr + len(out), length=n)
+            if r.status:
+                raise GuestMemoryError(r.fault_addr, -r.status, "string read")
+            if len(r.data) > n or b"\0" in r.data:
+                raise PortalProtocolError("string response longer than asked or with a NUL")
+            out += r.data
+            if not r.truncated:
+                break
+        return bytes(out)
+
+    async def read_str(self, addr: int, max_len: int = STR_MAX) -> str:
+        """The NUL-terminated string at ``addr``, decoded as UTF-8 (surrogateescape)."""
+        return (await self.read_cstring(addr, max_len)).decode("utf-8", "surrogateescape")
+
+    async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]:
+        """The strings of a NULL-terminated ``char *[]`` at ``addr`` (argv, envp)."""
+        out: list[str] = []
+        index = 0
+        while len(out) < max_entries:
+            r = await self._request(
+                C.SA_REQ_READ_PTRLIST, addr=addr, arg=index, length=max_entries - len(out)
+            )
+            if r.status:
+                raise GuestMemoryError(r.fault_addr, -r.status, "pointer list read")
+            out += decode.strings(r.data, r.count)
+            if not r.more:
+                break
+            if r.next <= index:
+                raise PortalProtocolError("pointer list chunk did not advance")
+            index = r.next
+        return out
+
+    async def write_bytes(self, addr: int, data: bytes) -> None:
+        """Write ``data`` into the task's memory at ``addr``."""
+        done = 0
+        while done < len(data) or not data:
+            chunk = data[done : done + C.SA_SLOT_H2G_SIZE]
+            r = await self._request(
+                C.SA_REQ_WRITE, addr=addr + done, length=len(chunk), payload=chunk
+            )
+            if r.status:
+                raise GuestMemoryError(r.fault_addr, -r.status, "write")
+            done += len(chunk)
+            if not data:
+                break
+
+    async def proc_info(self) -> ProcInfo:
+        """The trapped task's process: ids, comm, exe, cwd, argv."""
+        r = await self._request(C.SA_REQ_PROC)
+        self._check(r)
+        return decode.proc_info(r.data)
+
+    async def mappings(self) -> list[Mapping]:
+        """The process's memory mappings, in address order."""
+        out: list[Mapping] = []
+        start = 0
+        while True:
+            r = await self._request(C.SA_REQ_MAPS, addr=start)
+            self._check(r)
+            out += decode.maps(r.data, r.count)
+            if not r.more:
+                return out
+            if r.next <= start:
+                raise PortalProtocolError("mapping chunk did not advance")
+            start = r.next
+
+    async def fds(self) -> list[FdInfo]:
+        """The process's open file descriptors, by number."""
+        out: list[FdInfo] = []
+        start = 0
+        while True:
+            r = await self._request(C.SA_REQ_FDS, arg=start)
+            self._check(r)
+            out += decode.fds(r.data, r.count)
+            if not r.more:
+                return out
+            if r.next <= start:
+                raise PortalProtocolError("fd chunk did not advance")
+            start = r.next
+
+    async def processes(self) -> list[ProcEntry]:
+        """Every process in the guest (tgid, parent, uid, comm)."""
+        out: list[ProcEntry] = []
+        while True:
+            r = await self._request(C.SA_REQ_PROCS, arg=len(out))
+            self._check(r)
+            out += decode.procs(r.data, r.count)
+            if not r.more:
+                return out
+            if not r.count:
+                raise PortalProtocolError("process chunk did not advance")
+
+    @staticmethod
+    def _check(r: Response) -> None:
+        if r.status:
+            raise GuestMemoryError(r.fault_addr, -r.status, "request")
+
+    async def _request(
+        self, req: int, *, addr: int = 0, length: int = 0, arg: int = 0, payload: bytes = b""
+    ) -> Response:
+        async with self._lock:
+            if self._gone is not None:
+                raise self._gone
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            self.portal._write_host(
+                self.event.slot,
+                self.event.epoch,
+                self._seq,
+                C.SA_MSG_REQUEST,
+                payload,
+                req=req,
+                addr=addr & _MASK64,
+                len=length,
+                arg=arg & _MASK64,
+            )
+            try:
+                r = await self._waiter
+            finally:
+                self._waiter = None
+            self._seq = r.seq
+            return r
+
+    # -- called by the portal -------------------------------------------------
+
+    def _expects(self, seq: int) -> bool:
+        return self._waiter is not None and seq == (self._seq + 2) & 0xFFFFFFFF
+
+    def _respond(self, r: Response) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(r)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._gone = exc
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+
+    def _cancel_handler(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
