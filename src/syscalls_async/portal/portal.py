@@ -36,9 +36,10 @@ import mmap
 import os
 import struct
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import msgspec
 
@@ -110,7 +111,7 @@ class Portal:
         self.boot_id = 0
         self.failure: PortalError | None = None
         self._mm: mmap.mmap | None = None
-        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._active: dict[int, Trap] = {}
         self._last_seq = [0] * C.SA_SLOT_COUNT
@@ -135,7 +136,7 @@ class Portal:
         except KeyError:
             raise KeyError(f"no syscall {name!r} in the guest's metadata") from None
 
-    async def set_hooks(self, hooks: Sequence[HookSpec], *, timeout: float = 30.0) -> None:
+    async def set_hooks(self, hooks: Sequence[HookSpec], *, ack_timeout: float = 30.0) -> None:
         """Put ``hooks`` in force in the guest; returns after the guest's ack."""
         table = encode_hooks(hooks)
         async with self._hooks_lock:
@@ -145,10 +146,10 @@ class Portal:
             _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "hook_count"), len(hooks))
             _U32.pack_into(mm, HOST_HOOKS_GEN_OFF, gen)
             self._gen = gen
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + ack_timeout
             while _U32.unpack_from(mm, HOOKS_ACK_OFF)[0] != gen:
                 if time.monotonic() > deadline:
-                    raise PortalError(f"guest did not take hook table {gen} in {timeout:g} s")
+                    raise PortalError(f"guest did not take hook table {gen} in {ack_timeout:g} s")
                 await asyncio.sleep(0.001)
                 mm = self._live()
             status = struct.unpack_from("<i", mm, ffi.offsetof(_G, "hooks_status"))[0]
@@ -178,9 +179,13 @@ class Portal:
 
     async def __aenter__(self) -> Portal:
         await self._attach()
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        self._poller = self._tg.create_task(self._poll_loop(), name="portal-poller")
+        self._poller = self._spawn(self._guarded_poll(), "portal-poller")
+        try:
+            # A table left by an earlier host is dropped before anything else.
+            await self.set_hooks([])
+        except BaseException:
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(
@@ -197,15 +202,13 @@ class Portal:
             return
         if self.failure is None and self._hooks:
             with contextlib.suppress(PortalError, TimeoutError):
-                await self.set_hooks([], timeout=5.0)
+                await self.set_hooks([], ack_timeout=5.0)
         for trap in list(self._active.values()):
             trap._cancel_handler()
         if self._poller is not None:
             self._poller.cancel()
-        if self._tg is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tg.__aexit__(None, None, None)
-            self._tg = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for trap in list(self._active.values()):
             self._finish(trap)
         mm, self._mm = self._mm, None
@@ -300,6 +303,24 @@ class Portal:
                 await asyncio.sleep(sleep)
                 sleep = min(sleep * 2, self.poll.max_sleep)
 
+    def _spawn(
+        self, coro: Coroutine[Any, Any, None], name: str | None = None
+    ) -> asyncio.Task[None]:
+        # Tasks are owned by the portal: aclose() cancels and awaits them all.
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guarded_poll(self) -> None:
+        try:
+            await self._poll_loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("portal poller failed")
+            self._lost(PortalError(f"portal poller failed: {exc!r}"))
+
     def _lost(self, err: PortalError) -> None:
         self.failure = err
         for trap in list(self._active.values()):
@@ -362,8 +383,7 @@ class Portal:
         ids = tuple(self._hooks[i].id for i in event.matched)
         trap = Trap(self, event, ids)
         self._active[slot] = trap
-        assert self._tg is not None
-        trap._task = self._tg.create_task(self._run(trap))
+        trap._task = self._spawn(self._run(trap))
 
     def _on_response(self, slot: int, seq: int, epoch: int, data: bytes) -> None:
         assert self._mm is not None
@@ -416,8 +436,14 @@ class Portal:
         del self._active[slot]
         action, mask, retval, args = trap._verdict()
         self._write_host(
-            slot, trap.event.epoch, trap._seq, C.SA_MSG_VERDICT, action=action,
-            args_mask=mask, retval=retval, args=args,
+            slot,
+            trap.event.epoch,
+            trap._seq,
+            C.SA_MSG_VERDICT,
+            action=action,
+            args_mask=mask,
+            retval=retval,
+            args=args,
         )
 
     def _write_host(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..errors import GuestMemoryError, PortalProtocolError, TrapGone
+from ..errors import GuestMemoryError, PortalProtocolError
 from . import decode
 from .abi import C
 from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent

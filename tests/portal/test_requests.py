@@ -1,0 +1,146 @@
+"""Portal requests served by the trapped task: memory, strings, process, mappings."""
+
+from __future__ import annotations
+
+import pytest
+
+from syscalls_async.errors import GuestMemoryError
+from syscalls_async.machine import Machine
+from syscalls_async.portal import FilterKind, GuestFilter, HookSpec, Portal, Trap
+
+pytestmark = pytest.mark.guest
+
+
+async def test_read_str_of_the_openat_path(
+    machine: Machine, portal: Portal, make_recorder: type
+) -> None:
+    paths: list[str] = []
+
+    async def read(trap: Trap) -> None:
+        paths.append(await trap.read_str(trap.event.args[1]))
+
+    portal.handler = make_recorder(read)
+    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("openat"), comm="send_syscall")])
+    await machine.run("send_syscall openat ffffff9c /etc/sa-no-such-file 0")
+    assert "/etc/sa-no-such-file" in paths
+
+
+async def test_execve_argv_as_a_pointer_list(
+    machine: Machine, portal: Portal, make_recorder: type
+) -> None:
+    seen: list[tuple[str, list[str]]] = []
+
+    async def read(trap: Trap) -> None:
+        name = await trap.read_str(trap.event.args[0])
+        seen.append((name, await trap.read_ptrlist(trap.event.args[1])))
+
+    portal.handler = make_recorder(read)
+    exe = GuestFilter(FilterKind.STR_ENDSWITH, text=b"/send_syscall")
+    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("execve"), args=(exe,))])
+    r = await machine.run("send_syscall getpid 1 sa-marker-arg")
+    assert r.exit_status is not None
+    assert seen, "execve of send_syscall was not trapped"
+    name, argv = seen[0]
+    assert name.endswith("/send_syscall")
+    assert argv == ["send_syscall", "getpid", "1", "sa-marker-arg"]
+
+
+async def test_write_bytes_is_seen_by_the_program(
+    machine: Machine, portal: Portal, make_recorder: type
+) -> None:
+    async def shout(trap: Trap) -> None:
+        buf = trap.event.args[1]
+        assert await trap.read_bytes(buf, 5) == b"hello"
+        await trap.write_bytes(buf, b"HELLO")
+
+    rec = make_recorder(shout)
+    portal.handler = rec
+    five = GuestFilter(FilterKind.EXACT, 5)
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=portal.nr("write"), comm="send_syscall", args=(None, None, five))]
+    )
+    r = await machine.run("send_syscall write 1 hello 5")
+    assert r.stdout.startswith(b"HELLO")
+    assert len(rec.traps) == 1
+
+
+async def test_bad_address_raises_with_the_address(
+    machine: Machine, portal: Portal, make_recorder: type
+) -> None:
+    errors: list[GuestMemoryError] = []
+
+    async def bad(trap: Trap) -> None:
+        for coro in (
+            trap.read_bytes(0x10, 4),
+            trap.read_str(0x20),
+            trap.write_bytes(0x30, b"x"),
+            trap.read_ptrlist(0x40),
+        ):
+            try:
+                await coro
+            except GuestMemoryError as exc:
+                errors.append(exc)
+
+    portal.handler = make_recorder(bad)
+    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    r = await machine.run("send_syscall getppid")
+    assert b"returned" in r.stdout
+    assert [e.addr for e in errors] == [0x10, 0x20, 0x30, 0x40]
+    assert all(e.errno == 14 for e in errors)  # EFAULT
+
+
+async def test_large_read_is_chunked(machine: Machine, portal: Portal, make_recorder: type) -> None:
+    got: list[bytes] = []
+
+    async def read(trap: Trap) -> None:
+        maps = await trap.mappings()
+        stack = next(m for m in maps if m.path == "[stack]")
+        got.append(await trap.read_bytes(stack.start, stack.end - stack.start))
+
+    portal.handler = make_recorder(read)
+    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    await machine.run("send_syscall getppid")
+    assert got and len(got[0]) >= 128 * 1024 and len(got[0]) % 4096 == 0
+
+
+async def test_process_info_mappings_fds_and_process_list(
+    machine: Machine, portal: Portal, make_recorder: type
+) -> None:
+    out: dict[str, object] = {}
+
+    async def inspect(trap: Trap) -> None:
+        info = await trap.proc_info()
+        maps = await trap.mappings()
+        binary = next(m for m in maps if m.path == info.exe and m.offset == 0)
+        out.update(
+            info=info,
+            maps=maps,
+            magic=await trap.read_bytes(binary.start, 4),
+            fds=await trap.fds(),
+            procs=await trap.processes(),
+            event=trap.event,
+        )
+
+    portal.handler = make_recorder(inspect)
+    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    r = await machine.run("cd /tmp && send_syscall getppid 7 sa-proc-arg")
+    info = out["info"]
+    event = out["event"]
+    assert out["magic"] == b"\x7fELF"
+    assert info.comm == "send_syscall"  # type: ignore[attr-defined]
+    assert info.exe == "/bin/send_syscall"  # type: ignore[attr-defined]
+    assert info.cwd == "/tmp"  # type: ignore[attr-defined]
+    assert info.argv == ("send_syscall", "getppid", "7", "sa-proc-arg")  # type: ignore[attr-defined]
+    assert info.pid == info.tgid == event.tgid  # type: ignore[attr-defined]
+    ppid = int(r.stdout.split()[-1])
+    assert info.ppid == ppid  # type: ignore[attr-defined]
+    maps = out["maps"]
+    assert [m.start for m in maps] == sorted(m.start for m in maps)  # type: ignore[attr-defined]
+    assert any(m.path == "[stack]" and m.read and m.write for m in maps)  # type: ignore[attr-defined]
+    assert any(m.path == info.exe and m.execute for m in maps)  # type: ignore[attr-defined]
+    assert event.pc and any(m.start <= event.pc < m.end and m.execute for m in maps)  # type: ignore[attr-defined]
+    fds = {f.fd: f.path for f in out["fds"]}  # type: ignore[attr-defined]
+    assert {0, 1, 2} <= set(fds)
+    procs = {p.pid: p for p in out["procs"]}  # type: ignore[attr-defined]
+    assert procs[1].comm and procs[info.tgid].comm == "send_syscall"  # type: ignore[attr-defined]
+    assert procs[info.tgid].ppid == ppid  # type: ignore[attr-defined]
