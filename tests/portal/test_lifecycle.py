@@ -1,0 +1,58 @@
+"""Syscalls that do not return, return into new memory, or fork."""
+
+from __future__ import annotations
+
+import pytest
+
+from syscalls_async.machine import Machine
+from syscalls_async.portal import HookSpec, Phase, Portal, Trap
+
+pytestmark = pytest.mark.guest
+
+
+async def test_getpid_without_arguments_is_trapped(
+    machine: Machine, portal: Portal, make_recorder: type
+) -> None:
+    rec = make_recorder()
+    portal.handler = rec
+    await portal.set_hooks(
+        [HookSpec(id=3, nr=portal.nr("getpid"), enter=True, ret=True, comm="send_syscall")]
+    )
+    r = await machine.run("send_syscall getpid")
+    pid = int(r.stdout.split()[-1])
+    phases = [(t.event.phase, t.event.nr, t.event.tgid) for t in rec.traps]
+    nr = portal.nr("getpid")
+    assert phases == [(Phase.ENTER, nr, pid), (Phase.RETURN, nr, pid)]
+    assert rec.traps[1].event.retval == pid
+
+
+async def test_exit_execve_and_fork_hooked_at_enter_and_return(
+    machine: Machine, portal: Portal, make_recorder: type
+) -> None:
+    execs: list[tuple[Phase, int, str]] = []
+
+    async def look(trap: Trap) -> None:
+        if trap.event.nr == portal.nr("execve") and trap.event.comm == "send_syscall":
+            execs.append((trap.event.phase, trap.event.retval, (await trap.proc_info()).exe))
+
+    rec = make_recorder(look)
+    portal.handler = rec
+    names = ["exit_group", "exit", "execve", "clone", "clone3", "fork", "vfork", "wait4"]
+    await portal.set_hooks(
+        [HookSpec(id=i, nr=portal.nr(n), enter=True, ret=True) for i, n in enumerate(names)]
+    )
+    for _ in range(3):
+        r = await machine.run("(send_syscall getpid); send_syscall getppid & wait; echo done")
+        assert r.stdout.endswith(b"done\n")
+    await portal.set_hooks([])
+    seen = {(portal.syscalls[t.event.nr].name, t.event.phase) for t in rec.traps}
+    assert ("sys_exit_group", Phase.ENTER) in seen
+    assert ("sys_exit_group", Phase.RETURN) not in seen
+    assert ("sys_execve", Phase.RETURN) in seen
+    assert ("sys_wait4", Phase.RETURN) in seen
+    assert {("sys_clone", Phase.RETURN), ("sys_fork", Phase.RETURN)} & seen
+    # execve returns into the new program: its return trap sees the new exe
+    assert (Phase.RETURN, 0, "/bin/send_syscall") in execs
+    assert portal.busy_slots() == 0
+    r = await machine.run("dmesg")
+    assert b"Call Trace" not in r.stdout and b"BUG" not in r.stdout
