@@ -110,6 +110,7 @@ class Portal:
         self.syscalls: list[SyscallMeta] = []
         self.boot_id = 0
         self.failure: PortalError | None = None
+        self._failed = asyncio.Event()
         self._mm: mmap.mmap | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
@@ -156,6 +157,12 @@ class Portal:
             if status:
                 raise PortalError(f"guest refused hook table {gen}: errno {-status}")
             self._hooks = tuple(hooks)
+
+    async def wait_failure(self) -> PortalError:
+        """Wait until the portal is lost (module unloaded or reloaded) and return why."""
+        await self._failed.wait()
+        assert self.failure is not None
+        return self.failure
 
     def guest_counters(self) -> GuestCounters:
         """The module's counters, read now."""
@@ -323,6 +330,7 @@ class Portal:
 
     def _lost(self, err: PortalError) -> None:
         self.failure = err
+        self._failed.set()
         for trap in list(self._active.values()):
             trap._fail(err)
         self._active.clear()
