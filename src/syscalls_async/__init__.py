@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import logging
 
+from .api import Plugin, Session, plugins
 from .errors import (
     BootTimeout,
     CommandFailed,
     CommandTimeout,
+    GuestMemoryError,
     GuestPanic,
+    HandlerContextError,
+    HandlerError,
     ImageBuildError,
     MachineError,
+    PortalError,
+    PortalProtocolError,
+    PortalVersionError,
+    RegistrationError,
+    RequestTooLarge,
     SetupError,
     SyscallsAsyncError,
+    TrapGone,
 )
+from .syscalls import ValueFilter
 
 __all__ = [
+    "plugins",
+    "Plugin",
+    "Session",
+    "ValueFilter",
     "SyscallsAsyncError",
+    "RegistrationError",
+    "GuestMemoryError",
+    "HandlerError",
+    "HandlerContextError",
+    "RequestTooLarge",
+    "PortalError",
+    "PortalVersionError",
+    "PortalProtocolError",
+    "TrapGone",
     "MachineError",
     "GuestPanic",
     "BootTimeout",

@@ -79,3 +79,19 @@ class GuestMemoryError(PortalError):
         self.addr = addr
         self.errno = errno
         super().__init__(f"guest memory {what} failed at {addr:#x} (errno {errno})")
+
+
+class RegistrationError(SyscallsAsyncError, ValueError):
+    """A hook was registered wrongly; the message says what would be right."""
+
+
+class HandlerError(SyscallsAsyncError):
+    """A handler failed and the session was set to fail fast (``__cause__`` is why)."""
+
+
+class HandlerContextError(SyscallsAsyncError):
+    """A guest-memory or process call was made outside a syscall handler."""
+
+
+class RequestTooLarge(SyscallsAsyncError, ValueError):
+    """A guest memory request asked for an absurd size."""

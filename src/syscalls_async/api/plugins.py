@@ -1,0 +1,87 @@
+"""The ``plugins`` object and the ``Plugin`` base class.
+
+Example::
+
+    from syscalls_async import Plugin, plugins
+
+    class ExecLogger(Plugin):
+        def __init__(self) -> None:
+            plugins.syscalls.syscall("on_sys_execve_enter")(self.on_execve)
+
+        async def on_execve(self, regs, proto, syscall, filename, argv, envp):
+            print(await plugins.mem.read_str(filename), await plugins.mem.read_ptrlist(argv))
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import itertools
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import RegistrationError
+from .introspection import OSI, PortalAPI
+from .mem import Mem
+from .syscalls import SyscallsAPI
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+class Plugin:
+    """Base class of plugins: register hooks in ``__init__`` with bound methods.
+
+    ``syscalls-async run FILE`` and :meth:`Session.load_plugin_file` create one
+    instance of every ``Plugin`` subclass defined in the file.
+    """
+
+
+class Plugins:
+    """``plugins.syscalls``, ``plugins.mem``, ``plugins.portal``, ``plugins.OSI``."""
+
+    def __init__(self) -> None:
+        self.syscalls = SyscallsAPI()
+        self.mem = Mem()
+        self.portal = PortalAPI()
+        self.OSI = OSI()
+        self.session: Session | None = None
+
+    def _bind(self, session: Session) -> None:
+        if self.session is not None:
+            raise RuntimeError("these plugins already belong to a running session")
+        self.session = session
+        self.syscalls._session = session
+
+    def _unbind(self) -> None:
+        self.session = None
+        self.syscalls._session = None
+
+
+#: The process-wide plugins object the reference API documents.
+plugins = Plugins()
+
+_module_ids = itertools.count(1)
+
+
+def load_plugin_file(path: str | Path) -> list[Plugin]:
+    """Import a plugin file and instantiate every ``Plugin`` subclass it defines.
+
+    Module-level decorated handlers register while the file is imported.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RegistrationError(f"plugin file {path} does not exist")
+    name = f"syscalls_async_plugin_{path.stem}_{next(_module_ids)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RegistrationError(f"{path} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return [
+        cls()
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, Plugin) and cls is not Plugin and cls.__module__ == name
+    ]

@@ -1,0 +1,152 @@
+"""``plugins.syscalls``: registering hooks, turning them on and off.
+
+Two ways to register, with the same parameters:
+
+- the decorator ``@plugins.syscalls.syscall(...)`` registers at once and, while a
+  session runs, *schedules* the guest's table update (hooks declared before the
+  session starts are all live before its first workload command runs);
+- ``await plugins.syscalls.register(handler, ...)`` returns only once the hook
+  is live in the guest: every matching syscall started after that is seen.
+
+``disable_syscall``, ``enable_syscall`` and ``unregister`` are awaited the same
+way: when they return, the guest's table says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
+
+from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
+from ..syscalls.registry import Hook, Registry
+
+if TYPE_CHECKING:
+    from .session import Session
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SyscallsAPI:
+    """The hook registry as users see it."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        self._session: Session | None = None
+
+    # -- registration ---------------------------------------------------------
+
+    def syscall(
+        self,
+        name_or_pattern: str | None = None,
+        on_enter: bool | None = None,
+        on_return: bool | None = None,
+        comm_filter: str | None = None,
+        pid_filter: int | None = None,
+        arg_filters: Sequence[Any] | None = None,
+        retval_filter: Any = None,
+    ) -> Callable[[F], F]:
+        """Decorator: hook ``name_or_pattern`` with the decorated handler.
+
+        Raises :class:`RegistrationError` at once for wrong parameters.  The
+        handler is returned unchanged, so it can be stacked or called directly.
+        """
+        # validate the parameters now, before a handler is even given
+        from ..syscalls.names import parse_target
+
+        parse_target(name_or_pattern)
+
+        def decorate(handler: F) -> F:
+            self.registry.add(
+                handler,
+                name_or_pattern,
+                on_enter=on_enter,
+                on_return=on_return,
+                comm_filter=comm_filter,
+                pid_filter=pid_filter,
+                arg_filters=arg_filters,
+                retval_filter=retval_filter,
+            )
+            return handler
+
+        return decorate
+
+    async def register(
+        self,
+        handler: Callable[..., Any],
+        name_or_pattern: str | None = None,
+        on_enter: bool | None = None,
+        on_return: bool | None = None,
+        comm_filter: str | None = None,
+        pid_filter: int | None = None,
+        arg_filters: Sequence[Any] | None = None,
+        retval_filter: Any = None,
+    ) -> Hook:
+        """Register ``handler`` and return once the hook is live in the guest."""
+        hook = self.registry.add(
+            handler,
+            name_or_pattern,
+            on_enter=on_enter,
+            on_return=on_return,
+            comm_filter=comm_filter,
+            pid_filter=pid_filter,
+            arg_filters=arg_filters,
+            retval_filter=retval_filter,
+        )
+        await self.synced()
+        return hook
+
+    async def unregister(self, handler_or_name: Hook | Callable[..., Any] | str) -> None:
+        """Remove every hook of this handler (or handler name); returns once in force."""
+        self.registry.remove(handler_or_name)
+        await self.synced()
+
+    async def disable_syscall(self, handler_or_name: Hook | Callable[..., Any] | str) -> None:
+        """Stop calling this handler (by function, bound method or name) until enabled."""
+        self.registry.set_enabled(handler_or_name, False)
+        await self.synced()
+
+    async def enable_syscall(self, handler_or_name: Hook | Callable[..., Any] | str) -> None:
+        self.registry.set_enabled(handler_or_name, True)
+        await self.synced()
+
+    async def synced(self) -> None:
+        """Wait until the guest's hook table reflects every change made so far.
+
+        Without a running session there is nothing to wait for: the session
+        puts the table in force when it starts.
+        """
+        if self._session is not None:
+            await self._session.sync_hooks()
+
+    # -- information ----------------------------------------------------------
+
+    def get_syscall_info_by_name(self, name: str) -> SyscallPrototype | None:
+        """The prototype of ``name`` (``open``, ``sys_open``, ``_sys_open``), or None."""
+        table = self.registry.prototypes
+        return table.by_name(name) if table is not None else None
+
+    @property
+    def hooks(self) -> list[Hook]:
+        """Every registered hook, in registration order."""
+        return list(self.registry)
+
+
+def prototype_cache(image_dir: Path) -> Path:
+    return image_dir / "prototypes.json"
+
+
+def load_prototypes(path: Path) -> PrototypeTable | None:
+    try:
+        protos = msgspec.json.decode(path.read_bytes(), type=list[SyscallPrototype])
+    except (OSError, msgspec.DecodeError):
+        return None
+    return PrototypeTable(protos)
+
+
+def save_prototypes(path: Path, table: PrototypeTable) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.encode(list(table)))
+    tmp.replace(path)

@@ -1,0 +1,30 @@
+"""The syscalls layer: names, prototypes, ``ValueFilter``, the hook registry, the dispatcher.
+
+Users mostly need :class:`ValueFilter` from here::
+
+    from syscalls_async.syscalls import ValueFilter
+"""
+
+from __future__ import annotations
+
+from .dispatch import DispatchStats, Dispatcher, current_trap
+from .event import Regs, SyscallEvent, Task
+from .filters import ValueFilter
+from .names import normalize
+from .prototypes import PrototypeTable, SyscallPrototype
+from .registry import Hook, Registry
+
+__all__ = [
+    "ValueFilter",
+    "SyscallEvent",
+    "SyscallPrototype",
+    "Regs",
+    "Task",
+    "Hook",
+    "Registry",
+    "Dispatcher",
+    "DispatchStats",
+    "PrototypeTable",
+    "current_trap",
+    "normalize",
+]

@@ -1,0 +1,142 @@
+"""What a handler receives: ``regs``, ``proto`` and the ``syscall`` event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableSequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from .prototypes import RETVAL
+
+#: x86_64 ``struct pt_regs`` in the order the portal sends it
+PT_REGS = (
+    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
+    "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss",
+)
+ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class Task:
+    """The guest task that made the syscall (``pid`` is the thread id, ``tgid`` the process)."""
+
+    comm: str
+    pid: int
+    tgid: int
+
+
+class Args(MutableSequence[int]):
+    """The six argument registers; assigning one changes what the syscall runs with."""
+
+    def __init__(self, values: tuple[int, ...]) -> None:
+        self._values = list(values) + [0] * (6 - len(values))
+        self.changed: set[int] = set()
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        return self._values[i]
+
+    def __setitem__(self, i: Any, v: Any) -> None:
+        if isinstance(i, slice):
+            raise TypeError("assign syscall arguments one at a time")
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"a syscall argument is an int, not {type(v).__name__}")
+        idx = range(6)[i]
+        self._values[idx] = v & _MASK64
+        self.changed.add(idx)
+
+    def __delitem__(self, i: Any) -> None:
+        raise TypeError("syscall arguments cannot be deleted")
+
+    def insert(self, index: int, value: int) -> None:
+        raise TypeError("syscall arguments cannot be inserted")
+
+    def __len__(self) -> int:
+        return 6
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._values)
+
+    def __repr__(self) -> str:
+        return "[" + ", ".join(f"{v:#x}" for v in self._values) + "]"
+
+
+@dataclass
+class SyscallEvent:
+    """One syscall as handlers see it; handlers of the same event share it.
+
+    Assign ``args[i]`` to change an argument (on entry), set ``skip_syscall``
+    and ``retval`` to skip the call and return ``retval`` instead, or set
+    ``retval`` on return to change what the task sees.
+    """
+
+    name: str
+    nr: int
+    pc: int
+    sp: int
+    argc: int
+    args: Args
+    task: Task
+    phase: str  # "enter" or "return"
+    retval: int = 0
+    skip_syscall: bool = False
+    skipped: bool = field(default=False)  # on return: the entry verdict skipped the call
+
+    @property
+    def pid(self) -> int:
+        """The process id (tgid) of the task, as ``ps`` shows it."""
+        return self.task.tgid
+
+    @property
+    def is_enter(self) -> bool:
+        return self.phase == "enter"
+
+
+class Regs:
+    """The task's user registers at the syscall, by name (``regs.rdi``, ``regs.pc``).
+
+    Writing an argument register (rdi, rsi, rdx, r10, r8, r9) changes that
+    argument on entry; writing ``rax`` on return changes the return value.
+    Other registers are read-only: the portal does not carry them back.
+    """
+
+    def __init__(self, values: tuple[int, ...], event: SyscallEvent) -> None:
+        object.__setattr__(self, "_values", dict(zip(PT_REGS, values, strict=False)))
+        object.__setattr__(self, "_event", event)
+
+    def __getattr__(self, name: str) -> int:
+        values: dict[str, int] = object.__getattribute__(self, "_values")
+        event: SyscallEvent = object.__getattribute__(self, "_event")
+        if name in ARG_REGS:
+            return event.args[ARG_REGS.index(name)]
+        if name == "rax" and event.phase == "return":
+            return event.retval & _MASK64
+        if name in ("pc", "ip"):
+            return values.get("rip", event.pc)
+        if name == "sp":
+            return values.get("rsp", event.sp)
+        try:
+            return values[name]
+        except KeyError:
+            raise AttributeError(f"no register {name!r}; known: {', '.join(PT_REGS)}") from None
+
+    def __setattr__(self, name: str, value: int) -> None:
+        event: SyscallEvent = object.__getattribute__(self, "_event")
+        if name in ARG_REGS:
+            event.args[ARG_REGS.index(name)] = value
+        elif name == "rax" and event.phase == "return":
+            event.retval = RETVAL.value(value)
+        else:
+            raise AttributeError(
+                f"register {name} is read-only here: change arguments (rdi, rsi, rdx, r10, r8, "
+                "r9) on entry or rax on return"
+            )
+
+    def __repr__(self) -> str:
+        values: dict[str, int] = object.__getattribute__(self, "_values")
+        return "Regs(" + ", ".join(f"{k}={v:#x}" for k, v in values.items()) + ")"
+

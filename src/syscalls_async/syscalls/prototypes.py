@@ -1,0 +1,141 @@
+"""Syscall prototypes and how each argument type is compared.
+
+The prototypes come from the guest kernel's own syscall metadata (the portal
+sends it when the module loads).  The comparison rule for filters and for the
+values handed to handlers: an argument is taken as its C type -- ``int fd``
+is a 32-bit signed value whatever the upper register bits hold, ``unsigned
+int`` 32-bit unsigned, ``long``/``off_t`` 64-bit signed -- while pointers,
+sizes and anything unrecognised are 64-bit unsigned.  Return values are
+64-bit signed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import msgspec
+
+from ..portal.types import SyscallMeta
+from .names import normalize
+
+_SIGNED32 = {
+    "int", "signed int", "pid_t", "key_serial_t", "clockid_t", "timer_t", "mqd_t", "rwf_t",
+    "s32", "__s32", "key_t",
+}
+_UNSIGNED32 = {
+    "unsigned int", "unsigned", "u32", "__u32", "uid_t", "gid_t", "old_uid_t", "old_gid_t",
+    "umode_t", "mode_t", "qid_t", "unsigned short", "u16", "__u16",
+}
+_SIGNED64 = {
+    "long", "signed long", "long long", "off_t", "loff_t", "ssize_t", "time_t",
+    "__kernel_old_time_t", "s64", "__s64",
+}
+
+
+@dataclass(frozen=True)
+class Domain:
+    """How a register value is read: ``width`` bits, signed or not."""
+
+    width: int
+    signed: bool
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.width) - 1
+
+    def value(self, raw: int) -> int:
+        """The register ``raw`` as this C type."""
+        v = raw & self.mask
+        if self.signed and v >> (self.width - 1):
+            v -= 1 << self.width
+        return v
+
+    def accepts(self, operand: int) -> bool:
+        """Operands may be written signed or unsigned, within ``width`` bits."""
+        return -(1 << (self.width - 1)) <= operand <= self.mask
+
+    def describe(self) -> str:
+        return f"{'signed' if self.signed else 'unsigned'} {self.width}-bit"
+
+
+RAW = Domain(64, False)
+RETVAL = Domain(64, True)
+
+
+def domain_of(ctype: str) -> Domain:
+    """The comparison domain of an argument declared as ``ctype``."""
+    if "*" in ctype:
+        return RAW
+    words = [w for w in ctype.replace("__user", "").split() if w not in ("const", "volatile")]
+    t = " ".join(words)
+    if t in _SIGNED32:
+        return Domain(32, True)
+    if t in _UNSIGNED32:
+        return Domain(32, False)
+    if t in _SIGNED64:
+        return Domain(64, True)
+    return RAW
+
+
+def is_pointer(ctype: str) -> bool:
+    return "*" in ctype
+
+
+class SyscallPrototype(msgspec.Struct, frozen=True):
+    """A syscall's metadata: ``name`` (``sys_openat``), ``nr``, ``nargs``, ``types``, ``names``.
+
+    ``known`` is False for syscalls the kernel has no metadata for; those reach
+    ``on_unknown_sys_*`` hooks and have no argument names or types.
+    """
+
+    name: str
+    nr: int
+    nargs: int
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+    known: bool = True
+
+    @property
+    def short_name(self) -> str:
+        return normalize(self.name)
+
+    def domain(self, index: int) -> Domain:
+        return domain_of(self.types[index]) if index < len(self.types) else RAW
+
+
+class PrototypeTable:
+    """All of a guest kernel's syscalls, by number and by normalized name."""
+
+    def __init__(self, protos: Iterable[SyscallPrototype]) -> None:
+        self._by_nr: dict[int, SyscallPrototype] = {}
+        self._by_name: dict[str, SyscallPrototype] = {}
+        for p in protos:
+            self._by_nr[p.nr] = p
+            if p.known:
+                self._by_name.setdefault(p.short_name, p)
+
+    @classmethod
+    def from_meta(cls, metas: Iterable[SyscallMeta]) -> PrototypeTable:
+        return cls(
+            SyscallPrototype(m.name, m.nr, m.nargs, m.types, m.names, m.known) for m in metas
+        )
+
+    def __len__(self) -> int:
+        return len(self._by_nr)
+
+    def by_name(self, name: str) -> SyscallPrototype | None:
+        return self._by_name.get(normalize(name))
+
+    def by_nr(self, nr: int) -> SyscallPrototype:
+        proto = self._by_nr.get(nr)
+        if proto is None:
+            return SyscallPrototype(f"sys_unknown_{nr}", nr, 0, (), (), known=False)
+        return proto
+
+    def close_matches(self, name: str) -> list[str]:
+        return difflib.get_close_matches(normalize(name), list(self._by_name), n=4, cutoff=0.6)
+
+    def __iter__(self) -> Iterable[SyscallPrototype]:  # type: ignore[override]
+        return iter(self._by_nr.values())

@@ -1,0 +1,356 @@
+"""The hook registry: what is hooked, with which filters, in which order.
+
+Checks that need nothing but the arguments (types, comm length, handler
+signature) run when a hook is added.  Checks that need the guest kernel's
+prototypes (does the syscall exist, how many arguments it has, their types)
+run as soon as prototypes are known: at once when a session is running or a
+prototype cache exists, otherwise when the session starts -- before any
+workload runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import RegistrationError
+from ..portal.abi import C
+from ..portal.hooks import NR_ALL, NR_UNKNOWN, HookSpec
+from .filters import BoundFilter, ValueFilter, coerce
+from .names import Target, TargetKind, parse_target
+from .prototypes import RAW, RETVAL, PrototypeTable, SyscallPrototype, is_pointer
+
+COMM_MAX = C.SA_COMM_LEN - 1
+MAX_ARGS = C.SA_MAX_ARGS
+
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class _Signature:
+    capacity: int  # positional parameters
+    required: int  # of which without default
+    var: bool  # takes *args
+
+    @classmethod
+    def of(cls, handler: Handler, where: str) -> _Signature:
+        try:
+            sig = inspect.signature(handler)
+        except (TypeError, ValueError):
+            return cls(3 + MAX_ARGS, 3, True)  # builtins etc.: trust the caller
+        positional = [
+            p for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        kw_required = [
+            p.name for p in sig.parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+        ]
+        if kw_required:
+            raise RegistrationError(
+                f"{where}: handler {_name(handler)} has required keyword-only parameters "
+                f"{kw_required}; handlers are called as h(regs, proto, syscall, *args)"
+            )
+        var = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
+        required = sum(1 for p in positional if p.default is p.empty)
+        if len(positional) < 3 and not var:
+            raise RegistrationError(
+                f"{where}: handler {_name(handler)} takes {len(positional)} positional "
+                "parameters; it must accept at least (regs, proto, syscall)"
+            )
+        return cls(len(positional), required, var)
+
+    def passed_args(self, nargs: int) -> int:
+        """How many unpacked syscall arguments to pass."""
+        return nargs if self.var else max(0, min(nargs, self.capacity - 3))
+
+
+def _name(handler: Handler) -> str:
+    return getattr(handler, "__qualname__", None) or getattr(handler, "__name__", repr(handler))
+
+
+@dataclass(eq=False)
+class Hook:
+    """One registered handler with its target and filters."""
+
+    id: int
+    handler: Handler
+    target: Target
+    enter: bool
+    ret: bool
+    comm: str | None
+    pid: int | None
+    filters: tuple[ValueFilter | None, ...]
+    retval: ValueFilter | None
+    signature: _Signature
+    enabled: bool = True
+    # filled in by resolve()
+    proto: SyscallPrototype | None = None
+    arg_filters: tuple[BoundFilter | None, ...] = ()
+    retval_filter: BoundFilter | None = None
+    nargs_passed: int = 0
+    spec_nr: int | None = field(default=None)
+
+    @property
+    def name(self) -> str:
+        """The handler's function name (what disable_syscall("name") matches)."""
+        return str(getattr(self.handler, "__name__", ""))
+
+    @property
+    def resolved(self) -> bool:
+        return self.spec_nr is not None
+
+    def where(self) -> str:
+        what = self.target.name or f"{self.target.kind.value} syscalls"
+        return f"hook {_name(self.handler)} on {what}"
+
+    def resolve(self, table: PrototypeTable) -> None:
+        where = self.where()
+        if self.target.kind is TargetKind.SYSCALL:
+            assert self.target.name is not None
+            proto = table.by_name(self.target.name)
+            if proto is None:
+                close = table.close_matches(self.target.name)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise RegistrationError(f"{where}: unknown syscall {self.target.name!r}{hint}")
+            if len(self.filters) > proto.nargs:
+                params = ", ".join(f"{t} {n}" for t, n in zip(proto.types, proto.names, strict=False))
+                raise RegistrationError(
+                    f"{where}: {len(self.filters)} arg_filters, but {proto.short_name} has "
+                    f"{proto.nargs} arguments ({params})"
+                )
+            if not self.signature.var and self.signature.required > 3 + proto.nargs:
+                raise RegistrationError(
+                    f"{where}: the handler requires {self.signature.required - 3} syscall "
+                    f"arguments, but {proto.short_name} has {proto.nargs}"
+                )
+            self.proto = proto
+            self.arg_filters = tuple(
+                None if f is None
+                else f.bind(proto.domain(i), f"{where}, argument {i} ({proto.types[i]} "
+                            f"{proto.names[i]})", pointer=is_pointer(proto.types[i]))
+                for i, f in enumerate(self.filters)
+            )
+            self.nargs_passed = self.signature.passed_args(proto.nargs)
+            self.spec_nr = proto.nr
+        else:
+            self.arg_filters = tuple(
+                None if f is None else f.bind(RAW, f"{where}, argument {i}", pointer=True)
+                for i, f in enumerate(self.filters)
+            )
+            self.nargs_passed = 0
+            self.spec_nr = NR_ALL if self.target.kind is TargetKind.ALL else NR_UNKNOWN
+        self.retval_filter = (
+            None if self.retval is None
+            else self.retval.bind(RETVAL, f"{where}, return value", pointer=False)
+        )
+
+    def spec(self) -> HookSpec:
+        assert self.spec_nr is not None
+        return HookSpec(
+            id=self.id,
+            nr=self.spec_nr,
+            enter=self.enter,
+            ret=self.ret,
+            enabled=self.enabled,
+            comm=self.comm,
+            pid=self.pid,
+            args=tuple(None if f is None else f.guest() for f in self.arg_filters),
+            retval=None if self.retval_filter is None else self.retval_filter.guest(),
+        )
+
+
+def _directions(
+    target: Target, on_enter: bool | None, on_return: bool | None, has_retval_filter: bool
+) -> tuple[bool, bool]:
+    for flag, name in ((on_enter, "on_enter"), (on_return, "on_return")):
+        if flag is not None and not isinstance(flag, bool):
+            raise RegistrationError(f"{name} must be True, False or None, not {flag!r}")
+    if target.enter and on_enter is False or target.ret and on_return is False:
+        raise RegistrationError("the pattern's direction contradicts on_enter/on_return")
+    enter = target.enter or bool(on_enter)
+    ret = target.ret or bool(on_return)
+    if not enter and not ret:
+        # Entry by default; a return-value filter only makes sense on return.
+        if has_retval_filter and on_enter is None:
+            ret = True
+        else:
+            enter = True
+    if has_retval_filter and not ret:
+        raise RegistrationError(
+            "retval_filter needs a return hook: pass on_return=True or use on_sys_<name>_return"
+        )
+    return enter, ret
+
+
+def _check_comm(comm: object) -> str | None:
+    if comm is None:
+        return None
+    if not isinstance(comm, str):
+        raise RegistrationError(f"comm_filter must be a str, not {type(comm).__name__}")
+    if not comm or len(comm.encode()) > COMM_MAX:
+        raise RegistrationError(
+            f"comm_filter {comm!r} has {len(comm.encode())} bytes; a task's comm is 1 to "
+            f"{COMM_MAX} bytes (the kernel truncates longer names: use {comm[:COMM_MAX]!r})"
+        )
+    return comm
+
+
+def _check_pid(pid: object) -> int | None:
+    if pid is None:
+        return None
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 1 << 31:
+        raise RegistrationError(f"pid_filter must be a positive int (a process id), not {pid!r}")
+    return pid
+
+
+def _check_arg_filters(arg_filters: object) -> tuple[ValueFilter | None, ...]:
+    if arg_filters is None:
+        return ()
+    if isinstance(arg_filters, (str, bytes)) or not isinstance(arg_filters, Sequence):
+        raise RegistrationError(
+            f"arg_filters must be a list (one entry per argument), not {type(arg_filters).__name__}"
+        )
+    if len(arg_filters) > MAX_ARGS:
+        raise RegistrationError(f"{len(arg_filters)} arg_filters; a syscall has at most {MAX_ARGS}")
+    filters = tuple(coerce(f, f"arg_filters[{i}]") for i, f in enumerate(arg_filters))
+    while filters and filters[-1] is None:
+        filters = filters[:-1]
+    return filters
+
+
+class Registry:
+    """Every hook, in registration order; ``changed`` listeners hear of edits."""
+
+    def __init__(self) -> None:
+        self._hooks: dict[int, Hook] = {}
+        self._ids = itertools.count(1)
+        self.prototypes: PrototypeTable | None = None
+        self.listeners: list[Callable[[], None]] = []
+        self._candidates: dict[tuple[int, bool], list[Hook]] = {}
+
+    def __iter__(self) -> Iterable[Hook]:  # type: ignore[misc]
+        return iter(list(self._hooks.values()))
+
+    def __len__(self) -> int:
+        return len(self._hooks)
+
+    def add(
+        self,
+        handler: Handler,
+        name_or_pattern: str | None = None,
+        *,
+        on_enter: bool | None = None,
+        on_return: bool | None = None,
+        comm_filter: str | None = None,
+        pid_filter: int | None = None,
+        arg_filters: Sequence[Any] | None = None,
+        retval_filter: Any = None,
+    ) -> Hook:
+        """Validate and add one hook; raises :class:`RegistrationError` if wrong."""
+        if not callable(handler):
+            raise RegistrationError(f"the handler must be callable, not {type(handler).__name__}")
+        target = parse_target(name_or_pattern)
+        where = f"hook {_name(handler)} on {target.name or target.kind.value + ' syscalls'}"
+        if inspect.isgeneratorfunction(handler) or inspect.isasyncgenfunction(handler):
+            raise RegistrationError(
+                f"{where}: the handler is a generator; write `async def` and `await` "
+                "where the generator API used `yield from`"
+            )
+        retval = coerce(retval_filter, "retval_filter")
+        enter, ret = _directions(target, on_enter, on_return, retval is not None)
+        hook = Hook(
+            id=next(self._ids),
+            handler=handler,
+            target=target,
+            enter=enter,
+            ret=ret,
+            comm=_check_comm(comm_filter),
+            pid=_check_pid(pid_filter),
+            filters=_check_arg_filters(arg_filters),
+            retval=retval,
+            signature=_Signature.of(handler, where),
+        )
+        if self.prototypes is not None:
+            hook.resolve(self.prototypes)
+        self._hooks[hook.id] = hook
+        self._changed()
+        return hook
+
+    def bind(self, table: PrototypeTable) -> None:
+        """Set the guest's prototypes and resolve every hook; the first error is raised."""
+        self.prototypes = table
+        errors = []
+        for hook in self:
+            try:
+                hook.resolve(table)
+            except RegistrationError as exc:
+                errors.append(exc)
+                del self._hooks[hook.id]
+        self._changed()
+        if errors:
+            raise errors[0] if len(errors) == 1 else RegistrationError(
+                "; ".join(str(e) for e in errors)
+            )
+
+    def find(self, which: Hook | Handler | str) -> list[Hook]:
+        """Hooks by Hook object, handler (function or bound method) or handler name."""
+        if isinstance(which, Hook):
+            found = [which] if which.id in self._hooks else []
+        elif isinstance(which, str):
+            found = [h for h in self if h.name == which]
+        else:
+            found = [h for h in self if h.handler == which]
+        if not found:
+            names = sorted({h.name for h in self})
+            raise RegistrationError(f"no hook for {which!r}; registered handlers: {names}")
+        return found
+
+    def remove(self, which: Hook | Handler | str) -> list[Hook]:
+        found = self.find(which)
+        for hook in found:
+            del self._hooks[hook.id]
+        self._changed()
+        return found
+
+    def set_enabled(self, which: Hook | Handler | str, enabled: bool) -> list[Hook]:
+        found = self.find(which)
+        for hook in found:
+            hook.enabled = enabled
+        self._changed()
+        return found
+
+    def clear(self) -> None:
+        self._hooks.clear()
+        self._changed()
+
+    def table(self) -> tuple[list[HookSpec], list[Hook]]:
+        """The guest's hook table (enabled, resolved hooks) and the hook of each entry."""
+        hooks = [h for h in self if h.enabled and h.resolved]
+        return [h.spec() for h in hooks], hooks
+
+    def candidates(self, nr: int, enter: bool) -> list[Hook]:
+        """Enabled hooks that may handle syscall ``nr`` in this direction, in order."""
+        key = (nr, enter)
+        cached = self._candidates.get(key)
+        if cached is None:
+            known = self.prototypes.by_nr(nr).known if self.prototypes else True
+            cached = [
+                h for h in self
+                if h.enabled and h.resolved and (h.enter if enter else h.ret)
+                and (
+                    h.spec_nr == nr
+                    or h.spec_nr == NR_ALL
+                    or (h.spec_nr == NR_UNKNOWN and not known)
+                )
+            ]
+            self._candidates[key] = cached
+        return cached
+
+    def _changed(self) -> None:
+        self._candidates.clear()
+        for listener in list(self.listeners):
+            listener()
