@@ -5,6 +5,7 @@
     syscalls-async setup                 # install host tools, build the guest image
     syscalls-async image build|info      # the bundled guest image
     syscalls-async exec -- CMD [ARG...]  # boot the guest, run CMD, exit with its status
+    syscalls-async run PLUGIN.py -- CMD  # load a plugin file, run CMD with its hooks live
     syscalls-async demo                  # boot the guest and show the framework at work
 """
 
@@ -20,8 +21,9 @@ from collections.abc import Sequence
 
 import msgspec
 
+from .api import Session, load_plugin_file, plugins
 from .errors import SyscallsAsyncError
-from .machine import Machine, build_image, current_image
+from .machine import CommandResult, Machine, build_image, current_image
 
 
 def _print_image(image: object) -> None:
@@ -51,19 +53,47 @@ def _machine(args: argparse.Namespace) -> Machine:
     return Machine(smp=args.smp, memory_mib=args.memory, console_log=args.console_log)
 
 
-async def _exec(args: argparse.Namespace) -> int:
+def _command(args: argparse.Namespace, usage: str) -> list[str] | None:
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print("syscalls-async exec: no command given (usage: exec -- CMD [ARG...])",
-              file=sys.stderr)
+        print(f"syscalls-async: no command given (usage: {usage})", file=sys.stderr)
+        return None
+    return command
+
+
+def _print_result(result: CommandResult) -> int:
+    sys.stdout.buffer.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.buffer.write(result.stderr)
+    return result.exit_status
+
+
+async def _exec(args: argparse.Namespace) -> int:
+    command = _command(args, "exec -- CMD [ARG...]")
+    if command is None:
         return 2
     async with _machine(args) as machine:
         result = await machine.run(command, timeout=args.timeout)
-    sys.stdout.buffer.write(result.stdout)
-    sys.stderr.buffer.write(result.stderr)
-    return result.exit_status
+    return _print_result(result)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    command = _command(args, "run PLUGIN.py -- CMD [ARG...]")
+    if command is None:
+        return 2
+    load_plugin_file(args.plugin)  # registration errors surface before booting
+    async with Session(
+        plugins, smp=args.smp, memory_mib=args.memory, console_log=args.console_log,
+        fail_fast=args.fail_fast, handler_timeout=args.handler_timeout,
+    ) as session:
+        result = await session.run(command, timeout=args.timeout)
+        # handlers print as they run; their output comes before the command's
+        sys.stdout.flush()
+    if args.stats:
+        print(f"syscalls-async: {session.stats}", file=sys.stderr)
+    return _print_result(result)
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -112,6 +142,17 @@ def parser() -> argparse.ArgumentParser:
     _add_machine_options(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     p.set_defaults(func=lambda a: asyncio.run(_exec(a)))
+
+    p = sub.add_parser("run", help="load a plugin file and run a command with its hooks live")
+    _add_machine_options(p)
+    p.add_argument("plugin", help="a Python file with Plugin subclasses or decorated handlers")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="end with the first handler error instead of logging it")
+    p.add_argument("--handler-timeout", type=float, default=30.0,
+                   help="seconds a handler may run before it is cancelled (default 30)")
+    p.add_argument("--stats", action="store_true", help="print dispatch counts at the end")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    p.set_defaults(func=lambda a: asyncio.run(_run(a)))
 
     p = sub.add_parser("demo", help="boot the guest and show the framework at work")
     _add_machine_options(p)
