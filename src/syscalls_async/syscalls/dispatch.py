@@ -46,6 +46,8 @@ class DispatchStats(msgspec.Struct):
     handler_errors: int = 0
     handler_timeouts: int = 0
     filtered_on_host: int = 0
+    #: hooks where the guest's prefilter and the host's check disagreed (should stay 0)
+    guest_disagreed: int = 0
 
 
 class Dispatcher:
@@ -83,7 +85,11 @@ class Dispatcher:
             for hook in hooks:
                 if not hook.enabled:
                     continue  # disabled while this event was being handled
-                if not await self._host_match(hook, raw, trap, strings):
+                matched = await self._host_match(hook, raw, trap, strings)
+                if matched != (hook.id in trap.hook_ids):
+                    self.stats.guest_disagreed += 1
+                    log.debug("guest prefilter disagreed on %s for %s", hook.name, raw)
+                if not matched:
                     self.stats.filtered_on_host += 1
                     continue
                 await self._call(hook, regs, proto, event)
