@@ -1,44 +1,11 @@
-"""Host-only fixtures for the syscalls layer: a small hand-written prototype table.
-
-No guest: the prototypes a real kernel would send are replaced by a few
-x86_64 ones written out here, plus one syscall number without metadata.
-"""
+"""Host-only fixtures for the syscalls layer (see sysproto_table.py)."""
 
 from __future__ import annotations
 
 import pytest
+from sysproto_table import make_table
 
-from syscalls_async.syscalls import PrototypeTable, Registry, SyscallPrototype
-
-OPENAT = SyscallPrototype(
-    "sys_openat", 257, 4,
-    ("int", "const char *", "int", "umode_t"),
-    ("dfd", "filename", "flags", "mode"),
-)
-IOCTL = SyscallPrototype(
-    "sys_ioctl", 16, 3,
-    ("unsigned int", "unsigned int", "unsigned long"),
-    ("fd", "cmd", "arg"),
-)
-GETPID = SyscallPrototype("sys_getpid", 39, 0, (), ())
-READ = SyscallPrototype(
-    "sys_read", 0, 3,
-    ("unsigned int", "char *", "size_t"),
-    ("fd", "buf", "count"),
-)
-LSEEK = SyscallPrototype(
-    "sys_lseek", 8, 3,
-    ("unsigned int", "off_t", "unsigned int"),
-    ("fd", "offset", "whence"),
-)
-UNKNOWN_NR = 400
-UNKNOWN = SyscallPrototype(f"sys_unknown_{UNKNOWN_NR}", UNKNOWN_NR, 0, (), (), known=False)
-
-PROTOS = (OPENAT, IOCTL, GETPID, READ, LSEEK, UNKNOWN)
-
-
-def make_table() -> PrototypeTable:
-    return PrototypeTable(PROTOS)
+from syscalls_async.syscalls import PrototypeTable, Registry
 
 
 @pytest.fixture
