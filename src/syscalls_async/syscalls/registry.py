@@ -174,8 +174,13 @@ def _directions(
     enter = target.enter or bool(on_enter)
     ret = target.ret or bool(on_return)
     if not enter and not ret:
-        # Entry by default; a return-value filter only makes sense on return.
-        if has_retval_filter and on_enter is None:
+        # Entry by default; a return-value filter only makes sense on return, and
+        # on_enter=False leaves only the return.
+        if on_enter is False and on_return is False:
+            raise RegistrationError(
+                "on_enter=False and on_return=False: the hook would never run"
+            )
+        if on_enter is False or (has_retval_filter and on_enter is None and on_return is None):
             ret = True
         else:
             enter = True
