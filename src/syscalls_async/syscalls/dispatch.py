@@ -129,26 +129,39 @@ class Dispatcher:
     ) -> None:
         args = [proto.domain(i).value(event.args[i]) for i in range(hook.nargs_passed)]
         self.stats.handler_calls += 1
+        deadline = asyncio.timeout(self.handler_timeout)
         try:
-            async with asyncio.timeout(self.handler_timeout):
+            async with deadline:
                 result = hook.handler(regs, proto, event, *args)
                 if inspect.isawaitable(result):
                     await result
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not deadline.expired():
+                # the handler's own TimeoutError (e.g. its wait_for), not our deadline
+                self._failed(hook, event, exc)
+                return
             self.stats.handler_timeouts += 1
             log.error(
                 "handler %s outlived its %gs deadline on %s; cancelled",
-                hook.name, self.handler_timeout, _describe(event),
+                hook.name,
+                self.handler_timeout,
+                _describe(event),
             )
             self._fatal(TimeoutError(f"handler {hook.name} timed out on {_describe(event)}"))
+        except GuestMemoryError as exc:
+            # an uncaught failed memory access is the handler's error, not a lost trap
+            self._failed(hook, event, exc)
         except PortalError as exc:
             # the trap is gone (guest deadline, signal, host shutting down)
             self.stats.handler_errors += 1
             log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
         except Exception as exc:
-            self.stats.handler_errors += 1
-            log.exception("handler %s failed on %s", hook.name, _describe(event))
-            self._fatal(exc)
+            self._failed(hook, event, exc)
+
+    def _failed(self, hook: Hook, event: SyscallEvent, exc: Exception) -> None:
+        self.stats.handler_errors += 1
+        log.error("handler %s failed on %s", hook.name, _describe(event), exc_info=exc)
+        self._fatal(exc)
 
     def _fatal(self, exc: BaseException) -> None:
         if self.fail_fast and self.on_fatal is not None:

@@ -1,0 +1,547 @@
+"""The dispatcher's host-side logic with a stand-in trap (syscalls.dispatch), host only.
+
+The stand-in has what the dispatcher uses of a real ``Trap`` -- ``event``,
+``skip``, ``set_arg``, ``set_retval``, ``read_cstring`` (plus ``read_bytes``
+for ``plugins.mem``) -- and records every verdict call.  The real guest path
+is covered by the integration tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sysproto_table import GETPID, IOCTL, OPENAT, UNKNOWN_NR, make_table
+
+from syscalls_async.api.mem import Mem
+from syscalls_async.errors import GuestMemoryError, HandlerContextError, TrapGone
+from syscalls_async.portal.types import Phase
+from syscalls_async.portal.types import SyscallEvent as RawEvent
+from syscalls_async.syscalls import Dispatcher, Registry, ValueFilter, current_trap
+from syscalls_async.syscalls.event import PT_REGS, Regs, SyscallEvent
+from syscalls_async.syscalls.filters import STRING_READ
+from syscalls_async.syscalls.prototypes import SyscallPrototype
+
+M64 = (1 << 64) - 1
+PC, SP = 0x401000, 0x7FFC0000
+
+
+def raw_event(
+    nr: int,
+    args: tuple[int, ...] = (),
+    *,
+    phase: Phase = Phase.ENTER,
+    retval: int = 0,
+    comm: str = "cat",
+    pid: int = 101,
+    tgid: int = 100,
+) -> RawEvent:
+    regs = tuple(0x1000 + i for i in range(len(PT_REGS)))
+    return RawEvent(
+        slot=0, epoch=1, seq=1, phase=phase, nr=nr, pid=pid, tgid=tgid, comm=comm,
+        args=tuple(args) + (0,) * (6 - len(args)), retval=retval, pc=PC, sp=SP,
+        matched=(), regs=regs,
+    )  # fmt: skip
+
+
+class FakeTrap:
+    """Stands in for ``portal.Trap``: records the verdict, serves a little memory."""
+
+    def __init__(
+        self,
+        event: RawEvent,
+        memory: dict[int, bytes] | None = None,
+        hook_ids: tuple[int, ...] = (),
+    ) -> None:
+        self.event = event
+        #: the hooks the guest's prefilter says matched
+        self.hook_ids = hook_ids
+        self.memory = memory or {}
+        self.calls: list[tuple[Any, ...]] = []
+        self.string_reads: list[tuple[int, int]] = []
+
+    def skip(self, retval: int) -> None:
+        assert self.event.phase is Phase.ENTER
+        self.calls.append(("skip", retval))
+
+    def set_arg(self, index: int, value: int) -> None:
+        assert self.event.phase is Phase.ENTER and 0 <= index < 6
+        self.calls.append(("set_arg", index, value))
+
+    def set_retval(self, value: int) -> None:
+        assert self.event.phase is Phase.RETURN
+        self.calls.append(("set_retval", value))
+
+    async def read_cstring(self, addr: int, max_len: int) -> bytes:
+        self.string_reads.append((addr, max_len))
+        if addr not in self.memory:
+            raise GuestMemoryError(addr, 14, "read")
+        return self.memory[addr].split(b"\0")[0][:max_len]
+
+    async def read_bytes(self, addr: int, size: int) -> bytes:
+        if addr not in self.memory:
+            raise GuestMemoryError(addr, 14, "read")
+        return self.memory[addr][:size]
+
+
+@pytest.fixture
+def registry() -> Registry:
+    reg = Registry()
+    reg.bind(make_table())
+    return reg
+
+
+def dispatcher(registry: Registry, **kwargs: Any) -> Dispatcher:
+    return Dispatcher(registry, make_table(), **kwargs)
+
+
+async def dispatch(d: Dispatcher, event: RawEvent, **trap_kwargs: Any) -> FakeTrap:
+    """One trap; unless told otherwise the guest claims every hook matched."""
+    trap_kwargs.setdefault("hook_ids", tuple(h.id for h in d.registry))
+    trap = FakeTrap(event, **trap_kwargs)
+    await d(trap)  # type: ignore[arg-type]
+    return trap
+
+
+def recorder(log: list[Any], tag: str) -> Callable[..., None]:
+    def handler(regs: Regs, proto: SyscallPrototype, syscall: SyscallEvent, *args: int) -> None:
+        log.append((tag, *args))
+
+    handler.__name__ = tag
+    return handler
+
+
+# -- order and shared state --------------------------------------------------------------
+
+
+async def test_handlers_run_in_order_and_see_earlier_changes(registry: Registry) -> None:
+    seen: list[Any] = []
+
+    def first(regs: Regs, proto: Any, syscall: SyscallEvent, dfd: int, fn: int, flags: int,
+              mode: int) -> None:  # fmt: skip
+        seen.append(("first", flags))
+        syscall.args[2] = 0x42
+
+    async def second(regs: Regs, proto: Any, syscall: SyscallEvent, dfd: int, fn: int,
+                     flags: int) -> None:  # fmt: skip
+        await asyncio.sleep(0)
+        seen.append(("second", flags, regs.rdx))
+        regs.r10 = 0o600  # mode, through the register
+
+    def every(regs: Regs, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append(("every", syscall.args[2], syscall.args[3]))
+
+    registry.add(first, "on_sys_openat_enter")
+    registry.add(every, "on_all_sys_enter")
+    registry.add(second, "openat")
+    d = dispatcher(registry)
+    trap = await dispatch(d, raw_event(OPENAT.nr, (0xFFFFFF9C, 0x5000, 0, 0o644)))
+    assert seen == [("first", 0), ("every", 0x42, 0o644), ("second", 0x42, 0x42)]
+    assert trap.calls == [("set_arg", 2, 0x42), ("set_arg", 3, 0o600)]
+    assert (d.stats.events, d.stats.handler_calls, d.stats.handler_errors) == (1, 3, 0)
+
+
+async def test_return_handlers_see_each_others_retval(registry: Registry) -> None:
+    seen: list[Any] = []
+
+    def first(regs: Regs, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append(syscall.retval)
+        syscall.retval = 7
+
+    async def second(regs: Regs, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append((syscall.retval, regs.rax))
+
+    registry.add(first, "on_sys_read_return")
+    registry.add(second, "on_all_sys_return")
+    trap = await dispatch(dispatcher(registry), raw_event(0, (3, 0x5000, 10),
+                          phase=Phase.RETURN, retval=M64 - 1))  # fmt: skip
+    assert seen == [-2, (7, 7)]
+    assert trap.calls == [("set_retval", 7)]
+
+
+async def test_unpacked_arguments_are_their_c_types(registry: Registry) -> None:
+    got: dict[str, Any] = {}
+
+    def full(regs: Any, proto: SyscallPrototype, syscall: SyscallEvent, *args: int) -> None:
+        got["full"] = (proto.name, proto.nargs, proto.types, proto.names, args)
+        task = syscall.task
+        got["event"] = (syscall.name, syscall.nr, syscall.pc, syscall.argc, syscall.pid,
+                        task.comm, task.pid, task.tgid, list(syscall.args))  # fmt: skip
+
+    def one(regs: Any, proto: Any, syscall: Any, dfd: int) -> None:
+        got["one"] = (dfd,)
+
+    def every(regs: Any, proto: Any, syscall: Any, *args: int) -> None:
+        got["every"] = args
+
+    registry.add(full, "openat")
+    registry.add(one, "openat")
+    registry.add(every, "on_all_sys_enter")
+    raw = (0xFFFFFF9C, 0x5000, 0xDEADBEEF_00000002, 0x1_000001A4, 0x77, 0x88)
+    trap = await dispatch(dispatcher(registry), raw_event(OPENAT.nr, raw))
+    assert got["full"] == (
+        "sys_openat", 4, OPENAT.types, OPENAT.names, (-100, 0x5000, 2, 0o644)
+    )
+    assert got["event"] == ("sys_openat", 257, PC, 4, 100, "cat", 101, 100, list(raw))
+    assert got["one"] == (-100,)
+    assert got["every"] == ()
+    assert trap.calls == []
+
+
+async def test_unknown_hook_fires_only_for_syscalls_without_metadata(registry: Registry) -> None:
+    seen: list[Any] = []
+
+    def unknown(regs: Any, proto: SyscallPrototype, syscall: SyscallEvent) -> None:
+        seen.append((proto.known, syscall.name, syscall.nr, syscall.argc, syscall.args[5]))
+
+    registry.add(unknown, "on_unknown_sys_enter")
+    d = dispatcher(registry)
+    await dispatch(d, raw_event(OPENAT.nr, (1, 2, 3, 4)))
+    await dispatch(d, raw_event(UNKNOWN_NR, (1, 2, 3, 4, 5, 6)))
+    await dispatch(d, raw_event(449, (0, 0, 0, 0, 0, 9)))  # not even in the table
+    assert seen == [
+        (False, f"sys_unknown_{UNKNOWN_NR}", UNKNOWN_NR, 6, 6),
+        (False, "sys_unknown_449", 449, 6, 9),
+    ]
+    assert d.stats.events == 2
+
+
+async def test_no_candidate_means_no_verdict(registry: Registry) -> None:
+    registry.add(recorder([], "x"), "ioctl")
+    d = dispatcher(registry)
+    trap = await dispatch(d, raw_event(GETPID.nr))
+    assert trap.calls == [] and d.stats.events == 0 and d.stats.handler_calls == 0
+
+
+async def test_handler_disabled_by_an_earlier_one_does_not_run(registry: Registry) -> None:
+    seen: list[Any] = []
+    second = recorder(seen, "second")
+
+    def first(regs: Any, proto: Any, syscall: Any) -> None:
+        seen.append(("first",))
+        registry.set_enabled(second, False)
+
+    registry.add(first, "getpid")
+    registry.add(second, "getpid")
+    d = dispatcher(registry)
+    await dispatch(d, raw_event(GETPID.nr))
+    assert seen == [("first",)]
+    registry.set_enabled(second, True)
+    registry.remove(first)
+    await dispatch(d, raw_event(GETPID.nr))
+    assert seen == [("first",), ("second",)]
+
+
+# -- verdicts -------------------------------------------------------------------------------
+
+
+async def test_skip_wins_over_changed_arguments(registry: Registry) -> None:
+    def block(regs: Any, proto: Any, syscall: SyscallEvent, *args: int) -> None:
+        syscall.args[1] = 0
+        syscall.skip_syscall = True
+        syscall.retval = -13
+
+    registry.add(block, "openat")
+    trap = await dispatch(dispatcher(registry), raw_event(OPENAT.nr, (1, 0x5000, 0, 0)))
+    assert trap.calls == [("skip", -13)]
+
+
+async def test_skip_without_retval_returns_zero(registry: Registry) -> None:
+    def block(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.skip_syscall = True
+
+    registry.add(block, "ioctl")
+    trap = await dispatch(dispatcher(registry), raw_event(IOCTL.nr, (1, 0xABCD, 0)))
+    assert trap.calls == [("skip", 0)]
+
+
+async def test_retval_changes_on_return_only(registry: Registry) -> None:
+    def change(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.retval = -1
+
+    def same(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.retval = syscall.retval  # unchanged: no verdict
+
+    def on_entry(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.retval = 99  # without skip, a retval at entry means nothing
+
+    registry.add(change, "on_sys_ioctl_return")
+    registry.add(same, "on_sys_getpid_return")
+    registry.add(on_entry, "on_sys_read_enter")
+    d = dispatcher(registry)
+    trap = await dispatch(d, raw_event(IOCTL.nr, phase=Phase.RETURN, retval=0))
+    assert trap.calls == [("set_retval", -1)]
+    trap = await dispatch(d, raw_event(GETPID.nr, phase=Phase.RETURN, retval=100))
+    assert trap.calls == []
+    trap = await dispatch(d, raw_event(0, (3, 0x5000, 1)))
+    assert trap.calls == []
+
+
+async def test_rax_write_on_return_becomes_the_retval(registry: Registry) -> None:
+    def via_rax(regs: Regs, proto: Any, syscall: SyscallEvent) -> None:
+        regs.rax = M64  # -1
+
+    registry.add(via_rax, "on_sys_getpid_return")
+    trap = await dispatch(dispatcher(registry), raw_event(GETPID.nr, phase=Phase.RETURN,
+                          retval=100))  # fmt: skip
+    assert trap.calls == [("set_retval", -1)]
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+async def test_raising_handler_is_logged_counted_and_the_rest_still_run(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+    fatal: list[BaseException] = []
+
+    def first(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append("first")
+        syscall.args[1] = 0x1111
+
+    async def broken(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append("broken")
+        syscall.args[2] = 0x2222
+        raise ValueError("boom")
+
+    def last(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append(f"last {syscall.args[2]:#x}")
+
+    registry.add(first, "openat")
+    registry.add(broken, "openat")
+    registry.add(last, "on_all_sys_enter")
+    d = dispatcher(registry, on_fatal=fatal.append)  # fail_fast off: on_fatal not used
+    with caplog.at_level(logging.ERROR, logger="syscalls"):
+        trap = await dispatch(d, raw_event(OPENAT.nr, (1, 2, 3, 4)))
+    assert seen == ["first", "broken", "last 0x2222"]
+    # the verdict so far, including what the failing handler did before raising
+    assert trap.calls == [("set_arg", 1, 0x1111), ("set_arg", 2, 0x2222)]
+    assert (d.stats.handler_calls, d.stats.handler_errors, d.stats.handler_timeouts) == (3, 1, 0)
+    assert fatal == []
+    [record] = [r for r in caplog.records if r.name == "syscalls"]
+    assert record.levelno == logging.ERROR
+    msg = record.getMessage()
+    assert "broken" in msg and "sys_openat enter by cat[101]" in msg
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+
+
+async def test_slow_handler_is_cancelled_and_counted(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    async def slow(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.skip_syscall = True
+        syscall.retval = -4
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    def after(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append(f"after {syscall.retval}")
+
+    registry.add(slow, "getpid")
+    registry.add(after, "getpid")
+    d = dispatcher(registry, handler_timeout=0.05)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with caplog.at_level(logging.ERROR, logger="syscalls"):
+        trap = await dispatch(d, raw_event(GETPID.nr))
+    assert loop.time() - start < 5
+    assert seen == ["cancelled", "after -4"]
+    assert trap.calls == [("skip", -4)]
+    assert (d.stats.handler_timeouts, d.stats.handler_errors) == (1, 0)
+    msgs = [r.getMessage() for r in caplog.records if r.name == "syscalls"]
+    assert any("slow" in m and "deadline" in m and "sys_getpid" in m for m in msgs)
+
+
+async def test_handler_raising_timeout_error_itself_is_an_error_not_a_timeout(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def own_timeout(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        raise TimeoutError("the handler's own wait_for gave up")
+
+    registry.add(own_timeout, "getpid")
+    fatal: list[BaseException] = []
+    d = dispatcher(registry, handler_timeout=10, fail_fast=True, on_fatal=fatal.append)
+    with caplog.at_level(logging.ERROR, logger="syscalls"):
+        await dispatch(d, raw_event(GETPID.nr))
+    assert (d.stats.handler_errors, d.stats.handler_timeouts) == (1, 0)
+    assert len(fatal) == 1 and "own wait_for" in str(fatal[0])
+    assert not any("deadline" in r.getMessage() for r in caplog.records)
+
+
+async def test_uncaught_guest_memory_error_is_a_handler_error(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    mem = Mem()
+
+    async def careless(regs: Any, proto: Any, syscall: Any, fd: int, buf: int) -> None:
+        await mem.read_bytes(buf, 4)  # unmapped: raises GuestMemoryError
+
+    registry.add(careless, "read")
+    fatal: list[BaseException] = []
+    d = dispatcher(registry, fail_fast=True, on_fatal=fatal.append)
+    with caplog.at_level(logging.ERROR, logger="syscalls"):
+        await dispatch(d, raw_event(0, (3, 0xBAD000, 4)))
+    assert d.stats.handler_errors == 1
+    assert len(fatal) == 1 and isinstance(fatal[0], GuestMemoryError)
+    assert fatal[0].addr == 0xBAD000
+    [record] = [r for r in caplog.records if r.name == "syscalls"]
+    assert "careless failed on sys_read enter" in record.getMessage()
+
+
+async def test_trap_gone_is_counted_but_not_fatal(registry: Registry) -> None:
+    async def late(regs: Any, proto: Any, syscall: Any) -> None:
+        raise TrapGone("the guest task stopped waiting")
+
+    registry.add(late, "getpid")
+    fatal: list[BaseException] = []
+    d = dispatcher(registry, fail_fast=True, on_fatal=fatal.append)
+    await dispatch(d, raw_event(GETPID.nr))
+    assert d.stats.handler_errors == 1 and fatal == []
+
+
+async def test_fail_fast_hands_the_exception_to_on_fatal(registry: Registry) -> None:
+    error = RuntimeError("first failure")
+    seen: list[str] = []
+
+    def broken(regs: Any, proto: Any, syscall: Any) -> None:
+        raise error
+
+    async def slow(regs: Any, proto: Any, syscall: Any) -> None:
+        await asyncio.sleep(30)
+
+    registry.add(broken, "getpid")
+    registry.add(recorder(seen, "next"), "getpid")  # type: ignore[arg-type]
+    registry.add(slow, "ioctl")
+    fatal: list[BaseException] = []
+    d = dispatcher(registry, fail_fast=True, on_fatal=fatal.append, handler_timeout=0.02)
+    await dispatch(d, raw_event(GETPID.nr))
+    assert fatal == [error]
+    await dispatch(d, raw_event(IOCTL.nr, (1, 2, 3)))
+    assert len(fatal) == 2 and isinstance(fatal[1], TimeoutError)
+    assert "slow" in str(fatal[1])
+
+
+async def test_no_timeout_when_disabled(registry: Registry) -> None:
+    async def brief(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        await asyncio.sleep(0.01)
+        syscall.skip_syscall = True
+
+    registry.add(brief, "getpid")
+    d = dispatcher(registry, handler_timeout=None)
+    trap = await dispatch(d, raw_event(GETPID.nr))
+    assert trap.calls == [("skip", 0)] and d.stats.handler_timeouts == 0
+
+
+# -- host-side filters -------------------------------------------------------------------------
+
+
+async def test_comm_and_pid_filters_are_enforced_on_the_host(registry: Registry) -> None:
+    seen: list[Any] = []
+    registry.add(recorder(seen, "comm_cat"), "on_all_sys_enter", comm_filter="cat")
+    registry.add(recorder(seen, "comm_ls"), "on_all_sys_enter", comm_filter="ls")
+    registry.add(recorder(seen, "pid_100"), "on_all_sys_enter", pid_filter=100)
+    registry.add(recorder(seen, "pid_101"), "on_all_sys_enter", pid_filter=101)  # a thread id
+    registry.add(recorder(seen, "both"), "getpid", comm_filter="cat", pid_filter=100)
+    registry.add(recorder(seen, "unknown_ls"), "on_unknown_sys_enter", comm_filter="ls")
+    d = dispatcher(registry)
+    await dispatch(d, raw_event(GETPID.nr, comm="cat", pid=101, tgid=100))
+    assert [s[0] for s in seen] == ["comm_cat", "pid_100", "both"]
+    seen.clear()
+    await dispatch(d, raw_event(UNKNOWN_NR, comm="ls", pid=7, tgid=7))
+    assert [s[0] for s in seen] == ["comm_ls", "unknown_ls"]
+    assert d.stats.filtered_on_host == 3 + 2
+
+
+async def test_numeric_arg_filters_are_enforced_on_the_host(registry: Registry) -> None:
+    seen: list[Any] = []
+    registry.add(recorder(seen, "tcgets"), "ioctl", arg_filters=[None, 0x5401])
+    registry.add(recorder(seen, "fd_neg"), "openat", arg_filters=[ValueFilter.less(0)])
+    registry.add(recorder(seen, "range"), "on_all_sys_enter",
+                 arg_filters=[None, None, ValueFilter.range(100, 200)])  # fmt: skip
+    d = dispatcher(registry)
+    # upper register bits are garbage for the 32-bit cmd and dfd
+    await dispatch(d, raw_event(IOCTL.nr, (3, 0xFFFFFFFF_00005401, 150)))
+    await dispatch(d, raw_event(IOCTL.nr, (3, 0x5402, 201)))
+    await dispatch(d, raw_event(OPENAT.nr, (0xDEADBEEF_FFFFFF9C, 0x5000, 100, 0)))
+    await dispatch(d, raw_event(OPENAT.nr, (0xFFFFFFFF_00000003, 0x5000, 99, 0)))
+    assert [s[0] for s in seen] == ["tcgets", "range", "fd_neg", "range"]
+
+
+async def test_string_arg_filters_read_guest_memory_once(registry: Registry) -> None:
+    seen: list[Any] = []
+    memory = {0x5000: b"/etc/shadow\0junk", 0x6000: b"/tmp/x\0"}
+    registry.add(recorder(seen, "etc"), "openat",
+                 arg_filters=[None, ValueFilter.string_startswith("/etc/")])  # fmt: skip
+    registry.add(recorder(seen, "shadow"), "openat",
+                 arg_filters=[None, ValueFilter.string_endswith("shadow")])  # fmt: skip
+    registry.add(recorder(seen, "exact"), "on_all_sys_enter",
+                 arg_filters=[None, ValueFilter.string_exact("/tmp/x")])  # fmt: skip
+    d = dispatcher(registry)
+    trap = await dispatch(d, raw_event(OPENAT.nr, (1, 0x5000)), memory=memory)
+    assert [s[0] for s in seen] == ["etc", "shadow"]
+    assert trap.string_reads == [(0x5000, STRING_READ)]  # one read for three filters
+    seen.clear()
+    await dispatch(d, raw_event(OPENAT.nr, (1, 0x6000)), memory=memory)
+    assert [s[0] for s in seen] == ["exact"]
+    seen.clear()
+    trap = await dispatch(d, raw_event(OPENAT.nr, (1, 0x7000)), memory=memory)  # unreadable
+    assert seen == [] and trap.string_reads == [(0x7000, STRING_READ)]
+    assert d.stats.filtered_on_host == 1 + 2 + 3
+
+
+async def test_retval_filters_are_enforced_on_the_host(registry: Registry) -> None:
+    seen: list[Any] = []
+    registry.add(recorder(seen, "ok"), "openat", retval_filter=ValueFilter.success())
+    registry.add(recorder(seen, "enoent"), "on_sys_openat_return", retval_filter=-2)
+    registry.add(recorder(seen, "err"), "on_all_sys_return", retval_filter=ValueFilter.error())
+    d = dispatcher(registry)
+    await dispatch(d, raw_event(OPENAT.nr, phase=Phase.RETURN, retval=M64 - 1))  # -2
+    assert [s[0] for s in seen] == ["enoent", "err"]
+    seen.clear()
+    await dispatch(d, raw_event(OPENAT.nr, phase=Phase.RETURN, retval=3))
+    assert [s[0] for s in seen] == ["ok"]
+    seen.clear()
+    await dispatch(d, raw_event(OPENAT.nr, phase=Phase.RETURN, retval=-13))
+    assert [s[0] for s in seen] == ["err"]
+
+
+async def test_retval_filter_does_not_apply_at_entry(registry: Registry) -> None:
+    seen: list[Any] = []
+    registry.add(recorder(seen, "both"), "getpid", on_enter=True, on_return=True,
+                 retval_filter=1234)  # fmt: skip
+    d = dispatcher(registry)
+    await dispatch(d, raw_event(GETPID.nr, retval=0))
+    await dispatch(d, raw_event(GETPID.nr, phase=Phase.RETURN, retval=1))
+    await dispatch(d, raw_event(GETPID.nr, phase=Phase.RETURN, retval=1234))
+    assert len(seen) == 2
+
+
+# -- the trap context ---------------------------------------------------------------------------
+
+
+async def test_mem_works_inside_a_handler_and_not_after(registry: Registry) -> None:
+    got: list[Any] = []
+    mem = Mem()
+
+    async def reader(regs: Any, proto: Any, syscall: Any, fd: int, buf: int, count: int) -> None:
+        got.append(current_trap.get().event.nr)
+        got.append(await mem.read_bytes(buf, count))
+        got.append(await mem.read_int(buf))
+
+    registry.add(reader, "read")
+    await dispatch(dispatcher(registry), raw_event(0, (3, 0x5000, 4)),
+                   memory={0x5000: b"\x01\x00\x00\x80rest"})  # fmt: skip
+    assert got == [0, b"\x01\x00\x00\x80", -(1 << 31) + 1]
+    with pytest.raises(LookupError):
+        current_trap.get()
+    with pytest.raises(HandlerContextError):
+        await mem.read_bytes(0x5000, 4)
