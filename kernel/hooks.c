@@ -23,6 +23,8 @@ static struct ftrace_ops sa_ops = {
 		 FTRACE_OPS_FL_IPMODIFY,
 };
 static bool sa_ops_registered;
+/* nrs whose table entry ftrace can hook (some entries are notrace) */
+static unsigned long *sa_traceable;
 static unsigned long *sa_ips;       /* sorted, what is hooked now */
 static unsigned int sa_nips;
 
@@ -273,7 +275,7 @@ static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *
 	if (!ips)
 		return NULL;
 	for (nr = 0; nr < nsys; nr++)
-		if (snap->nr_flags[nr] && sa_arch_table_entry(nr))
+		if (snap->nr_flags[nr] && test_bit(nr, sa_traceable))
 			ips[k++] = sa_arch_table_entry(nr);
 	sort(ips, k, sizeof(*ips), sa_cmp_ulong, NULL);
 	for (j = 0, nr = 0; nr < k; nr++)
@@ -389,8 +391,34 @@ void sa_hooks_apply(u32 gen)
 	mutex_unlock(&sa_hooks_lock);
 }
 
+/* Which table entries can ftrace hook? Asking with a scratch ops costs a
+ * little at load and keeps one notrace entry from failing a whole table. */
 int sa_hooks_init(void)
 {
+	static struct ftrace_ops probe;
+	unsigned int nsys = sa_arch_nr_syscalls(), nr, bad = 0;
+
+	sa_traceable = bitmap_zalloc(nsys, GFP_KERNEL);
+	if (!sa_traceable)
+		return -ENOMEM;
+	for (nr = 0; nr < nsys; nr++) {
+		unsigned long ip = sa_arch_table_entry(nr);
+
+		if (ip && !ftrace_set_filter_ip(&probe, ip, 0, 0)) {
+			set_bit(nr, sa_traceable);
+			continue;
+		}
+		bad++;
+		if (nr < SA_MAX_SYSCALLS) {
+			struct sa_meta *m = sa_shm + SA_META_OFF + nr * SA_META_SIZE;
+
+			m->flags |= SA_META_UNHOOKABLE;
+		}
+	}
+	ftrace_free_filter(&probe);
+	sa_guest()->untraceable = bad;
+	if (bad)
+		pr_info("syscalls_async: %u syscall entries cannot be hooked\n", bad);
 	return 0;
 }
 
@@ -407,4 +435,5 @@ void sa_hooks_exit(void)
 	sa_nips = 0;
 	sa_publish(NULL);
 	mutex_unlock(&sa_hooks_lock);
+	bitmap_free(sa_traceable);
 }

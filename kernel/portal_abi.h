@@ -125,6 +125,7 @@
 /* sa_meta.flags */
 #define SA_META_KNOWN 1
 #define SA_META_TRUNCATED 2
+#define SA_META_UNHOOKABLE 4
 
 /* messages: sa_slot_guest.msg */
 #define SA_MSG_NONE 0
@@ -204,10 +205,12 @@ struct sa_guest_header {
 	int32_t hooks_status;       /* 0, or -errno for that generation */
 	uint32_t hooked_entries;    /* distinct syscall entries hooked */
 	uint32_t deadline_ms;       /* deadline in force */
+	uint32_t untraceable;       /* table entries ftrace cannot hook */
+	uint32_t pad0;
 	uint64_t doorbell;          /* bumped on every slot message */
 	uint64_t heartbeat;         /* bumped by the guest's control thread */
 	struct sa_counters counters;
-	uint8_t pad[1840];
+	uint8_t pad[1832];
 };
 
 struct sa_host_header {
@@ -268,7 +271,7 @@ struct sa_slot_guest {
 	uint64_t sp;
 	uint64_t matched[4];        /* bitmap of hook table indices */
 	uint32_t nregs;
-	uint32_t pad0;
+	uint32_t hooks_gen;         /* table generation the hooks matched in */
 	uint64_t regs[24];          /* arch user registers (x86_64: struct pt_regs) */
 	/* response */
 	int32_t status;             /* 0 or -errno */

@@ -82,7 +82,7 @@ struct sa_verdict {
 	u64 args[SA_MAX_ARGS];
 };
 int sa_exchange(const struct sa_call *call, u32 phase, const u64 *matched,
-		struct sa_verdict *verdict);
+		u32 gen, struct sa_verdict *verdict);
 
 /* requests.c: serve one request; fills the response fields of g. */
 void sa_serve(struct sa_slot_guest *g, void *g2h, const void *h2g,

@@ -96,7 +96,7 @@ static void sa_slot_abandon(struct sa_slot *s)
 }
 
 static void sa_write_event(struct sa_slot *s, const struct sa_call *call,
-			   u32 phase, const u64 *matched)
+			   u32 phase, const u64 *matched, u32 gen)
 {
 	struct sa_slot_guest *g = s->g;
 
@@ -112,6 +112,7 @@ static void sa_write_event(struct sa_slot *s, const struct sa_call *call,
 	g->pc = sa_arch_pc(call->regs);
 	g->sp = sa_arch_sp(call->regs);
 	memcpy(g->matched, matched, sizeof(g->matched));
+	g->hooks_gen = gen;
 	g->nregs = sa_arch_copy_regs(call->regs, g->regs, SA_MAX_REGS);
 	g->status = 0;
 	g->len = 0;
@@ -183,7 +184,7 @@ static bool sa_verdict_take(const struct sa_slot_host *ans, u32 phase,
 }
 
 int sa_exchange(const struct sa_call *call, u32 phase, const u64 *matched,
-		struct sa_verdict *verdict)
+		u32 gen, struct sa_verdict *verdict)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(READ_ONCE(sa_deadline_ms));
 	struct sa_slot_host ans;
@@ -194,7 +195,7 @@ int sa_exchange(const struct sa_call *call, u32 phase, const u64 *matched,
 		sa_count(no_slot);
 		return -EBUSY;
 	}
-	sa_write_event(&s, call, phase, matched);
+	sa_write_event(&s, call, phase, matched, gen);
 	for (;;) {
 		err = sa_wait_answer(&s, &ans);
 		if (err)

@@ -30,6 +30,7 @@ static bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 	struct sa_snapshot *snap;
 	u64 matched[SA_MATCH_WORDS];
 	bool hit = false;
+	u32 gen;
 
 	snap = sa_snap_get();
 	if (!snap)
@@ -37,6 +38,7 @@ static bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 	if (call->nr >= 0 && call->nr < sa_arch_nr_syscalls() &&
 	    (snap->nr_flags[call->nr] & want))
 		hit = sa_hooks_match(snap, call, phase, matched);
+	gen = snap->gen;
 	sa_snap_put(snap);
 	if (!hit)
 		return false;
@@ -44,7 +46,7 @@ static bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 		sa_count(host_dead_skips);
 		return false;
 	}
-	return sa_exchange(call, phase, matched, v) == 0;
+	return sa_exchange(call, phase, matched, gen, v) == 0;
 }
 
 /* Change argument registers for the call; remember what to put back. */

@@ -85,8 +85,9 @@ class FakeGuest:
         return ffi.from_buffer("struct sa_slot_host *", raw)
 
 
-def valid_event(nr: int = 39) -> bytes:
+def valid_event(gen: int, nr: int = 39) -> bytes:
     g = ffi.new("struct sa_slot_guest *")
+    g.hooks_gen = gen
     g.phase = C.SA_PHASE_ENTER
     g.nr = nr
     g.comm = b"evil"
@@ -105,7 +106,7 @@ async def guest(tmp_path: Path) -> AsyncIterator[FakeGuest]:
 async def _until(cond: object, within: float = 10.0) -> None:
     async with asyncio.timeout(within):
         # shared memory has nothing to wait on but time
-        while not cond():  # type: ignore[operator]  # noqa: ASYNC110
+        while not cond():  # type: ignore[operator]
             await asyncio.sleep(0.001)
 
 
@@ -125,7 +126,7 @@ async def test_garbage_is_refused_and_counted(guest: FakeGuest) -> None:
             if i % 50 == 0:
                 await _until(lambda s=slot, q=seq: portal._last_seq[s] == q)
         slot = 5
-        seq = guest.publish(slot, valid_event(), C.SA_MSG_EVENT)
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
         await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
         assert portal.failure is None
         assert portal.host_counters.refused > 100
@@ -145,7 +146,7 @@ async def test_oversized_response_fails_the_request_not_the_host(guest: FakeGues
 
     async with Portal(guest.path, handler) as portal:
         slot = 7
-        seq = guest.publish(slot, valid_event(), C.SA_MSG_EVENT)
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
         await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
         h = guest.host_part(slot)
         assert h.msg == C.SA_MSG_REQUEST and h.req == C.SA_REQ_READ  # type: ignore[attr-defined]

@@ -100,6 +100,7 @@ def event(data: bytes, slot: int, seq: int, nr_syscalls: int, nhooks: int) -> Sy
         sp=int(g.sp),
         matched=_bits(g.matched, nhooks),
         regs=tuple(int(g.regs[i]) for i in range(g.nregs)),
+        hooks_gen=int(g.hooks_gen),
     )
 
 
@@ -114,8 +115,9 @@ def meta_table(data: bytes, count: int) -> list[SyscallMeta]:
         nargs = int(m.nargs)
         if m.nr != nr or nargs > C.SA_MAX_ARGS:
             raise PortalProtocolError(f"metadata entry {nr}: nr {m.nr}, nargs {nargs}")
+        hookable = not m.flags & C.SA_META_UNHOOKABLE
         if not known:
-            out.append(SyscallMeta(nr, f"sys_unknown_{nr}", 0, (), (), False))
+            out.append(SyscallMeta(nr, f"sys_unknown_{nr}", 0, (), (), False, hookable=hookable))
             continue
         out.append(
             SyscallMeta(
@@ -126,6 +128,7 @@ def meta_table(data: bytes, count: int) -> list[SyscallMeta]:
                 names=tuple(text(m.names[i]) for i in range(nargs)),
                 known=True,
                 truncated=bool(m.flags & C.SA_META_TRUNCATED),
+                hookable=hookable,
             )
         )
     return out

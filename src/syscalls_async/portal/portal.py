@@ -69,7 +69,7 @@ _G = "struct sa_guest_header"
 _H = "struct sa_host_header"
 _MSG_OFF = ffi.offsetof("struct sa_slot_guest", "msg")
 _EPOCH_OFF = ffi.offsetof("struct sa_slot_guest", "epoch")
-_LEN_OFF = ffi.offsetof("struct sa_slot_guest", "len")
+_GEN_OFF = ffi.offsetof("struct sa_slot_guest", "hooks_gen")
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
@@ -117,6 +117,8 @@ class Portal:
         self._active: dict[int, Trap] = {}
         self._last_seq = [0] * C.SA_SLOT_COUNT
         self._hooks: tuple[HookSpec, ...] = ()
+        # recent table generations: events name the one they matched in
+        self._tables: dict[int, tuple[HookSpec, ...]] = {}
         self._hooks_lock = asyncio.Lock()
         self._gen = 0
         self._by_name: dict[str, int] = {}
@@ -128,6 +130,11 @@ class Portal:
     def hooks(self) -> tuple[HookSpec, ...]:
         """The hook table last put in force."""
         return self._hooks
+
+    @property
+    def hooks_generation(self) -> int:
+        """The generation number of the hook table last put in force."""
+        return self._gen
 
     def nr(self, name: str) -> int:
         """The syscall number of ``name`` ("openat" or "sys_openat")."""
@@ -143,6 +150,8 @@ class Portal:
         async with self._hooks_lock:
             mm = self._live()
             gen = (self._gen + 1) & 0xFFFFFFFF
+            self._tables = {g: t for g, t in self._tables.items() if g == self._gen}
+            self._tables[gen] = tuple(hooks)
             mm[C.SA_HOOKS_OFF : C.SA_HOOKS_OFF + len(table)] = table
             _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "hook_count"), len(hooks))
             _U32.pack_into(mm, HOST_HOOKS_GEN_OFF, gen)
@@ -380,15 +389,19 @@ class Portal:
         if old is not None:
             self.host_counters.abandoned += 1
             old._fail(TrapGone("the guest reused the slot"))
+        gen = _U32.unpack_from(data, _GEN_OFF)[0]
+        table = self._tables.get(gen)
         try:
-            event = decode.event(data, slot, seq, self._nr_syscalls, len(self._hooks))
+            if table is None:
+                raise PortalProtocolError(f"slot {slot}: event names unknown hook table {gen}")
+            event = decode.event(data, slot, seq, self._nr_syscalls, len(table))
         except PortalProtocolError as exc:
             self.host_counters.refused += 1
             log.warning("event refused: %s", exc)
             self._write_host(slot, epoch, seq, C.SA_MSG_VERDICT)
             return
         self.host_counters.events += 1
-        ids = tuple(self._hooks[i].id for i in event.matched)
+        ids = tuple(table[i].id for i in event.matched)
         trap = Trap(self, event, ids)
         self._active[slot] = trap
         trap._task = self._spawn(self._run(trap))

@@ -24,13 +24,16 @@ class SyscallMeta(msgspec.Struct, frozen=True):
     names: tuple[str, ...]
     known: bool
     truncated: bool = False
+    #: False if ftrace cannot hook this syscall's entry (a notrace function)
+    hookable: bool = True
 
 
 class SyscallEvent(msgspec.Struct, frozen=True):
     """A trapped syscall, copied out of its slot once and validated.
 
-    ``matched`` holds hook *table indices* (positions in the list last given
-    to :meth:`Portal.set_hooks`) whose guest-side filters matched.
+    ``matched`` holds hook *table indices* (positions in the list given to
+    :meth:`Portal.set_hooks` for table generation ``hooks_gen``) whose
+    guest-side filters matched.
     """
 
     slot: int
@@ -47,6 +50,7 @@ class SyscallEvent(msgspec.Struct, frozen=True):
     sp: int
     matched: tuple[int, ...]
     regs: tuple[int, ...]
+    hooks_gen: int = 0
 
 
 class ProcInfo(msgspec.Struct, frozen=True):

@@ -54,7 +54,8 @@ async def test_three_processes_ten_thousand_traps_each(machine: Machine, portal:
     await portal.set_hooks([])
     after = portal.guest_counters()
 
-    assert sorted(counts.values()) == [CALLS] * PROCS
+    diag = f"guest {before} -> {after}, host {portal.host_counters}"
+    assert sorted(counts.values()) == [CALLS] * PROCS, diag
     for i in range(PROCS):
         out = await machine.run(f"cat /tmp/sa_stress{i}; rm /tmp/sa_stress{i}")
         assert out.stdout == pattern(CALLS)

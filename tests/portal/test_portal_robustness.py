@@ -100,7 +100,7 @@ async def test_load_hook_unhook_unload_with_a_shell_in_wait4(machine: Machine) -
     assert (await shell).stdout == b"slept\n"
     async with asyncio.timeout(60):
         # the guest has nothing to wait on: retry until the shell left wait4
-        while (await machine.run(f"rmmod {NAME}")).exit_status != 0:  # noqa: ASYNC110
+        while (await machine.run(f"rmmod {NAME}")).exit_status != 0:
             await asyncio.sleep(0.2)
     r = await machine.run(f"insmod {MODULE}")
     assert r.exit_status == 0, r.stderr

@@ -1,0 +1,215 @@
+"""Guest-side prefilters: every value and string kind, comm, pid, enabled,
+all-syscall and unknown-syscall hooks.  ``getppid`` ignores its arguments,
+so ``send_syscall getppid X`` puts any X in the first argument register."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from syscalls_async.machine import Machine
+from syscalls_async.portal import (
+    NR_ALL,
+    NR_UNKNOWN,
+    FilterKind,
+    GuestFilter,
+    HookSpec,
+    Phase,
+    Portal,
+    Trap,
+)
+
+pytestmark = pytest.mark.guest
+
+K = FilterKind
+NEG1 = "ffffffffffffffff"
+
+VALUE_CASES = [
+    (GuestFilter(K.EXACT, 5), ["5", "6"], ["5"]),
+    (GuestFilter(K.NOT_EQUAL, 5), ["5", "6"], ["6"]),
+    (GuestFilter(K.GREATER, 5), ["5", "6", NEG1], ["6", NEG1]),
+    (GuestFilter(K.GREATER, 5, signed=True), ["5", "6", NEG1], ["6"]),
+    (GuestFilter(K.GREATER_EQUAL, 5), ["4", "5", "6"], ["5", "6"]),
+    (GuestFilter(K.LESS, 5, signed=True), ["4", "5", NEG1], ["4", NEG1]),
+    (GuestFilter(K.LESS_EQUAL, 5), ["4", "5", "6"], ["4", "5"]),
+    (GuestFilter(K.RANGE, 0x10, 0x20), ["f", "10", "20", "21"], ["10", "20"]),
+    (
+        GuestFilter(K.RANGE, -2, 2, signed=True),
+        ["fffffffffffffffe", "2", "3"],
+        ["fffffffffffffffe", "2"],
+    ),
+    (GuestFilter(K.SUCCESS, signed=True), ["0", NEG1], ["0"]),
+    (GuestFilter(K.ERROR, signed=True), ["0", NEG1], [NEG1]),
+    (GuestFilter(K.BITMASK_SET, 5), ["5", "7", "4"], ["5", "7"]),
+    (GuestFilter(K.BITMASK_CLEAR, 5), ["2", "4", "8"], ["2", "8"]),
+    # an int argument: 32-bit signed, whatever the upper register half holds
+    (
+        GuestFilter(K.EXACT, -1, width=32, signed=True),
+        ["ffffffff", "abcdffffffff", "fffffffe"],
+        ["ffffffff", "abcdffffffff"],
+    ),
+    (GuestFilter(K.LESS, 0, width=32, signed=True), ["80000000", "17fffffff", "1"], ["80000000"]),
+]
+
+STRING_CASES = [
+    (GuestFilter(K.STR_EXACT, text=b"/tmp/foo.txt"), ["/tmp/foo.txt"]),
+    (GuestFilter(K.STR_CONTAINS, text=b"foo"), ["/tmp/foo.txt", "/etc/foo.conf"]),
+    (GuestFilter(K.STR_STARTSWITH, text=b"/tmp/"), ["/tmp/foo.txt", "/tmp/bar.txt"]),
+    (GuestFilter(K.STR_ENDSWITH, text=b".txt"), ["/tmp/foo.txt", "/tmp/bar.txt"]),
+]
+STRINGS = ["/tmp/foo.txt", "/etc/foo.conf", "/tmp/bar.txt", "zzz"]
+
+
+async def _trapped_args(
+    machine: Machine, portal: Portal, f: GuestFilter, values: list[str]
+) -> list[int]:
+    got: list[int] = []
+
+    async def note(trap: Trap) -> None:
+        got.append(trap.event.args[0])
+
+    portal.handler = note
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall", args=(f,))]
+    )
+    await machine.run("; ".join(f"send_syscall getppid {v}" for v in values))
+    return got
+
+
+@pytest.mark.parametrize(("f", "values", "expected"), VALUE_CASES)
+async def test_value_filters(
+    machine: Machine, portal: Portal, f: GuestFilter, values: list[str], expected: list[str]
+) -> None:
+    got = await _trapped_args(machine, portal, f, values)
+    assert got == [int(v, 16) for v in expected]
+
+
+@pytest.mark.parametrize(("f", "expected"), STRING_CASES)
+async def test_string_filters(
+    machine: Machine, portal: Portal, f: GuestFilter, expected: list[str]
+) -> None:
+    strings: list[str] = []
+
+    async def note(trap: Trap) -> None:
+        strings.append(await trap.read_str(trap.event.args[0]))
+
+    portal.handler = note
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall", args=(f,))]
+    )
+    await machine.run("; ".join(f"send_syscall getppid {v}" for v in STRINGS))
+    assert strings == expected
+
+
+async def test_return_value_filter(machine: Machine, portal: Portal) -> None:
+    got: list[tuple[int, tuple[int, ...]]] = []
+
+    async def note(trap: Trap) -> None:
+        got.append((trap.event.retval, trap.hook_ids))
+
+    portal.handler = note
+    nr = portal.nr("ioctl")
+    await portal.set_hooks(
+        [
+            HookSpec(
+                id=10,
+                nr=nr,
+                enter=False,
+                ret=True,
+                comm="send_syscall",
+                retval=GuestFilter(K.ERROR, signed=True),
+            ),
+            HookSpec(
+                id=11,
+                nr=nr,
+                enter=False,
+                ret=True,
+                comm="send_syscall",
+                retval=GuestFilter(K.EXACT, -25, signed=True),
+            ),
+        ]
+    )
+    await machine.run("send_syscall ioctl 9 0; send_syscall ioctl 1 5401")
+    # ioctl on a bad fd: -EBADF; TCGETS on a pipe: -ENOTTY (-25)
+    assert got == [(-9, (10,)), (-25, (10, 11))]
+
+
+async def test_comm_pid_and_enabled(machine: Machine, portal: Portal) -> None:
+    got: list[tuple[int, ...]] = []
+
+    async def note(trap: Trap) -> None:
+        got.append(trap.hook_ids)
+
+    portal.handler = note
+    await machine.run("rm -f /tmp/sa_pid /tmp/sa_go; mkfifo /tmp/sa_go")
+    task = asyncio.create_task(
+        machine.run(
+            "sh -c 'echo $$ > /tmp/sa_pid; read x < /tmp/sa_go; exec send_syscall getppid 77'"
+        )
+    )
+    async with asyncio.timeout(30):
+        while not (pid := (await machine.run("cat /tmp/sa_pid 2>/dev/null")).stdout.strip()):
+            pass
+    nr = portal.nr("getppid")
+    await portal.set_hooks(
+        [
+            HookSpec(id=1, nr=nr, pid=int(pid)),
+            HookSpec(id=2, nr=nr, pid=int(pid) + 1000),
+            HookSpec(id=3, nr=nr, comm="send_syscall"),
+            HookSpec(id=4, nr=nr, comm="send_syscal"),
+            HookSpec(id=5, nr=nr, comm="send_syscall", enabled=False),
+        ]
+    )
+    await machine.run("echo go > /tmp/sa_go")
+    r = await task
+    assert b"syscall returned" in r.stdout
+    assert got == [(1, 3)]
+
+
+async def test_all_syscalls_hook(machine: Machine, portal: Portal) -> None:
+    names: list[tuple[str, Phase]] = []
+
+    async def note(trap: Trap) -> None:
+        names.append((portal.syscalls[trap.event.nr].name, trap.event.phase))
+
+    portal.handler = note
+    await portal.set_hooks([HookSpec(id=1, nr=NR_ALL, enter=True, ret=True, comm="send_syscall")])
+    assert portal.hooked_entries() > 300
+    r = await machine.run("send_syscall getppid")
+    assert b"syscall returned" in r.stdout
+    await portal.set_hooks([])
+    assert portal.hooked_entries() == 0
+    assert ("sys_getppid", Phase.ENTER) in names and ("sys_getppid", Phase.RETURN) in names
+    assert ("sys_exit_group", Phase.ENTER) in names
+    assert ("sys_write", Phase.RETURN) in names
+
+
+async def test_unknown_syscalls_hook(machine: Machine, portal: Portal) -> None:
+    # (entries of sys_ni_syscall are notrace: no hook can catch those)
+    unknown = next(m.nr for m in portal.syscalls if not m.known and m.hookable)
+    seen: list[int] = []
+
+    async def skip(trap: Trap) -> None:
+        seen.append(trap.event.nr)
+        trap.skip(7)
+
+    portal.handler = skip
+    await portal.set_hooks([HookSpec(id=1, nr=NR_UNKNOWN, comm="send_syscall")])
+    r = await machine.run(f"send_syscall {unknown}; send_syscall getppid")
+    lines = r.stdout.splitlines()
+    assert lines[0] == b"send_syscall: syscall returned 7"
+    assert int(lines[1].split()[-1]) > 0
+    assert seen == [unknown]
+    await portal.set_hooks([])
+    r = await machine.run(f"send_syscall {unknown}")
+    assert r.stdout == b"send_syscall: syscall returned -38\n"  # ENOSYS
+
+
+async def test_metadata_marks_unhookable_entries(machine: Machine, portal: Portal) -> None:
+    unhookable = [m for m in portal.syscalls if not m.hookable]
+    r = await machine.run("dmesg")
+    if unhookable:
+        assert f"{len(unhookable)} syscall entries cannot be hooked".encode() in r.stdout
+    assert all(not m.known for m in unhookable)
+    assert portal.syscalls[portal.nr("getppid")].hookable
