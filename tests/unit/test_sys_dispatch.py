@@ -408,6 +408,37 @@ async def test_trap_gone_is_counted_but_not_fatal(registry: Registry) -> None:
     assert d.stats.handler_errors == 1 and fatal == []
 
 
+@pytest.mark.parametrize("phase", [Phase.ENTER, Phase.RETURN])
+@pytest.mark.parametrize("bad", ["-13", 1.5, None])
+async def test_non_int_retval_is_the_handlers_error_and_keeps_the_verdict(
+    registry: Registry, phase: Phase, bad: object
+) -> None:
+    def good(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        if syscall.is_enter:
+            syscall.skip_syscall = True
+        syscall.retval = -4
+
+    def wrong(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.retval = bad  # type: ignore[assignment]
+
+    seen: list[int] = []
+
+    def after(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append(syscall.retval)
+
+    registry.add(good, "getpid", on_enter=phase is Phase.ENTER, on_return=phase is Phase.RETURN)
+    registry.add(wrong, "on_all_sys_enter" if phase is Phase.ENTER else "on_all_sys_return")
+    registry.add(after, "getpid", on_enter=phase is Phase.ENTER, on_return=phase is Phase.RETURN)
+    fatal: list[BaseException] = []
+    d = dispatcher(registry, fail_fast=True, on_fatal=fatal.append)
+    trap = await dispatch(d, raw_event(GETPID.nr, phase=phase, retval=100))
+    assert seen == [-4]  # the bad value never reaches the next handler
+    assert trap.calls == [("skip", -4) if phase is Phase.ENTER else ("set_retval", -4)]
+    assert d.stats.handler_errors == 1
+    assert len(fatal) == 1 and isinstance(fatal[0], TypeError)
+    assert "wrong" in str(fatal[0]) and "retval" in str(fatal[0])
+
+
 async def test_fail_fast_hands_the_exception_to_on_fatal(registry: Registry) -> None:
     error = RuntimeError("first failure")
     seen: list[str] = []

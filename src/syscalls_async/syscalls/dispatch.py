@@ -129,6 +129,22 @@ class Dispatcher:
     ) -> None:
         args = [proto.domain(i).value(event.args[i]) for i in range(hook.nargs_passed)]
         self.stats.handler_calls += 1
+        retval = event.retval
+        try:
+            await self._run(hook, regs, proto, event, args)
+        finally:
+            if isinstance(event.retval, bool) or not isinstance(event.retval, int):
+                # a non-int would break the verdict of every handler: refuse it here
+                bad = event.retval
+                event.retval = retval
+                self._failed(hook, event, TypeError(
+                    f"handler {hook.name} set syscall.retval to {bad!r}; it must be an int"
+                ))  # fmt: skip
+
+    async def _run(
+        self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent,
+        args: list[int],
+    ) -> None:  # fmt: skip
         deadline = asyncio.timeout(self.handler_timeout)
         try:
             async with deadline:
