@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -85,8 +84,12 @@ async def _run(args: argparse.Namespace) -> int:
         return 2
     load_plugin_file(args.plugin)  # registration errors surface before booting
     async with Session(
-        plugins, smp=args.smp, memory_mib=args.memory, console_log=args.console_log,
-        fail_fast=args.fail_fast, handler_timeout=args.handler_timeout,
+        plugins,
+        smp=args.smp,
+        memory_mib=args.memory,
+        console_log=args.console_log,
+        fail_fast=args.fail_fast,
+        handler_timeout=args.handler_timeout,
     ) as session:
         result = await session.run(command, timeout=args.timeout)
         # handlers print as they run; their output comes before the command's
@@ -100,8 +103,9 @@ async def _demo(args: argparse.Namespace) -> int:
     start = time.monotonic()
     print("syscalls-async demo: booting the bundled guest ...", flush=True)
     async with _machine(args) as machine:
-        print(f"  guest ready in {time.monotonic() - start:.1f} s "
-              f"(kernel {machine.kernel_release})")
+        print(
+            f"  guest ready in {time.monotonic() - start:.1f} s (kernel {machine.kernel_release})"
+        )
         for command in (
             "uname -a",
             "cat /proc/cpuinfo | grep -c ^processor",
@@ -124,8 +128,11 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="syscalls-async", description=__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(
+        prog="syscalls-async",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = top.add_subparsers(dest="cmd", required=True)
 
@@ -146,10 +153,17 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="load a plugin file and run a command with its hooks live")
     _add_machine_options(p)
     p.add_argument("plugin", help="a Python file with Plugin subclasses or decorated handlers")
-    p.add_argument("--fail-fast", action="store_true",
-                   help="end with the first handler error instead of logging it")
-    p.add_argument("--handler-timeout", type=float, default=30.0,
-                   help="seconds a handler may run before it is cancelled (default 30)")
+    p.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="end with the first handler error instead of logging it",
+    )
+    p.add_argument(
+        "--handler-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a handler may run before it is cancelled (default 30)",
+    )
     p.add_argument("--stats", action="store_true", help="print dispatch counts at the end")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     p.set_defaults(func=lambda a: asyncio.run(_run(a)))

@@ -23,9 +23,11 @@ async def test_comm_filter_on_an_all_syscall_hook(session: Session, calls: Any) 
 
 async def test_pid_filter_on_an_all_syscall_hook(session: Session, calls: Any) -> None:
     # a subshell waits on a fifo; its pid is known before it does anything we watch
-    started = await session.run("rm -f /tmp/go; mkfifo /tmp/go; "
-                                "(read x < /tmp/go; exec send_syscall getppid) >/dev/null 2>&1 & "
-                                "echo $!")
+    started = await session.run(
+        "rm -f /tmp/go; mkfifo /tmp/go; "
+        "(read x < /tmp/go; exec send_syscall getppid) >/dev/null 2>&1 & "
+        "echo $!"
+    )
     pid = int(started.stdout)
 
     def every(regs: Any, proto: Any, syscall: Any) -> None:
@@ -48,7 +50,9 @@ async def test_arg_filter_on_an_all_syscall_hook(session: Session, calls: Any) -
         calls.add((syscall.name, syscall.args[1]))
 
     await session.plugins.syscalls.register(
-        every, "on_all_sys_enter", comm_filter="send_syscall",
+        every,
+        "on_all_sys_enter",
+        comm_filter="send_syscall",
         arg_filters=[None, ValueFilter.exact(0xC0FFEE)],
     )
     await session.run("send_syscall ioctl 9 0xc0ffee; send_syscall lseek 9 0xc0ffee 0")
@@ -60,7 +64,9 @@ async def test_all_syscall_return_hook_with_retval_filter(session: Session, call
         calls.add((syscall.name, syscall.retval))
 
     await session.plugins.syscalls.register(
-        failed, "on_all_sys_return", comm_filter="send_syscall",
+        failed,
+        "on_all_sys_return",
+        comm_filter="send_syscall",
         retval_filter=ValueFilter.exact(-9),
     )
     await session.run("send_syscall ioctl 9 0x1")

@@ -58,19 +58,24 @@ def expected(name: str, v: int, signed_type: bool) -> bool:
     }[name](signed if signed_type else v)
 
 
-async def _fired(session: Session, syscall: str, index: int, filters: dict[str, ValueFilter],
-                 command: str) -> set[str]:
+async def _fired(
+    session: Session, syscall: str, index: int, filters: dict[str, ValueFilter], command: str
+) -> set[str]:
     fired: set[str] = set()
     done = asyncio.Event()
     for name, f in filters.items():
+
         def h(regs: Any, proto: Any, ev: Any, *args: Any, name: str = name) -> None:
             fired.add(name)
+
         arg_filters: list[Any] = [None] * index + [f]
-        await session.plugins.syscalls.register(h, syscall, comm_filter="send_syscall",
-                                                arg_filters=arg_filters)
+        await session.plugins.syscalls.register(
+            h, syscall, comm_filter="send_syscall", arg_filters=arg_filters
+        )
 
     def last(regs: Any, proto: Any, ev: Any, *args: Any) -> None:
         done.set()
+
     await session.plugins.syscalls.register(last, syscall, comm_filter="send_syscall")
     await session.run(command)
     async with asyncio.timeout(30):
@@ -102,12 +107,14 @@ async def test_int_argument_ignores_the_upper_register_bits(session: Session) ->
         "less_0": ValueFilter.less(0),
         "range_0_10": ValueFilter.range(0, 10),
     }
-    fired = await _fired(session, "openat", 0, filters,
-                         "send_syscall openat 0xdeadbeef00000005 /nonexistent 0")
+    fired = await _fired(
+        session, "openat", 0, filters, "send_syscall openat 0xdeadbeef00000005 /nonexistent 0"
+    )
     assert fired == {"exact_5", "range_0_10"}
     session.plugins.syscalls.registry.clear()
-    fired = await _fired(session, "openat", 0, filters,
-                         "send_syscall openat 0x12345678ffffff9c /nonexistent 0")
+    fired = await _fired(
+        session, "openat", 0, filters, "send_syscall openat 0x12345678ffffff9c /nonexistent 0"
+    )
     assert fired == {"exact_-100", "exact_0xffffff9c", "less_0"}
 
 
@@ -122,35 +129,42 @@ async def test_string_filters_on_a_path_argument(session: Session) -> None:
         "endswith": ValueFilter.string_endswith(".txt"),
         "endswith_not": ValueFilter.string_endswith(".log"),
     }
-    fired = await _fired(session, "openat", 1, filters,
-                         "send_syscall openat 0 /tmp/some/file.txt 0")
+    fired = await _fired(
+        session, "openat", 1, filters, "send_syscall openat 0 /tmp/some/file.txt 0"
+    )
     assert fired == {"exact", "contains", "startswith", "endswith"}
+
+
+async def _retval_fired(session: Session, v: int) -> set[str]:
+    fired: set[str] = set()
+    done = asyncio.Event()
+
+    def skip(regs: Any, proto: Any, ev: Any, fd: int, offset: int, whence: int) -> None:
+        ev.skip_syscall = True
+        ev.retval = offset
+
+    def last(regs: Any, proto: Any, ev: Any, *args: Any) -> None:
+        done.set()
+
+    api = session.plugins.syscalls
+    await api.register(skip, "lseek", comm_filter="send_syscall")
+    for name, f in NUMERIC.items():
+
+        def h(regs: Any, proto: Any, ev: Any, *args: Any, name: str = name) -> None:
+            fired.add(name)
+
+        await api.register(h, "on_sys_lseek_return", comm_filter="send_syscall", retval_filter=f)
+    await api.register(last, "on_sys_lseek_return", comm_filter="send_syscall")
+    await session.run(f"send_syscall lseek 9 {v:#x} 0")
+    async with asyncio.timeout(30):
+        await done.wait()
+    api.registry.clear()
+    return fired
 
 
 async def test_return_value_filters_at_the_boundaries(session: Session) -> None:
     """An entry hook skips lseek returning its offset; return hooks filter on that value."""
     for v in BOUNDARIES:
-        fired: set[str] = set()
-        done = asyncio.Event()
-
-        def skip(regs: Any, proto: Any, ev: Any, fd: int, offset: int, whence: int) -> None:
-            ev.skip_syscall = True
-            ev.retval = offset
-
-        api = session.plugins.syscalls
-        await api.register(skip, "lseek", comm_filter="send_syscall")
-        for name, f in NUMERIC.items():
-            def h(regs: Any, proto: Any, ev: Any, *args: Any, name: str = name) -> None:
-                fired.add(name)
-            await api.register(h, "on_sys_lseek_return", comm_filter="send_syscall",
-                               retval_filter=f)
-
-        def last(regs: Any, proto: Any, ev: Any, *args: Any) -> None:
-            done.set()
-        await api.register(last, "on_sys_lseek_return", comm_filter="send_syscall")
-        await session.run(f"send_syscall lseek 9 {v:#x} 0")
-        async with asyncio.timeout(30):
-            await done.wait()
+        fired = await _retval_fired(session, v)
         assert fired == {n for n in NUMERIC if expected(n, v, True)}, f"retval {v:#x}"
         assert session.stats.guest_disagreed == 0
-        api.registry.clear()

@@ -35,8 +35,10 @@ async def test_hook_declared_before_the_session_is_live_for_the_first_command(
 
 async def test_name_forms_name_the_same_syscall(session: Session, calls: Any) -> None:
     for form in ("sys_getpid", "getpid", "_sys_getpid", "on_sys_getpid_enter"):
+
         def handler(regs: Any, proto: Any, syscall: Any, form: str = form) -> None:
             calls.add((form, syscall.name, proto.name))
+
         await session.plugins.syscalls.register(handler, form, comm_filter="send_syscall")
     await session.run("send_syscall getpid")
     got = await calls.wait(4)
@@ -49,8 +51,9 @@ async def test_return_hook_changes_what_the_program_sees(session: Session, calls
         calls.add(syscall.retval)
         syscall.retval = 4242
 
-    await session.plugins.syscalls.register(fake_pid, "on_sys_getpid_return",
-                                            comm_filter="send_syscall")
+    await session.plugins.syscalls.register(
+        fake_pid, "on_sys_getpid_return", comm_filter="send_syscall"
+    )
     result = await session.run("send_syscall getpid")
     [real] = await calls.wait(1)
     assert real > 1
@@ -60,8 +63,10 @@ async def test_return_hook_changes_what_the_program_sees(session: Session, calls
 async def test_enter_hook_changes_an_argument(session: Session) -> None:
     async def to_stdout(regs: Any, proto: Any, syscall: Any, fd: int, cmd: int, arg: int) -> None:
         syscall.args[0] = 1  # fd 9 (closed) becomes stdout, a pipe: ENOTTY instead of EBADF
-    await session.plugins.syscalls.register(to_stdout, "ioctl", comm_filter="send_syscall",
-                                            arg_filters=[9])
+
+    await session.plugins.syscalls.register(
+        to_stdout, "ioctl", comm_filter="send_syscall", arg_filters=[9]
+    )
     result = await session.run("send_syscall ioctl 9 0x5401")
     assert result.stdout == f"{RET} -25\n".encode()
 
@@ -77,8 +82,9 @@ async def test_return_hooks_run_after_a_skip_and_see_its_value(
         calls.add(syscall.retval)
 
     await session.plugins.syscalls.register(skip, "lseek", comm_filter="send_syscall")
-    await session.plugins.syscalls.register(after, "lseek", on_return=True,
-                                            comm_filter="send_syscall")
+    await session.plugins.syscalls.register(
+        after, "lseek", on_return=True, comm_filter="send_syscall"
+    )
     result = await session.run("send_syscall lseek 9 0 0")
     assert await calls.wait(1) == [777]
     assert result.stdout == f"{RET} 777\n".encode()
@@ -104,25 +110,45 @@ async def test_handlers_run_in_order_and_see_each_others_changes(
         await session.plugins.syscalls.register(h, "ioctl", comm_filter="send_syscall")
     result = await session.run("send_syscall ioctl 9 0xabcd")
     assert await calls.wait(3) == [
-        ("first", 0xABCD), ("second", 0x1234, 0x1234, 0x1234), ("third", True, 5)
+        ("first", 0xABCD),
+        ("second", 0x1234, 0x1234, 0x1234),
+        ("third", True, 5),
     ]
     assert result.stdout == f"{RET} 6\n".encode()
 
 
 async def test_getpid_hook_fires_and_regs_are_readable(session: Session, calls: Any) -> None:
     def h(regs: Any, proto: Any, syscall: Any) -> None:
-        calls.add((regs.orig_rax, regs.pc == syscall.pc, regs.sp == syscall.sp, syscall.argc,
-                   syscall.task.comm, syscall.pid == syscall.task.tgid, proto.nargs))
+        calls.add(
+            (
+                regs.orig_rax,
+                regs.pc == syscall.pc,
+                regs.sp == syscall.sp,
+                syscall.argc,
+                syscall.task.comm,
+                syscall.pid == syscall.task.tgid,
+                proto.nargs,
+            )
+        )
+
     await session.plugins.syscalls.register(h, "getpid", comm_filter="send_syscall")
     await session.run("send_syscall getpid")
     [(nr, pc_ok, sp_ok, argc, comm, pid_ok, nargs)] = await calls.wait(1)
-    assert (nr, pc_ok, sp_ok, argc, comm, pid_ok, nargs) == (39, True, True, 0, "send_syscall",
-                                                             True, 0)
+    assert (nr, pc_ok, sp_ok, argc, comm, pid_ok, nargs) == (
+        39,
+        True,
+        True,
+        0,
+        "send_syscall",
+        True,
+        0,
+    )
 
 
 async def test_disable_then_enable_proven_by_counts(session: Session, calls: Any) -> None:
     def count(regs: Any, proto: Any, syscall: Any) -> None:
         calls.add(syscall.nr)
+
     api = session.plugins.syscalls
     await api.register(count, "getppid", comm_filter="send_syscall")
     await session.run("send_syscall getppid; send_syscall getppid")
@@ -159,7 +185,9 @@ async def test_a_failing_handler_is_logged_counted_and_the_guest_goes_on(
     assert (await session.run("echo still here")).stdout == b"still here\n"
 
 
-async def test_a_slow_handler_is_cancelled_at_its_deadline(machine: Machine, plugins: Plugins) -> None:
+async def test_a_slow_handler_is_cancelled_at_its_deadline(
+    machine: Machine, plugins: Plugins
+) -> None:
     import asyncio
 
     async def slow(regs: Any, proto: Any, syscall: Any) -> None:
@@ -208,7 +236,9 @@ async def test_prototypes_come_from_the_guest_kernel(session: Session) -> None:
     proto = api.get_syscall_info_by_name("sys_openat")
     assert proto is not None
     assert (proto.name, proto.nargs, proto.names) == (
-        "sys_openat", 4, ("dfd", "filename", "flags", "mode")
+        "sys_openat",
+        4,
+        ("dfd", "filename", "flags", "mode"),
     )
     assert proto.types[1] == "const char *"
     assert api.get_syscall_info_by_name("_sys_openat") == proto

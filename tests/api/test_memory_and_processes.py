@@ -11,8 +11,9 @@ from syscalls_async import GuestMemoryError, HandlerContextError, RequestTooLarg
 
 
 async def test_read_str_and_ptrlist_of_execve(session: Session, calls: Any) -> None:
-    async def on_execve(regs: Any, proto: Any, syscall: Any, filename: int, argv: int,
-                        envp: int) -> None:
+    async def on_execve(
+        regs: Any, proto: Any, syscall: Any, filename: int, argv: int, envp: int
+    ) -> None:
         calls.add((await plugins.mem.read_str(filename), await plugins.mem.read_ptrlist(argv)))
 
     await session.plugins.syscalls.register(on_execve, "execve", comm_filter="sh")
@@ -23,8 +24,9 @@ async def test_read_str_and_ptrlist_of_execve(session: Session, calls: Any) -> N
 
 
 async def test_writes_to_guest_memory_are_seen_by_the_program(session: Session) -> None:
-    async def swap_path(regs: Any, proto: Any, syscall: Any, dfd: int, filename: int,
-                        flags: int, mode: int) -> None:
+    async def swap_path(
+        regs: Any, proto: Any, syscall: Any, dfd: int, filename: int, flags: int, mode: int
+    ) -> None:
         if await plugins.mem.read_str(filename) == "/tmp/apple":
             await plugins.mem.write_str(filename, "/tmp/lemon")
 
@@ -37,14 +39,18 @@ async def test_writes_to_guest_memory_are_seen_by_the_program(session: Session) 
 async def test_typed_reads_and_writes(session: Session, calls: Any) -> None:
     async def on_write(regs: Any, proto: Any, syscall: Any, fd: int, buf: int, count: int) -> None:
         data = await plugins.mem.read_bytes(buf, count)
-        ints = (await plugins.mem.read_int(buf), await plugins.mem.read_long(buf),
-                await plugins.mem.read_ptr(buf))
+        ints = (
+            await plugins.mem.read_int(buf),
+            await plugins.mem.read_long(buf),
+            await plugins.mem.read_ptr(buf),
+        )
         await plugins.mem.write_int(buf, -2)
         await plugins.mem.write_long(buf + 4, 0x0102030405060708)
         calls.add((data, ints))
 
-    await session.plugins.syscalls.register(on_write, "write", comm_filter="send_syscall",
-                                            arg_filters=[1, None, 12])
+    await session.plugins.syscalls.register(
+        on_write, "write", comm_filter="send_syscall", arg_filters=[1, None, 12]
+    )
     # write(1, "ABCDEFGHIJKL", 12): the handler rewrites the buffer before the kernel copies it
     result = await session.run("send_syscall write 1 ABCDEFGHIJKL 0xc")
     [(data, (i32, i64, ptr))] = await calls.wait(1)
@@ -59,8 +65,11 @@ async def test_bad_addresses_raise_guest_memory_error_with_the_address(
     session: Session, calls: Any
 ) -> None:
     async def probe(regs: Any, proto: Any, syscall: Any) -> None:
-        for call in (plugins.mem.read_str(0x10), plugins.mem.read_bytes(0xDEAD0000, 8),
-                     plugins.mem.write_bytes(0x20, b"x")):
+        for call in (
+            plugins.mem.read_str(0x10),
+            plugins.mem.read_bytes(0xDEAD0000, 8),
+            plugins.mem.write_bytes(0x20, b"x"),
+        ):
             try:
                 await call
             except GuestMemoryError as exc:
@@ -99,10 +108,18 @@ async def test_process_information_of_the_calling_task(session: Session, calls: 
     [(pid, proc, osi, binary, magic, fds, procs)] = await calls.wait(1)
     ppid = int(result.stdout.split()[-1])
     assert (proc.pid, proc.tgid, proc.ppid, proc.comm) == (pid, pid, ppid, "send_syscall")
-    assert (proc.exe, proc.cwd, proc.argv) == ("/bin/send_syscall", "/tmp",
-                                               ("send_syscall", "getppid"))
+    assert (proc.exe, proc.cwd, proc.argv) == (
+        "/bin/send_syscall",
+        "/tmp",
+        ("send_syscall", "getppid"),
+    )
     assert (osi.name, osi.pid, osi.ppid, osi.args, osi.exe) == (
-        "send_syscall", pid, ppid, ("send_syscall", "getppid"), "/bin/send_syscall")
+        "send_syscall",
+        pid,
+        ppid,
+        ("send_syscall", "getppid"),
+        "/bin/send_syscall",
+    )
     assert magic == b"\x7fELF"
     assert binary[0].perms.startswith("r") and binary[0].offset == 0
     assert any(m.perms[2] == "x" for m in binary)

@@ -12,7 +12,9 @@ from syscalls_async.machine import Machine
 
 @pytest.mark.parametrize("status", [0, 1, 43, 255])
 async def test_exit_status_and_streams_come_back_exactly(machine: Machine, status: int) -> None:
-    result = await machine.run(f"printf 'out %s\\n' {status}; printf 'err\\000x' >&2; exit {status}")
+    result = await machine.run(
+        f"printf 'out %s\\n' {status}; printf 'err\\000x' >&2; exit {status}"
+    )
     assert result.exit_status == status
     assert result.stdout == f"out {status}\n".encode()
     assert result.stderr == b"err\x00x"

@@ -100,7 +100,7 @@ async def test_failed_start_is_raised() -> None:
 
 
 async def test_oversized_frame_or_eof_fails_every_waiter() -> None:
-    chan, reader, sink, task = await _channel()
+    chan, reader, _sink, task = await _channel()
     run = asyncio.create_task(chan.run("x", timeout=5))
     await asyncio.sleep(0.01)
     reader.feed_data(HEADER.pack(Frame.STDOUT, 1, 1 << 30))
@@ -112,7 +112,7 @@ async def test_oversized_frame_or_eof_fails_every_waiter() -> None:
 
 
 async def test_channel_closing_fails_waiters() -> None:
-    chan, reader, sink, task = await _channel()
+    chan, reader, _sink, task = await _channel()
     run = asyncio.create_task(chan.run("x", timeout=5))
     await asyncio.sleep(0.01)
     reader.feed_eof()
@@ -122,7 +122,7 @@ async def test_channel_closing_fails_waiters() -> None:
 
 
 async def test_oversized_input_is_refused_before_sending() -> None:
-    chan, reader, sink, task = await _channel()
+    chan, _reader, sink, task = await _channel()
     with pytest.raises(ValueError, match="at most"):
         await chan.run("cat", timeout=5, input=b"x" * 70000)
     assert sink.data == b""

@@ -32,13 +32,17 @@ def test_cpio_lists_and_extracts_every_entry(tmp_path: Path) -> None:
     listing = subprocess.run(
         ["cpio", "-itv"], input=raw, capture_output=True, check=True
     ).stdout.decode()
-    names = [line.split()[-1] if "->" not in line else line.split()[-3] for line in listing.splitlines()]
+    names = [
+        line.split()[-1] if "->" not in line else line.split()[-3] for line in listing.splitlines()
+    ]
     assert names == ["bin", "bin/tool", "bin/sh", "dev/console", "odd-name.txt"]
     assert "crw-------" in listing
     # extract only regular files (device nodes need privileges we may lack)
     subprocess.run(
         ["cpio", "-id", "--quiet", "bin/tool", "odd-name.txt"],
-        input=raw, cwd=tmp_path, check=True,
+        input=raw,
+        cwd=tmp_path,
+        check=True,
     )
     assert (tmp_path / "bin/tool").read_bytes() == b"\x7fELF" + bytes(range(256))
     assert (tmp_path / "bin/tool").stat().st_mode & 0o777 == 0o755

@@ -9,7 +9,9 @@ from syscalls_async.machine import hosttools
 
 
 def test_missing_tools_are_named_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hosttools, "missing_packages", lambda: ["busybox-static", "qemu-system-x86"])
+    monkeypatch.setattr(
+        hosttools, "missing_packages", lambda: ["busybox-static", "qemu-system-x86"]
+    )
     with pytest.raises(SetupError) as info:
         hosttools.ensure_host_tools(install=False)
     assert "apt-get install -y busybox-static qemu-system-x86" in str(info.value)

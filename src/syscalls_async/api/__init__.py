@@ -6,4 +6,4 @@ from .introspection import OSIProc
 from .plugins import Plugin, Plugins, load_plugin_file, plugins
 from .session import Session
 
-__all__ = ["plugins", "Plugin", "Session", "Plugins", "OSIProc", "load_plugin_file"]
+__all__ = ["OSIProc", "Plugin", "Plugins", "Session", "load_plugin_file", "plugins"]

@@ -19,11 +19,25 @@ class Archive:
     _buf: io.BytesIO = field(default_factory=io.BytesIO)
     _ino: int = 0
 
-    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
+    def _entry(
+        self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)
+    ) -> None:
         self._ino += 1
         encoded = name.lstrip("/").encode() + b"\0"
         fields = (
-            self._ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0,
+            self._ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            len(data),
+            0,
+            0,
+            rdev[0],
+            rdev[1],
+            len(encoded),
+            0,
         )
         header = b"070701" + b"".join(b"%08x" % v for v in fields)
         self._buf.write(header + encoded)

@@ -79,6 +79,4 @@ def _apt(args: Iterable[str]) -> None:
     cmd = ["apt-get", "-q", *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SetupError(
-            f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
-        )
+        raise SetupError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")

@@ -139,7 +139,9 @@ def _apt_options() -> list[str]:
 def _package_version(package: str) -> str | None:
     proc = subprocess.run(
         ["apt-cache", "show", "--no-all-versions", package],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     m = re.search(r"^Version: (\S+)", proc.stdout, re.M)
     return m.group(1) if m else None
@@ -227,8 +229,11 @@ def _sources(root: Path) -> list[Path]:
         d = root / sub
         if d.is_dir():
             files += [
-                p for p in sorted(d.rglob("*"))
-                if p.is_file() and not p.name.startswith(".") and p.suffix not in {".o", ".ko", ".cmd"}
+                p
+                for p in sorted(d.rglob("*"))
+                if p.is_file()
+                and not p.name.startswith(".")
+                and p.suffix not in {".o", ".ko", ".cmd"}
             ]
     return files
 
@@ -262,8 +267,18 @@ def _build_tools(src: Path, tree: KernelTree, out: Path) -> dict[str, Path]:
     for c in sorted(src.glob("*.c")):
         binary = out / c.stem
         _run(
-            ["gcc", "-static", "-O2", "-Wall", "-Werror", f"-I{out}", f"-I{src}",
-             "-o", str(binary), str(c)],
+            [
+                "gcc",
+                "-static",
+                "-O2",
+                "-Wall",
+                "-Werror",
+                f"-I{out}",
+                f"-I{src}",
+                "-o",
+                str(binary),
+                str(c),
+            ],
             f"building guest tool {c.name}",
         )
         tools[c.stem] = binary
@@ -276,7 +291,10 @@ def _build_module(src: Path, tree: KernelTree, out: Path) -> Path | None:
     build = out / "kernel"
     shutil.copytree(src, build)
     jobs = str(os.cpu_count() or 1)
-    _run(["make", "-j", jobs, "-C", str(tree.headers), f"M={build}", "modules"], "building the kernel module")
+    _run(
+        ["make", "-j", jobs, "-C", str(tree.headers), f"M={build}", "modules"],
+        "building the kernel module",
+    )
     module = build / MODULE_NAME
     if not module.exists():
         raise ImageBuildError(f"the module build made no {MODULE_NAME}")
@@ -285,8 +303,22 @@ def _build_module(src: Path, tree: KernelTree, out: Path) -> Path | None:
 
 def _assemble(init: Path, tools: dict[str, Path], modules: dict[str, Path]) -> bytes:
     ar = Archive()
-    for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp",
-              "run", "etc", "root", "lib", "lib/modules"):
+    for d in (
+        "bin",
+        "sbin",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "run",
+        "etc",
+        "root",
+        "lib",
+        "lib/modules",
+    ):
         ar.directory(d)
     ar.char_device("dev/console", 5, 1)
     ar.file("init", init.read_bytes(), 0o755)
@@ -324,9 +356,10 @@ def build_image(*, force: bool = False, install: bool = True) -> Image:
         manifest = target / "manifest.json"
         if manifest.exists() and not force:
             return msgspec.json.decode(manifest.read_bytes(), type=Image)
-        with step(f"building guest image {digest}"), tempfile.TemporaryDirectory(
-            prefix="build-", dir=cache_dir()
-        ) as tmp:
+        with (
+            step(f"building guest image {digest}"),
+            tempfile.TemporaryDirectory(prefix="build-", dir=cache_dir()) as tmp,
+        ):
             work = Path(tmp)
             tools = _build_tools(root / "guest", tree, work)
             module = _build_module(root / "kernel", tree, work)

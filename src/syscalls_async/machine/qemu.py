@@ -221,8 +221,9 @@ class Machine:
             failed.cancel()
             if not work.done():
                 work.cancel()
-        if self.failure is not None and not (work.done() and not work.cancelled()
-                                             and work.exception() is None):
+        if self.failure is not None and not (
+            work.done() and not work.cancelled() and work.exception() is None
+        ):
             raise self.failure
         return work.result()
 
@@ -237,29 +238,53 @@ class Machine:
             raise BootTimeout(
                 f"the guest was not ready within {self.boot_timeout:g} s", self._tail()
             ) from None
-        except MachineError:
-            raise self.failure or MachineError("the guest failed during boot", self._tail())
+        except MachineError as exc:
+            raise self.failure or exc from None
 
     def _qemu_args(self, accel: str) -> list[str]:
         assert self.image is not None and self._tmp is not None and self._shm is not None
         sock = self._tmp
         cpu = ["-cpu", "host"] if accel == "kvm" else []
         return [
-            QEMU, "-accel", accel, *cpu, "-machine", "pc",
-            "-m", str(self.memory_mib), "-smp", str(self.smp),
-            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-kernel", self.image.kernel, "-initrd", self.image.initramfs,
-            "-append", f"{KERNEL_ARGS} {self._kernel_args}".strip(),
-            "-chardev", f"socket,id=console,path={sock / 'console.sock'}",
-            "-serial", "chardev:console",
-            "-chardev", f"socket,id=agent,path={sock / 'agent.sock'}",
-            "-serial", "chardev:agent",
-            "-chardev", f"socket,id=qmp,path={sock / 'qmp.sock'}",
-            "-mon", "chardev=qmp,mode=control",
+            QEMU,
+            "-accel",
+            accel,
+            *cpu,
+            "-machine",
+            "pc",
+            "-m",
+            str(self.memory_mib),
+            "-smp",
+            str(self.smp),
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-kernel",
+            self.image.kernel,
+            "-initrd",
+            self.image.initramfs,
+            "-append",
+            f"{KERNEL_ARGS} {self._kernel_args}".strip(),
+            "-chardev",
+            f"socket,id=console,path={sock / 'console.sock'}",
+            "-serial",
+            "chardev:console",
+            "-chardev",
+            f"socket,id=agent,path={sock / 'agent.sock'}",
+            "-serial",
+            "chardev:agent",
+            "-chardev",
+            f"socket,id=qmp,path={sock / 'qmp.sock'}",
+            "-mon",
+            "chardev=qmp,mode=control",
             "-object",
             f"memory-backend-file,id=portal,mem-path={self._shm},size={self.shm_size},share=on",
-            "-device", "ivshmem-plain,memdev=portal",
-            "-device", "pvpanic",
+            "-device",
+            "ivshmem-plain,memdev=portal",
+            "-device",
+            "pvpanic",
         ]
 
     def _create_shm(self) -> Path:
@@ -285,7 +310,9 @@ class Machine:
             else:
                 conn.set_result((reader, writer))
 
-        server = await asyncio.start_unix_server(accepted, path=str(self._tmp / name), limit=1 << 20)
+        server = await asyncio.start_unix_server(
+            accepted, path=str(self._tmp / name), limit=1 << 20
+        )
         self._servers.append(server)
         return conn
 
@@ -338,7 +365,8 @@ class Machine:
             if name == "GUEST_PANICKED":
                 self._fail(GuestPanic("guest kernel panic (reported by pvpanic)", self._tail()))
             elif name in ("SHUTDOWN", "RESET") and not self._stopping:
-                reason = event.get("data", {}).get("reason", "unknown")
+                data = event.get("data") or {}
+                reason = data.get("reason", "unknown") if isinstance(data, dict) else "unknown"
                 if self._console is not None and self._console._panicked:
                     continue
                 self._fail(MachineError(f"guest {name.lower()} ({reason})", self._tail()))

@@ -7,7 +7,7 @@ Users mostly need :class:`ValueFilter` from here::
 
 from __future__ import annotations
 
-from .dispatch import DispatchStats, Dispatcher, current_trap
+from .dispatch import Dispatcher, DispatchStats, current_trap
 from .event import Regs, SyscallEvent, Task
 from .filters import ValueFilter
 from .names import normalize
@@ -15,16 +15,16 @@ from .prototypes import PrototypeTable, SyscallPrototype
 from .registry import Hook, Registry
 
 __all__ = [
-    "ValueFilter",
+    "DispatchStats",
+    "Dispatcher",
+    "Hook",
+    "PrototypeTable",
+    "Registry",
+    "Regs",
     "SyscallEvent",
     "SyscallPrototype",
-    "Regs",
     "Task",
-    "Hook",
-    "Registry",
-    "Dispatcher",
-    "DispatchStats",
-    "PrototypeTable",
+    "ValueFilter",
     "current_trap",
     "normalize",
 ]

@@ -10,8 +10,27 @@ from .prototypes import RETVAL
 
 #: x86_64 ``struct pt_regs`` in the order the portal sends it
 PT_REGS = (
-    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
-    "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss",
+    "r15",
+    "r14",
+    "r13",
+    "r12",
+    "rbp",
+    "rbx",
+    "r11",
+    "r10",
+    "r9",
+    "r8",
+    "rax",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "orig_rax",
+    "rip",
+    "cs",
+    "eflags",
+    "rsp",
+    "ss",
 )
 ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 _MASK64 = (1 << 64) - 1
@@ -139,4 +158,3 @@ class Regs:
     def __repr__(self) -> str:
         values: dict[str, int] = object.__getattribute__(self, "_values")
         return "Regs(" + ", ".join(f"{k}={v:#x}" for k, v in values.items()) + ")"
-

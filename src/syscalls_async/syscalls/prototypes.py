@@ -12,7 +12,7 @@ sizes and anything unrecognised are 64-bit unsigned.  Return values are
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -21,16 +21,45 @@ from ..portal.types import SyscallMeta
 from .names import normalize
 
 _SIGNED32 = {
-    "int", "signed int", "pid_t", "key_serial_t", "clockid_t", "timer_t", "mqd_t", "rwf_t",
-    "s32", "__s32", "key_t",
+    "int",
+    "signed int",
+    "pid_t",
+    "key_serial_t",
+    "clockid_t",
+    "timer_t",
+    "mqd_t",
+    "rwf_t",
+    "s32",
+    "__s32",
+    "key_t",
 }
 _UNSIGNED32 = {
-    "unsigned int", "unsigned", "u32", "__u32", "uid_t", "gid_t", "old_uid_t", "old_gid_t",
-    "umode_t", "mode_t", "qid_t", "unsigned short", "u16", "__u16",
+    "unsigned int",
+    "unsigned",
+    "u32",
+    "__u32",
+    "uid_t",
+    "gid_t",
+    "old_uid_t",
+    "old_gid_t",
+    "umode_t",
+    "mode_t",
+    "qid_t",
+    "unsigned short",
+    "u16",
+    "__u16",
 }
 _SIGNED64 = {
-    "long", "signed long", "long long", "off_t", "loff_t", "ssize_t", "time_t",
-    "__kernel_old_time_t", "s64", "__s64",
+    "long",
+    "signed long",
+    "long long",
+    "off_t",
+    "loff_t",
+    "ssize_t",
+    "time_t",
+    "__kernel_old_time_t",
+    "s64",
+    "__s64",
 }
 
 
@@ -137,5 +166,5 @@ class PrototypeTable:
     def close_matches(self, name: str) -> list[str]:
         return difflib.get_close_matches(normalize(name), list(self._by_name), n=4, cutoff=0.6)
 
-    def __iter__(self) -> Iterable[SyscallPrototype]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[SyscallPrototype]:
         return iter(self._by_nr.values())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,11 +42,13 @@ class _Signature:
         except (TypeError, ValueError):
             return cls(3 + MAX_ARGS, 3, True)  # builtins etc.: trust the caller
         positional = [
-            p for p in sig.parameters.values()
+            p
+            for p in sig.parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
         kw_required = [
-            p.name for p in sig.parameters.values()
+            p.name
+            for p in sig.parameters.values()
             if p.kind is p.KEYWORD_ONLY and p.default is p.empty
         ]
         if kw_required:
@@ -69,7 +71,9 @@ class _Signature:
 
 
 def _name(handler: Handler) -> str:
-    return getattr(handler, "__qualname__", None) or getattr(handler, "__name__", repr(handler))
+    return str(
+        getattr(handler, "__qualname__", None) or getattr(handler, "__name__", repr(handler))
+    )
 
 
 @dataclass(eq=False)
@@ -117,7 +121,9 @@ class Hook:
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise RegistrationError(f"{where}: unknown syscall {self.target.name!r}{hint}")
             if len(self.filters) > proto.nargs:
-                params = ", ".join(f"{t} {n}" for t, n in zip(proto.types, proto.names, strict=False))
+                params = ", ".join(
+                    f"{t} {n}" for t, n in zip(proto.types, proto.names, strict=False)
+                )
                 raise RegistrationError(
                     f"{where}: {len(self.filters)} arg_filters, but {proto.short_name} has "
                     f"{proto.nargs} arguments ({params})"
@@ -129,9 +135,13 @@ class Hook:
                 )
             self.proto = proto
             self.arg_filters = tuple(
-                None if f is None
-                else f.bind(proto.domain(i), f"{where}, argument {i} ({proto.types[i]} "
-                            f"{proto.names[i]})", pointer=is_pointer(proto.types[i]))
+                None
+                if f is None
+                else f.bind(
+                    proto.domain(i),
+                    f"{where}, argument {i} ({proto.types[i]} {proto.names[i]})",
+                    pointer=is_pointer(proto.types[i]),
+                )
                 for i, f in enumerate(self.filters)
             )
             self.nargs_passed = self.signature.passed_args(proto.nargs)
@@ -144,7 +154,8 @@ class Hook:
             self.nargs_passed = 0
             self.spec_nr = NR_ALL if self.target.kind is TargetKind.ALL else NR_UNKNOWN
         self.retval_filter = (
-            None if self.retval is None
+            None
+            if self.retval is None
             else self.retval.bind(RETVAL, f"{where}, return value", pointer=False)
         )
 
@@ -169,7 +180,7 @@ def _directions(
     for flag, name in ((on_enter, "on_enter"), (on_return, "on_return")):
         if flag is not None and not isinstance(flag, bool):
             raise RegistrationError(f"{name} must be True, False or None, not {flag!r}")
-    if target.enter and on_enter is False or target.ret and on_return is False:
+    if (target.enter and on_enter is False) or (target.ret and on_return is False):
         raise RegistrationError("the pattern's direction contradicts on_enter/on_return")
     enter = target.enter or bool(on_enter)
     ret = target.ret or bool(on_return)
@@ -177,9 +188,7 @@ def _directions(
         # Entry by default; a return-value filter only makes sense on return, and
         # on_enter=False leaves only the return.
         if on_enter is False and on_return is False:
-            raise RegistrationError(
-                "on_enter=False and on_return=False: the hook would never run"
-            )
+            raise RegistrationError("on_enter=False and on_return=False: the hook would never run")
         if on_enter is False or (has_retval_filter and on_enter is None and on_return is None):
             ret = True
         else:
@@ -237,7 +246,7 @@ class Registry:
         self.listeners: list[Callable[[], None]] = []
         self._candidates: dict[tuple[int, bool], list[Hook]] = {}
 
-    def __iter__(self) -> Iterable[Hook]:  # type: ignore[misc]
+    def __iter__(self) -> Iterator[Hook]:
         return iter(list(self._hooks.values()))
 
     def __len__(self) -> int:
@@ -297,8 +306,10 @@ class Registry:
                 del self._hooks[hook.id]
         self._changed()
         if errors:
-            raise errors[0] if len(errors) == 1 else RegistrationError(
-                "; ".join(str(e) for e in errors)
+            raise (
+                errors[0]
+                if len(errors) == 1
+                else RegistrationError("; ".join(str(e) for e in errors))
             )
 
     def find(self, which: Hook | Handler | str) -> list[Hook]:
@@ -344,8 +355,11 @@ class Registry:
         if cached is None:
             known = self.prototypes.by_nr(nr).known if self.prototypes else True
             cached = [
-                h for h in self
-                if h.enabled and h.resolved and (h.enter if enter else h.ret)
+                h
+                for h in self
+                if h.enabled
+                and h.resolved
+                and (h.enter if enter else h.ret)
                 and (
                     h.spec_nr == nr
                     or h.spec_nr == NR_ALL
