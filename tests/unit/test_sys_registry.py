@@ -262,6 +262,31 @@ def test_handler_requiring_more_arguments_than_the_syscall_has(registry: Registr
     assert registry.add(h, "on_unknown_sys_enter").nargs_passed == 0
 
 
+def test_star_args_do_not_excuse_missing_required_arguments(registry: Registry) -> None:
+    with pytest.raises(RegistrationError, match="requires 1 syscall arguments, but getpid has 0"):
+        registry.add(lambda r, p, s, x, *rest: None, "getpid")
+    with pytest.raises(RegistrationError, match="requires 4 syscall arguments, but ioctl has 3"):
+        registry.add(lambda r, p, s, a, b, c, d, *rest: None, "ioctl")
+    assert registry.add(lambda r, p, s, fd, *rest: None, "ioctl").nargs_passed == 3
+
+
+@pytest.mark.parametrize("pattern", ["on_all_sys_enter", "on_unknown_sys_return", None])
+def test_all_and_unknown_handlers_cannot_require_unpacked_arguments(
+    registry: Registry, pattern: str | None
+) -> None:
+    with pytest.raises(RegistrationError, match=r"get none \(read syscall.args\)"):
+        registry.add(lambda r, p, s, fd: None, pattern)
+    with pytest.raises(RegistrationError, match="get none"):
+        registry.add(lambda r, p, s, fd, *rest: None, pattern)
+    # optional extras are fine: they keep their defaults
+    assert registry.add(lambda r, p, s, fd=None: None, pattern).nargs_passed == 0
+    # and the same check runs when the prototypes arrive later
+    late = Registry()
+    late.add(lambda r, p, s, fd: None, pattern)
+    with pytest.raises(RegistrationError, match="get none"):
+        late.bind(make_table())
+
+
 def test_bound_methods_and_async_handlers(registry: Registry) -> None:
     class P:
         def on_open(self, regs: Any, proto: Any, syscall: Any, dfd: Any, filename: Any) -> None:

@@ -128,7 +128,7 @@ class Hook:
                     f"{where}: {len(self.filters)} arg_filters, but {proto.short_name} has "
                     f"{proto.nargs} arguments ({params})"
                 )
-            if not self.signature.var and self.signature.required > 3 + proto.nargs:
+            if self.signature.required > 3 + proto.nargs:  # *args does not fill them
                 raise RegistrationError(
                     f"{where}: the handler requires {self.signature.required - 3} syscall "
                     f"arguments, but {proto.short_name} has {proto.nargs}"
@@ -147,6 +147,12 @@ class Hook:
             self.nargs_passed = self.signature.passed_args(proto.nargs)
             self.spec_nr = proto.nr
         else:
+            if self.signature.required > 3:
+                raise RegistrationError(
+                    f"{where}: the handler requires {self.signature.required - 3} syscall "
+                    "arguments, but all-syscall and unknown-syscall handlers get none "
+                    "(read syscall.args)"
+                )
             self.arg_filters = tuple(
                 None if f is None else f.bind(RAW, f"{where}, argument {i}", pointer=True)
                 for i, f in enumerate(self.filters)
