@@ -556,6 +556,24 @@ async def test_retval_filter_does_not_apply_at_entry(registry: Registry) -> None
     assert len(seen) == 2
 
 
+async def test_every_filter_works_on_unknown_hooks(registry: Registry) -> None:
+    seen: list[Any] = []
+    memory = {0x5000: b"/dev/weird\0"}
+    registry.add(recorder(seen, "arg"), "on_unknown_sys_enter",
+                 arg_filters=[ValueFilter.bitmask_set(0x4), None, 7])  # fmt: skip
+    registry.add(recorder(seen, "str"), "on_unknown_sys_enter",
+                 arg_filters=[None, ValueFilter.string_contains("weird")])  # fmt: skip
+    registry.add(recorder(seen, "ret"), "on_unknown_sys_return", retval_filter=-38,
+                 comm_filter="cat", pid_filter=100)  # fmt: skip
+    d = dispatcher(registry)
+    await dispatch(d, raw_event(UNKNOWN_NR, (0x6, 0x5000, 7)), memory=memory)
+    await dispatch(d, raw_event(UNKNOWN_NR, (0x3, 0x6000, 7)), memory=memory)
+    await dispatch(d, raw_event(UNKNOWN_NR, phase=Phase.RETURN, retval=(-38) & M64))
+    await dispatch(d, raw_event(UNKNOWN_NR, phase=Phase.RETURN, retval=0))
+    await dispatch(d, raw_event(UNKNOWN_NR, phase=Phase.RETURN, retval=-38, tgid=5))
+    assert [s[0] for s in seen] == ["arg", "str", "ret"]
+
+
 # -- the trap context ---------------------------------------------------------------------------
 
 

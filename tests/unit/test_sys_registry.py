@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sysproto_table import GETPID, IOCTL, OPENAT, UNKNOWN_NR, make_table
 
-from syscalls_async.api.syscalls import SyscallsAPI
+from syscalls_async.api.syscalls import (
+    SyscallsAPI,
+    load_prototypes,
+    prototype_cache,
+    save_prototypes,
+)
 from syscalls_async.errors import RegistrationError
 from syscalls_async.portal.hooks import NR_ALL, NR_UNKNOWN, FilterKind
-from syscalls_async.syscalls import Registry, ValueFilter
+from syscalls_async.portal.types import SyscallMeta
+from syscalls_async.syscalls import PrototypeTable, Registry, ValueFilter
 from syscalls_async.syscalls.names import TargetKind
 from syscalls_async.syscalls.registry import COMM_MAX, MAX_ARGS
 
@@ -485,3 +492,42 @@ def test_get_syscall_info_by_name_unknown() -> None:
     assert api.get_syscall_info_by_name(f"sys_unknown_{UNKNOWN_NR}") is None
     assert api.get_syscall_info_by_name("") is None
     assert api.get_syscall_info_by_name("sys_getpid") == GETPID
+
+
+# -- prototypes -----------------------------------------------------------------------------
+
+
+def test_prototype_table_lookups() -> None:
+    t = make_table()
+    assert len(t) == 6
+    assert t.by_nr(257) == OPENAT and t.by_name("__x64_sys_ioctl") == IOCTL
+    assert t.by_nr(UNKNOWN_NR).known is False
+    missing = t.by_nr(1000)
+    assert (missing.name, missing.nr, missing.nargs, missing.known) == (
+        "sys_unknown_1000", 1000, 0, False
+    )
+    assert t.close_matches("sys_ioct") == ["ioctl"]
+    assert OPENAT.short_name == "openat"
+    assert sorted(p.nr for p in t) == [0, 8, 16, 39, 257, UNKNOWN_NR]
+
+
+def test_prototypes_from_guest_metadata() -> None:
+    metas = [
+        SyscallMeta(257, "sys_openat", 4, OPENAT.types, OPENAT.names, True),
+        SyscallMeta(UNKNOWN_NR, f"sys_unknown_{UNKNOWN_NR}", 0, (), (), False),
+    ]
+    t = PrototypeTable.from_meta(metas)
+    assert t.by_name("openat") == OPENAT
+    assert t.by_nr(UNKNOWN_NR).known is False and t.by_name(f"unknown_{UNKNOWN_NR}") is None
+
+
+def test_prototype_cache_round_trip(tmp_path: Path) -> None:
+    path = prototype_cache(tmp_path)
+    assert load_prototypes(path) is None  # no cache yet
+    save_prototypes(path, make_table())
+    loaded = load_prototypes(path)
+    assert loaded is not None and sorted(loaded, key=lambda p: p.nr) == sorted(
+        make_table(), key=lambda p: p.nr
+    )
+    path.write_bytes(b"{not json")
+    assert load_prototypes(path) is None
