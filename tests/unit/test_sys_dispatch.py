@@ -182,9 +182,7 @@ async def test_unpacked_arguments_are_their_c_types(registry: Registry) -> None:
     registry.add(every, "on_all_sys_enter")
     raw = (0xFFFFFF9C, 0x5000, 0xDEADBEEF_00000002, 0x1_000001A4, 0x77, 0x88)
     trap = await dispatch(dispatcher(registry), raw_event(OPENAT.nr, raw))
-    assert got["full"] == (
-        "sys_openat", 4, OPENAT.types, OPENAT.names, (-100, 0x5000, 2, 0o644)
-    )
+    assert got["full"] == ("sys_openat", 4, OPENAT.types, OPENAT.names, (-100, 0x5000, 2, 0o644))
     assert got["event"] == ("sys_openat", 257, PC, 4, 100, "cat", 101, 100, list(raw))
     assert got["one"] == (-100,)
     assert got["every"] == ()

@@ -504,7 +504,10 @@ def test_prototype_table_lookups() -> None:
     assert t.by_nr(UNKNOWN_NR).known is False
     missing = t.by_nr(1000)
     assert (missing.name, missing.nr, missing.nargs, missing.known) == (
-        "sys_unknown_1000", 1000, 0, False
+        "sys_unknown_1000",
+        1000,
+        0,
+        False,
     )
     assert t.close_matches("sys_ioct") == ["ioctl"]
     assert OPENAT.short_name == "openat"
