@@ -233,6 +233,20 @@ async def test_handler_disabled_by_an_earlier_one_does_not_run(registry: Registr
     assert seen == [("first",), ("second",)]
 
 
+async def test_handler_removed_by_an_earlier_one_does_not_run(registry: Registry) -> None:
+    seen: list[Any] = []
+    second = recorder(seen, "second")
+
+    def first(regs: Any, proto: Any, syscall: Any) -> None:
+        seen.append(("first",))
+        registry.remove(second)
+
+    registry.add(first, "getpid")
+    registry.add(second, "on_all_sys_enter")
+    await dispatch(dispatcher(registry), raw_event(GETPID.nr))
+    assert seen == [("first",)]
+
+
 # -- verdicts -------------------------------------------------------------------------------
 
 

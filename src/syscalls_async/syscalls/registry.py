@@ -335,6 +335,7 @@ class Registry:
         found = self.find(which)
         for hook in found:
             del self._hooks[hook.id]
+            hook.enabled = False  # an event being handled skips it too
         self._changed()
         return found
 
