@@ -20,11 +20,15 @@ from syscalls_async.api.syscalls import (
     save_prototypes,
 )
 from syscalls_async.errors import RegistrationError
-from syscalls_async.portal.hooks import NR_ALL, NR_UNKNOWN, FilterKind
+from syscalls_async.portal.abi import C
+from syscalls_async.portal.hooks import NR_ALL, NR_UNKNOWN, FilterKind, encode_hooks
 from syscalls_async.portal.types import SyscallMeta
 from syscalls_async.syscalls import PrototypeTable, Registry, ValueFilter
+from syscalls_async.syscalls.filters import STRING_MAX
 from syscalls_async.syscalls.names import TargetKind
 from syscalls_async.syscalls.registry import COMM_MAX, MAX_ARGS
+
+M64 = (1 << 64) - 1
 
 
 def h(regs: Any, proto: Any, syscall: Any, *args: Any) -> None:
@@ -419,6 +423,30 @@ def test_disable_enable_remove_by_function_method_and_name(registry: Registry) -
         registry.set_enabled(h, True)
     with pytest.raises(RegistrationError, match="no hook for"):
         registry.set_enabled(a, True)  # removed Hook object
+
+
+def test_limits_accepted_at_registration_are_encodable_for_the_guest(registry: Registry) -> None:
+    hooks = [
+        registry.add(
+            h,
+            "openat",
+            on_enter=True,
+            on_return=True,
+            comm_filter="é" * 7 + "x",  # 15 bytes
+            pid_filter=(1 << 31) - 1,
+            arg_filters=[
+                ValueFilter.range(-(1 << 31), 0xFFFFFFFF),
+                ValueFilter.string_endswith("z" * STRING_MAX),
+                ValueFilter.bitmask_clear(-1),
+                ValueFilter.exact(0xFFFFFFFF),
+            ],
+            retval_filter=ValueFilter.range(-(1 << 63), M64),
+        ),
+        registry.add(h, "on_all_sys_enter", arg_filters=[-1] * 6),
+        registry.add(h, "on_unknown_sys_return", retval_filter=-(1 << 63)),
+    ]
+    table = encode_hooks([x.spec() for x in hooks])
+    assert len(table) == 3 * C.SA_HOOK_SIZE
 
 
 # -- the API object ----------------------------------------------------------------------
