@@ -479,6 +479,13 @@ def test_decorator_checks_the_pattern_before_a_handler_is_given() -> None:
     assert api.hooks == []
 
 
+def test_decorator_without_parentheses_is_refused() -> None:
+    api = SyscallsAPI()
+    with pytest.raises(RegistrationError, match=r"name_or_pattern must be a str.*not function"):
+        api.syscall(h)  # type: ignore[arg-type]  # @api.syscall instead of @api.syscall()
+    assert api.hooks == []
+
+
 async def test_awaitable_forms_without_a_session() -> None:
     api = SyscallsAPI()
     api.registry.bind(make_table())
