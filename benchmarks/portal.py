@@ -108,3 +108,47 @@ async def latency(count: int = 20000, hooked_count: int = 3000) -> str:
             runs, note = await _hooked(m, poll, hooked_count)
             lines.append(_row(label, runs, note))
     return "\n".join(lines)
+
+
+async def hook_update(runs: int = 5) -> str:
+    """``await portal.set_hooks(...)`` until the guest's ack, by table size."""
+    from syscalls_async.portal import NR_ALL
+
+    lines = ["| table change | min ms | median ms | max ms |", "|---|---|---|---|"]
+    async with Machine(build_image(), smp=2) as m, Portal(m.shm_path) as p:
+        ten = [
+            p.nr(n)
+            for n in (
+                "read",
+                "write",
+                "openat",
+                "close",
+                "ioctl",
+                "mmap",
+                "execve",
+                "clone",
+                "wait4",
+                "getpid",
+            )
+        ]
+        cases = [
+            ("empty -> 1 syscall", [HookSpec(id=1, nr=p.nr("ioctl"))]),
+            ("empty -> 10 syscalls", [HookSpec(id=i, nr=n) for i, n in enumerate(ten)]),
+            ("empty -> all syscalls", [HookSpec(id=1, nr=NR_ALL)]),
+        ]
+        for label, hooks in cases:
+            on, off = [], []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                await p.set_hooks(hooks)
+                t1 = time.perf_counter()
+                await p.set_hooks([])
+                on.append(t1 - t0)
+                off.append(time.perf_counter() - t1)
+            for what, xs in ((label, on), (label.replace("empty ->", "back to empty from"), off)):
+                lines.append(
+                    f"| {what} | {min(xs) * 1e3:.1f} | {statistics.median(xs) * 1e3:.1f} "
+                    f"| {max(xs) * 1e3:.1f} |"
+                )
+        hooked = p.hooked_entries()
+    return "\n".join(lines) + f"\n(entries hooked at the end: {hooked})"

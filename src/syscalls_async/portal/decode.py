@@ -74,33 +74,74 @@ def counters(data: bytes) -> GuestCounters:
     return GuestCounters(**{f: int(getattr(c, f)) for f in GuestCounters.__struct_fields__})
 
 
+# The event is the hot path: one struct.unpack_from with a format built from
+# the cffi layout (and checked against it) instead of cdata field access.
+_EVENT_FIELDS = [
+    ("owner", "I"),
+    ("seq", "I"),
+    ("epoch", "I"),
+    ("msg", "I"),
+    ("phase", "I"),
+    ("nr", "i"),
+    ("pid", "I"),
+    ("tgid", "I"),
+    ("comm", f"{C.SA_COMM_LEN}s"),
+    ("args", f"{C.SA_MAX_ARGS}Q"),
+    ("retval", "q"),
+    ("pc", "Q"),
+    ("sp", "Q"),
+    ("matched", f"{C.SA_MATCH_WORDS}Q"),
+    ("nregs", "I"),
+    ("hooks_gen", "I"),
+    ("regs", f"{C.SA_MAX_REGS}Q"),
+]
+
+
+def _event_struct() -> struct.Struct:
+    fmt = "<"
+    for name, code in _EVENT_FIELDS:
+        if struct.calcsize(fmt) != ffi.offsetof("struct sa_slot_guest", name):
+            raise PortalVersionError(f"event layout: {name} is not where portal_abi.h has it")
+        fmt += code
+    return struct.Struct(fmt)
+
+
+_EVENT = _event_struct()
+_A = 9  # index of args[0] in the unpacked tuple
+_M = _A + C.SA_MAX_ARGS + 3  # matched[0]
+_R = _M + C.SA_MATCH_WORDS + 2  # regs[0]
+
+
 def event(data: bytes, slot: int, seq: int, nr_syscalls: int, nhooks: int) -> SyscallEvent:
     """An SA_MSG_EVENT slot copy (the guest part) as a :class:`SyscallEvent`."""
-    g = _cast("struct sa_slot_guest", data)
-    if g.msg != C.SA_MSG_EVENT:
-        raise PortalProtocolError(f"slot {slot}: message {g.msg} is not an event")
-    if g.phase not in _PHASES:
-        raise PortalProtocolError(f"slot {slot}: bad phase {g.phase}")
-    if not 0 <= g.nr < nr_syscalls:
-        raise PortalProtocolError(f"slot {slot}: syscall number {g.nr} out of range")
-    if g.nregs > C.SA_MAX_REGS:
-        raise PortalProtocolError(f"slot {slot}: {g.nregs} registers")
+    if len(data) < _EVENT.size:
+        raise PortalProtocolError(f"slot {slot}: event of {len(data)} bytes")
+    v = _EVENT.unpack_from(data)
+    msg, phase, nr, nregs = v[3], v[4], v[5], v[_M + C.SA_MATCH_WORDS]
+    if msg != C.SA_MSG_EVENT:
+        raise PortalProtocolError(f"slot {slot}: message {msg} is not an event")
+    if phase not in _PHASES:
+        raise PortalProtocolError(f"slot {slot}: bad phase {phase}")
+    if not 0 <= nr < nr_syscalls:
+        raise PortalProtocolError(f"slot {slot}: syscall number {nr} out of range")
+    if nregs > C.SA_MAX_REGS:
+        raise PortalProtocolError(f"slot {slot}: {nregs} registers")
     return SyscallEvent(
         slot=slot,
-        epoch=int(g.epoch),
+        epoch=v[2],
         seq=seq,
-        phase=Phase(g.phase),
-        nr=int(g.nr),
-        pid=int(g.pid),
-        tgid=int(g.tgid),
-        comm=text(g.comm),
-        args=tuple(int(a) for a in g.args),
-        retval=int(g.retval),
-        pc=int(g.pc),
-        sp=int(g.sp),
-        matched=_bits(g.matched, nhooks),
-        regs=tuple(int(g.regs[i]) for i in range(g.nregs)),
-        hooks_gen=int(g.hooks_gen),
+        phase=Phase(phase),
+        nr=nr,
+        pid=v[6],
+        tgid=v[7],
+        comm=text(v[8]),
+        args=v[_A : _A + C.SA_MAX_ARGS],
+        retval=v[_A + C.SA_MAX_ARGS],
+        pc=v[_A + C.SA_MAX_ARGS + 1],
+        sp=v[_A + C.SA_MAX_ARGS + 2],
+        matched=_bits(v[_M : _M + C.SA_MATCH_WORDS], nhooks),
+        regs=v[_R : _R + nregs],
+        hooks_gen=v[_M + C.SA_MATCH_WORDS + 1],
     )
 
 
