@@ -70,6 +70,7 @@ _H = "struct sa_host_header"
 _MSG_OFF = ffi.offsetof("struct sa_slot_guest", "msg")
 _EPOCH_OFF = ffi.offsetof("struct sa_slot_guest", "epoch")
 _GEN_OFF = ffi.offsetof("struct sa_slot_guest", "hooks_gen")
+_KEEP_TABLES = 8
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
@@ -150,7 +151,8 @@ class Portal:
         async with self._hooks_lock:
             mm = self._live()
             gen = (self._gen + 1) & 0xFFFFFFFF
-            self._tables = {g: t for g, t in self._tables.items() if g == self._gen}
+            # a task may have matched in an older table and not yet published
+            self._tables = {g: t for g, t in self._tables.items() if gen - g < _KEEP_TABLES}
             self._tables[gen] = tuple(hooks)
             mm[C.SA_HOOKS_OFF : C.SA_HOOKS_OFF + len(table)] = table
             _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "hook_count"), len(hooks))
