@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from syscalls_async.errors import TrapGone
 from syscalls_async.machine import Machine
 from syscalls_async.portal import HookSpec, Phase, Portal, Trap
 
@@ -56,3 +59,57 @@ async def test_exit_execve_and_fork_hooked_at_enter_and_return(
     assert portal.busy_slots() == 0
     r = await machine.run("dmesg")
     assert b"Call Trace" not in r.stdout and b"BUG" not in r.stdout
+
+
+async def test_fatal_signal_ends_the_wait(machine: Machine, portal: Portal) -> None:
+    trapped: asyncio.Queue[Trap] = asyncio.Queue()
+    release = asyncio.Event()
+
+    async def hold(trap: Trap) -> None:
+        await trapped.put(trap)
+        await release.wait()
+
+    portal.handler = hold
+    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    before = portal.guest_counters()
+    run = asyncio.create_task(machine.run("send_syscall getppid; echo status=$?"))
+    async with asyncio.timeout(30):
+        trap = await trapped.get()
+    await machine.run(f"kill -9 {trap.event.tgid}")
+    r = await run
+    assert r.stdout == b"status=137\n"  # killed while waiting for the host
+    assert portal.guest_counters().fatal_signal == before.fatal_signal + 1
+    with pytest.raises(TrapGone):
+        await trap.read_bytes(trap.event.sp, 8)
+    release.set()
+
+
+async def test_restarted_sleep_hides_the_restart_code(machine: Machine, portal: Portal) -> None:
+    rets: list[tuple[str, int]] = []
+    sleeping = asyncio.Event()
+
+    async def note(trap: Trap) -> None:
+        name = portal.syscalls[trap.event.nr].name
+        if trap.event.phase is Phase.RETURN:
+            rets.append((name, trap.event.retval))
+        elif name != "sys_restart_syscall":
+            sleeping.set()
+
+    portal.handler = note
+    names = ["nanosleep", "clock_nanosleep", "restart_syscall"]
+    await portal.set_hooks(
+        [
+            HookSpec(id=i, nr=portal.nr(n), enter=True, ret=True, comm="sleep")
+            for i, n in enumerate(names)
+        ]
+    )
+    before = portal.guest_counters()
+    run = asyncio.create_task(machine.run("sleep 2 & echo $! > /tmp/sa_sleep; wait; echo rc=$?"))
+    async with asyncio.timeout(30):
+        await sleeping.wait()
+    await machine.run("kill -STOP $(cat /tmp/sa_sleep); kill -CONT $(cat /tmp/sa_sleep)")
+    r = await run
+    assert r.stdout == b"rc=0\n"
+    assert all(not -516 <= ret <= -512 for _, ret in rets), rets
+    assert portal.guest_counters().restarts_hidden > before.restarts_hidden
+    assert ("sys_restart_syscall", 0) in rets or any(ret == 0 for _, ret in rets)

@@ -23,6 +23,7 @@ async def test_skip_ioctl_returns_43_then_minus_9_when_removed(
     await portal.set_hooks(
         [HookSpec(id=1, nr=portal.nr("ioctl"), comm="send_syscall", args=(None, cmd))]
     )
+    assert portal.hooked_entries() == 1  # only what some hook needs
     r = await machine.run("send_syscall ioctl 9 0xabcd")
     assert r.stdout == b"send_syscall: syscall returned 43\n"
     assert len(rec.traps) == 1 and rec.traps[0].hook_ids == (1,)
