@@ -91,8 +91,16 @@ static void sa_header_init(void)
 	smp_wmb();
 	memset((void *)g + sizeof(g->magic), 0, sizeof(*g) - sizeof(g->magic));
 	memset(sa_shm + SA_META_OFF, 0, SA_MAX_SYSCALLS * SA_META_SIZE);
-	for (i = 0; i < SA_SLOT_COUNT; i++)
-		memset(sa_slot_base(i), 0, SA_SLOT_GUEST_SIZE);
+	/* Answers left in the slots by a host of an earlier load must never
+	 * match a new message: clear them, and start every slot's epoch at a
+	 * random value so that a late write from that host cannot match
+	 * either. */
+	for (i = 0; i < SA_SLOT_COUNT; i++) {
+		struct sa_slot_guest *sg = sa_slot_base(i) + SA_SLOT_GUEST_OFF;
+
+		memset(sa_slot_base(i), 0, SA_SLOT_GUEST_SIZE + SA_SLOT_HOST_SIZE);
+		sg->epoch = get_random_u32();
+	}
 	g->version = SA_VERSION;
 	g->arch = sa_arch_id;
 	g->region_size = sa_shm_size;

@@ -120,3 +120,24 @@ async def test_load_hook_unhook_unload_with_a_shell_in_wait4(machine: Machine) -
         await _skip_ioctl_works(machine, portal)
     new = (await _dmesg_lines(machine))[before:]
     assert not [line for line in new if any(b in line for b in BAD)], new
+
+
+async def test_a_reloaded_module_never_takes_answers_left_by_the_old_one(
+    machine: Machine,
+) -> None:
+    async def skips(value: int, runs: int) -> list[bytes]:
+        async def skip(trap: Trap) -> None:
+            trap.skip(value)
+
+        async with Portal(machine.shm_path, skip) as portal:
+            await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+            r = await machine.run("; ".join(["send_syscall getppid"] * runs))
+        return [line.split()[-1] for line in r.stdout.splitlines()]
+
+    assert await skips(111, 4) == [b"111"] * 4
+    async with asyncio.timeout(60):
+        while (await machine.run(f"rmmod {NAME}")).exit_status != 0:
+            await asyncio.sleep(0.2)
+    assert (await machine.run(f"insmod {MODULE}")).exit_status == 0
+    # same slots, same message counts: the old verdicts are still in the region
+    assert await skips(222, 12) == [b"222"] * 12

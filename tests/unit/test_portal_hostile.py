@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from syscalls_async.errors import PortalProtocolError, PortalVersionError
+from syscalls_async.errors import PortalError, PortalProtocolError, PortalVersionError
 from syscalls_async.portal import Portal, Trap
 from syscalls_async.portal.abi import C, ffi, slot_offset
 
@@ -165,3 +165,16 @@ async def test_wrong_version_is_refused(tmp_path: Path) -> None:
         async with Portal(g.path, attach_timeout=1.0):
             pass
     g.f.close()
+
+
+async def test_second_host_is_refused(guest: FakeGuest) -> None:
+    async with Portal(guest.path):
+        with pytest.raises(PortalError, match="another host"):
+            async with Portal(guest.path):
+                pass
+    # a host that left cleanly, or died (heartbeat still), can be replaced
+    async with Portal(guest.path):
+        pass
+    guest.write(C.SA_HOST_OFF + ffi.offsetof("struct sa_host_header", "attached"), b"\1\0\0\0")
+    async with Portal(guest.path):
+        pass

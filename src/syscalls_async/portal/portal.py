@@ -71,6 +71,9 @@ _MSG_OFF = ffi.offsetof("struct sa_slot_guest", "msg")
 _EPOCH_OFF = ffi.offsetof("struct sa_slot_guest", "epoch")
 _GEN_OFF = ffi.offsetof("struct sa_slot_guest", "hooks_gen")
 _KEEP_TABLES = 8
+#: how long a host's heartbeat must stand still to count it as gone (its
+#: poller beats at least every PollPolicy.max_sleep)
+_LIVENESS_WINDOW = 0.05
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
@@ -258,6 +261,7 @@ class Portal:
                 )
             await asyncio.sleep(0.05)
         g = decode.check_header(mm[: C.SA_GUEST_SIZE])
+        await self._refuse_second_host(mm)
         self.boot_id = int(g.boot_id)
         self._nr_syscalls = int(g.nr_syscalls)
         self.syscalls = decode.meta_table(
@@ -277,6 +281,18 @@ class Portal:
             self._nr_syscalls,
             len(self._by_name),
         )
+
+    async def _refuse_second_host(self, mm: mmap.mmap) -> None:
+        """Two hosts polling one region would steal each other's traps.  A
+        host that died leaves ``attached`` set but its heartbeat still."""
+        if not _U32.unpack_from(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"))[0]:
+            return
+        beat = _U64.unpack_from(mm, HOST_HEARTBEAT_OFF)[0]
+        await asyncio.sleep(_LIVENESS_WINDOW)
+        if _U64.unpack_from(mm, HOST_HEARTBEAT_OFF)[0] != beat:
+            mm.close()
+            self._mm = None
+            raise PortalError(f"another host is attached to {self.shm_path}")
 
     def _live(self) -> mmap.mmap:
         if self.failure is not None:
