@@ -362,16 +362,30 @@ class Portal:
             trap._fail(err)
         self._active.clear()
 
+    def _seqs(self) -> list[int]:
+        view = memoryview(self._mm).cast("I")  # type: ignore[arg-type]
+        try:
+            first = (C.SA_SLOTS_OFF + SLOT_SEQ_OFF) // 4
+            step = C.SA_SLOT_SIZE // 4
+            return view[first : first + step * C.SA_SLOT_COUNT : step].tolist()
+        finally:
+            view.release()
+
     def _scan(self) -> bool:
         """Take every new message; True if a slot was mid-write (look again)."""
         assert self._mm is not None
         mm = self._mm
         again = False
-        for i in range(C.SA_SLOT_COUNT):
+        # every slot's seq word in one strided read: the common case is that
+        # one or two slots changed
+        changed = [
+            i
+            for i, (seq, last) in enumerate(zip(self._seqs(), self._last_seq, strict=True))
+            if seq != last
+        ]
+        for i in changed:
             off = slot_offset(i)
             seq = _U32.unpack_from(mm, off + SLOT_SEQ_OFF)[0]
-            if seq == self._last_seq[i]:
-                continue
             if seq & 1:
                 again = True
                 continue
