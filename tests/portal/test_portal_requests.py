@@ -144,3 +144,44 @@ async def test_process_info_mappings_fds_and_process_list(
     procs = {p.pid: p for p in out["procs"]}  # type: ignore[attr-defined]
     assert procs[1].comm and procs[info.tgid].comm == "send_syscall"  # type: ignore[attr-defined]
     assert procs[info.tgid].ppid == ppid  # type: ignore[attr-defined]
+
+
+async def test_long_string_pointer_list_and_write_are_chunked(
+    machine: Machine, portal: Portal
+) -> None:
+    out: dict[str, object] = {}
+
+    async def big(trap: Trap) -> None:
+        if trap.event.nr == portal.nr("execve"):
+            out["envp"] = await trap.read_ptrlist(trap.event.args[2])
+            return
+        out["arg"] = await trap.read_str(trap.event.args[0])
+        # 40,000 bytes below the stack pointer: unused stack, more than one slot
+        maps = await trap.mappings()
+        stack = next(m for m in maps if m.path == "[stack]")
+        at = trap.event.sp - 48_000
+        assert at >= stack.start
+        data = bytes(range(256)) * 156 + b"end"
+        await trap.write_bytes(at, data)
+        out["back"] = (await trap.read_bytes(at, len(data))) == data
+
+    portal.handler = big
+    exe = GuestFilter(FilterKind.STR_ENDSWITH, text=b"/send_syscall")
+    await portal.set_hooks(
+        [
+            HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall"),
+            HookSpec(id=2, nr=portal.nr("execve"), args=(exe,)),
+        ]
+    )
+    env = " ".join(
+        f"V{i}=$(head -c 3000 /dev/zero | tr '\\0' '{chr(97 + i % 26)}')" for i in range(20)
+    )
+    r = await machine.run(
+        f"env -i {env} send_syscall getppid $(head -c 40000 /dev/zero | tr '\\0' x)"
+    )
+    assert b"syscall returned" in r.stdout
+    assert out["arg"] == "x" * 40_000
+    assert out["back"] is True
+    envp = out["envp"]
+    assert isinstance(envp, list) and len(envp) == 20
+    assert envp[3] == "V3=" + "d" * 3000
