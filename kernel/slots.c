@@ -13,12 +13,22 @@
 #include "sa.h"
 #include "arch.h"
 
-/* Waiting: spin briefly (a busy host answers in microseconds), then yield,
- * then sleep in short steps so an idle host costs the guest little. */
+/* Waiting: spin briefly (a busy host answers in tens of microseconds), then
+ * yield, then sleep in steps that grow with the wait, so a trap the host holds
+ * for long (a slow handler) costs the guest little CPU. */
 #define SA_SPIN_NS (20 * NSEC_PER_USEC)
 #define SA_YIELD_NS (200 * NSEC_PER_USEC)
-#define SA_SLEEP_MIN_US 20
-#define SA_SLEEP_MAX_US 50
+#define SA_SHORT_NS (5 * NSEC_PER_MSEC)
+#define SA_MEDIUM_NS (100 * NSEC_PER_MSEC)
+
+/* Sleep that a fatal signal ends and that does not count as load. */
+static void sa_sleep_us(unsigned long min_us, unsigned long max_us)
+{
+	ktime_t t = ns_to_ktime(min_us * NSEC_PER_USEC);
+
+	set_current_state(TASK_KILLABLE | TASK_NOLOAD);
+	schedule_hrtimeout_range(&t, (max_us - min_us) * NSEC_PER_USEC, HRTIMER_MODE_REL);
+}
 
 struct sa_slot {
 	unsigned int idx;
@@ -58,7 +68,7 @@ static bool sa_slot_claim(struct sa_slot *s, unsigned long deadline)
 				goto claimed;
 		if (time_after(jiffies, deadline) || fatal_signal_pending(current))
 			return false;
-		usleep_range(SA_SLEEP_MIN_US, SA_SLEEP_MAX_US);
+		sa_sleep_us(20, 50);
 	}
 claimed:
 	s->epoch = READ_ONCE(s->g->epoch) + 1;
@@ -132,8 +142,12 @@ static void sa_pause(ktime_t since)
 		cpu_relax();
 	else if (waited < SA_YIELD_NS)
 		cond_resched();
+	else if (waited < SA_SHORT_NS)
+		sa_sleep_us(20, 50);
+	else if (waited < SA_MEDIUM_NS)
+		sa_sleep_us(200, 400);
 	else
-		usleep_range(SA_SLEEP_MIN_US, SA_SLEEP_MAX_US);
+		sa_sleep_us(1000, 2000);
 }
 
 /*
