@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from syscalls_async.errors import PortalError, PortalProtocolError, PortalVersionError
+from syscalls_async.errors import PortalError, PortalProtocolError, PortalVersionError, TrapGone
 from syscalls_async.portal import Portal, Trap
+from syscalls_async.portal import trap as trap_module
 from syscalls_async.portal.abi import C, ffi, slot_offset
 
 SIZE = 16 * 1024 * 1024
@@ -178,3 +179,20 @@ async def test_second_host_is_refused(guest: FakeGuest) -> None:
     guest.write(C.SA_HOST_OFF + ffi.offsetof("struct sa_host_header", "attached"), b"\1\0\0\0")
     async with Portal(guest.path):
         pass
+
+
+async def test_request_to_a_vanished_task_gives_up(
+    guest: FakeGuest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trap_module, "_RESPONSE_MARGIN", 0.1)
+    errors: list[BaseException] = []
+
+    async def handler(trap: Trap) -> None:
+        try:
+            await trap.read_bytes(0x1000, 16)
+        except TrapGone as exc:
+            errors.append(exc)
+
+    async with Portal(guest.path, handler, deadline_ms=100):
+        guest.publish(3, valid_event(1), C.SA_MSG_EVENT)
+        await _until(lambda: bool(errors))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..errors import GuestMemoryError, PortalProtocolError
+from ..errors import GuestMemoryError, PortalProtocolError, TrapGone
 from . import decode
 from .abi import C
 from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 _MASK64 = (1 << 64) - 1
 #: How many bytes read_str reads before giving up on finding the NUL.
 STR_MAX = 1 << 20
+#: Seconds past the guest's deadline after which a request counts as lost.
+_RESPONSE_MARGIN = 5.0
 
 
 class Response(msgspec.Struct, frozen=True):
@@ -249,8 +251,16 @@ class Trap:
                 len=length,
                 arg=arg & _MASK64,
             )
+            # A waiting guest task answers at once; one that is gone without a
+            # word (module or guest died) must not hang the handler forever.
+            limit = self.portal.deadline_ms / 1000 + _RESPONSE_MARGIN
             try:
-                r = await self._waiter
+                async with asyncio.timeout(limit):
+                    r = await self._waiter
+            except TimeoutError:
+                raise TrapGone(
+                    f"no response from guest task {self.event.pid} in {limit:g} s"
+                ) from None
             finally:
                 self._waiter = None
             self._seq = r.seq
