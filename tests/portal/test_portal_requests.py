@@ -185,3 +185,20 @@ async def test_long_string_pointer_list_and_write_are_chunked(
     envp = out["envp"]
     assert isinstance(envp, list) and len(envp) == 20
     assert envp[3] == "V3=" + "d" * 3000
+
+
+async def test_many_fds_come_in_chunks(machine: Machine, portal: Portal) -> None:
+    got: list[dict[int, str]] = []
+
+    async def fds(trap: Trap) -> None:
+        got.append({f.fd: f.path for f in await trap.fds()})
+
+    portal.handler = fds
+    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    # more descriptors than one slot's data area holds (128 entries)
+    r = await machine.run(
+        'for i in $(seq 10 209); do eval "exec $i</dev/null"; done; send_syscall getppid'
+    )
+    assert b"syscall returned" in r.stdout, r.stderr
+    assert got and {fd for fd in got[0] if fd >= 10} == set(range(10, 210))
+    assert all(got[0][fd] == "/dev/null" for fd in range(10, 210))
