@@ -243,3 +243,15 @@ async def test_prototypes_come_from_the_guest_kernel(session: Session) -> None:
     assert proto.types[1] == "const char *"
     assert api.get_syscall_info_by_name("_sys_openat") == proto
     assert api.get_syscall_info_by_name("no_such_syscall") is None
+
+
+async def test_a_decorator_is_checked_at_once_against_the_cached_prototypes(
+    session: Session,
+) -> None:
+    """The running session cached its guest's prototypes for the image; a fresh plugins
+    object (as in a new process, before any session) validates against that cache."""
+    fresh = Plugins()
+    with pytest.raises(RegistrationError, match="did you mean openat"):
+        fresh.syscalls.syscall("opnat")(lambda r, p, s: None)
+    proto = fresh.syscalls.get_syscall_info_by_name("openat")
+    assert proto is not None and proto.nargs == 4

@@ -155,7 +155,7 @@ class Session:
         image = self.machine.image if self.machine else None
         if image is not None:
             with contextlib.suppress(OSError):
-                save_prototypes(prototype_cache(Path(image.initramfs).parent), table)
+                save_prototypes(prototype_cache(image.directory), table)
 
     async def _cancel_tasks(self) -> None:
         for task in list(self._tasks):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from ..machine import current_image
 from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
 from ..syscalls.registry import Hook, Registry
 
@@ -35,6 +36,7 @@ class SyscallsAPI:
     def __init__(self) -> None:
         self.registry = Registry()
         self._session: Session | None = None
+        self._cache_tried = False
 
     # -- registration ---------------------------------------------------------
 
@@ -59,6 +61,7 @@ class SyscallsAPI:
         parse_target(name_or_pattern)
 
         def decorate(handler: F) -> F:
+            self._ensure_prototypes()
             self.registry.add(
                 handler,
                 name_or_pattern,
@@ -85,6 +88,7 @@ class SyscallsAPI:
         retval_filter: Any = None,
     ) -> Hook:
         """Register ``handler`` and return once the hook is live in the guest."""
+        self._ensure_prototypes()
         hook = self.registry.add(
             handler,
             name_or_pattern,
@@ -120,6 +124,18 @@ class SyscallsAPI:
         """
         if self._session is not None:
             await self._session.sync_hooks()
+
+    def _ensure_prototypes(self) -> None:
+        """Before any session ran, validate against the prototypes cached for the
+        current image (written by the first session that booted it)."""
+        if self.registry.prototypes is not None or self._cache_tried:
+            return
+        self._cache_tried = True
+        image = current_image()
+        if image is not None:
+            table = load_prototypes(prototype_cache(image.directory))
+            if table is not None:
+                self.registry.bind(table)
 
     # -- information ----------------------------------------------------------
 
