@@ -18,15 +18,11 @@ class OSIProc(msgspec.Struct, frozen=True):
     exe: str
 
 
-class PortalAPI:
-    """``plugins.portal``: raw portal requests for the task being handled."""
-
-    async def get_proc(self) -> ProcInfo:
-        """pid, tgid, ppid, uid, comm, exe, cwd and argv of the calling process."""
-        return await trap().proc_info()
+class _ProcessQueries:
+    """What both views share: mappings, open files, the process list."""
 
     async def get_mappings(self) -> list[Mapping]:
-        """Its memory mappings in address order (like /proc/PID/maps)."""
+        """The calling process's memory mappings in address order (like /proc/PID/maps)."""
         return await trap().mappings()
 
     async def get_fds(self) -> list[FdInfo]:
@@ -38,18 +34,17 @@ class PortalAPI:
         return await trap().processes()
 
 
-class OSI:
+class PortalAPI(_ProcessQueries):
+    """``plugins.portal``: raw portal requests for the task being handled."""
+
+    async def get_proc(self) -> ProcInfo:
+        """pid, tgid, ppid, uid, comm, exe, cwd and argv of the calling process."""
+        return await trap().proc_info()
+
+
+class OSI(_ProcessQueries):
     """``plugins.OSI``: the same facts in OS-introspection terms."""
 
     async def get_proc(self) -> OSIProc | None:
         info = await trap().proc_info()
         return OSIProc(name=info.comm, pid=info.tgid, ppid=info.ppid, args=info.argv, exe=info.exe)
-
-    async def get_mappings(self) -> list[Mapping]:
-        return await trap().mappings()
-
-    async def get_fds(self) -> list[FdInfo]:
-        return await trap().fds()
-
-    async def get_proc_list(self) -> list[ProcEntry]:
-        return await trap().processes()

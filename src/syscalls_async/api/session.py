@@ -35,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .._aio import Interrupted, unless_set
 from ..errors import HandlerError
 from ..machine import CommandResult, Image, Machine
 from ..portal import Portal
@@ -217,17 +218,9 @@ class Session:
         return await self._unless_failed(self.machine.run(command, timeout=timeout, input=input))
 
     async def _unless_failed(self, aw: Awaitable[T]) -> T:
-        if self.failure is not None:
-            raise HandlerError(f"a handler failed: {self.failure!r}") from self.failure
-        work = asyncio.ensure_future(aw)
-        failed = asyncio.ensure_future(self._failed.wait())
         try:
-            await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            failed.cancel()
-        if not work.done():
-            work.cancel()
-            with contextlib.suppress(BaseException):
-                await work
-            raise HandlerError(f"a handler failed: {self.failure!r}") from self.failure
-        return work.result()
+            if self.failure is None:
+                return await unless_set(aw, self._failed)
+        except Interrupted:
+            pass
+        raise HandlerError(f"a handler failed: {self.failure!r}") from self.failure

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from qemu.qmp import QMPClient
 
+from .._aio import Interrupted, unless_set
 from ..errors import BootTimeout, GuestPanic, MachineError
 from .accel import choose_accel
 from .agent import AgentChannel, CommandResult
@@ -213,19 +214,11 @@ class Machine:
 
     async def _unless_failed(self, aw: Awaitable[T]) -> T:
         """Await ``aw`` but raise the machine's failure as soon as there is one."""
-        work = asyncio.ensure_future(aw)
-        failed = asyncio.ensure_future(self._failed.wait())
         try:
-            await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            failed.cancel()
-            if not work.done():
-                work.cancel()
-        if self.failure is not None and not (
-            work.done() and not work.cancelled() and work.exception() is None
-        ):
-            raise self.failure
-        return work.result()
+            return await unless_set(aw, self._failed)
+        except Interrupted:
+            assert self.failure is not None
+            raise self.failure from None
 
     @contextlib.asynccontextmanager
     async def _boot_deadline(self) -> Any:
@@ -240,6 +233,15 @@ class Machine:
             ) from None
         except MachineError as exc:
             raise self.failure or exc from None
+        except Exception as exc:
+            # e.g. QMP's ConnectError when QEMU exits at once: give the process
+            # watcher a moment to say why, and report that instead.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._failed.wait()
+            raise self.failure or MachineError(
+                f"the guest failed during boot: {exc!r}", self._tail()
+            ) from exc
 
     def _qemu_args(self, accel: str) -> list[str]:
         assert self.image is not None and self._tmp is not None and self._shm is not None
