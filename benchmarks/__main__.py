@@ -6,11 +6,13 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
-from . import machine
+from . import machine, portal
 
 BENCHMARKS: dict[str, Callable[[], Awaitable[str]]] = {
     "boot": machine.boot,
     "command_rtt": machine.command_rtt,
+    "portal_latency": portal.latency,
+    "hook_update": portal.hook_update,
 }
 
 
