@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
@@ -15,6 +16,7 @@ from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
 if TYPE_CHECKING:
     from .portal import Portal
 
+T = TypeVar("T")
 _MASK64 = (1 << 64) - 1
 #: How many bytes read_str reads before giving up on finding the NUL.
 STR_MAX = 1 << 20
@@ -187,33 +189,33 @@ class Trap:
         self._check(r)
         return decode.proc_info(r.data)
 
-    async def mappings(self) -> list[Mapping]:
-        """The process's memory mappings, in address order."""
-        out: list[Mapping] = []
+    async def _cursor_list(
+        self, req: int, decoder: Callable[[bytes, int], list[T]], by_addr: bool, what: str
+    ) -> list[T]:
+        """A listing the guest sends in chunks, each naming where the next starts."""
+        out: list[T] = []
         start = 0
         while True:
-            r = await self._request(C.SA_REQ_MAPS, addr=start)
+            r = (
+                await self._request(req, addr=start)
+                if by_addr
+                else await self._request(req, arg=start)
+            )
             self._check(r)
-            out += decode.maps(r.data, r.count)
+            out += decoder(r.data, r.count)
             if not r.more:
                 return out
             if r.next <= start:
-                raise PortalProtocolError("mapping chunk did not advance")
+                raise PortalProtocolError(f"{what} chunk did not advance")
             start = r.next
+
+    async def mappings(self) -> list[Mapping]:
+        """The process's memory mappings, in address order."""
+        return await self._cursor_list(C.SA_REQ_MAPS, decode.maps, True, "mapping")
 
     async def fds(self) -> list[FdInfo]:
         """The process's open file descriptors, by number."""
-        out: list[FdInfo] = []
-        start = 0
-        while True:
-            r = await self._request(C.SA_REQ_FDS, arg=start)
-            self._check(r)
-            out += decode.fds(r.data, r.count)
-            if not r.more:
-                return out
-            if r.next <= start:
-                raise PortalProtocolError("fd chunk did not advance")
-            start = r.next
+        return await self._cursor_list(C.SA_REQ_FDS, decode.fds, False, "fd")
 
     async def processes(self) -> list[ProcEntry]:
         """Every process in the guest (tgid, parent, uid, comm)."""
