@@ -42,4 +42,16 @@ long sa_arch_invoke(struct sa_call *call);
 void sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 		       struct ftrace_ops *ops, struct ftrace_regs *fregs);
 
+/*
+ * Table entries ftrace cannot hook that the arch catches another way
+ * (x86_64: the shared stub of unimplemented syscalls, by a kprobe that
+ * redirects to the same wrapper). Optional: without it these entries stay
+ * unhookable.
+ */
+int sa_arch_ni_init(void);                 /* 0 if the other way exists */
+bool sa_arch_ni_entry(unsigned int nr);    /* entry nr is caught that way */
+int sa_arch_ni_arm(bool on);               /* catch them or not */
+bool sa_arch_ni_armed(void);
+void sa_arch_ni_exit(void);                /* disarm for good */
+
 #endif

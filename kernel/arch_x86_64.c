@@ -7,6 +7,7 @@
 #include <linux/kernel.h>
 #include <linux/module.h>
 #include <linux/sched/task_stack.h>
+#include <linux/kprobes.h>
 #include <asm/unistd.h>
 #include "arch.h"
 #include "sa.h"
@@ -15,11 +16,25 @@ typedef long (*sa_x64_fn)(const struct pt_regs *regs);
 
 const u32 sa_arch_id = SA_ARCH_X86_64;
 static const sa_x64_fn *sa_x64_table;
+/* The stub every unimplemented entry points at (it is just "return
+ * -ENOSYS"; the ia32 table shares it). 0 if not found in the table. */
+static unsigned long sa_x64_ni;
 
 int sa_arch_init(unsigned long (*lookup)(const char *name))
 {
+	unsigned int nr;
+	unsigned long ni;
+
 	sa_x64_table = (const sa_x64_fn *)lookup("sys_call_table");
-	return sa_x64_table ? 0 : -ENOENT;
+	if (!sa_x64_table)
+		return -ENOENT;
+	ni = lookup("__x64_sys_ni_syscall");
+	for (nr = 0; ni && nr < NR_syscalls; nr++)
+		if ((unsigned long)sa_x64_table[nr] == ni) {
+			sa_x64_ni = ni;
+			break;
+		}
+	return 0;
 }
 
 unsigned int sa_arch_nr_syscalls(void)
@@ -93,6 +108,11 @@ long sa_arch_invoke(struct sa_call *call)
 {
 	sa_x64_fn fn = sa_x64_table[call->nr];
 
+	/* The ni stub does nothing but this; calling it would also meet the
+	 * kprobe again. */
+	if (sa_x64_ni && (unsigned long)fn == sa_x64_ni)
+		return -ENOSYS;
+
 	/* Not a tail call (-fno-optimize-sibling-calls): the return address
 	 * must stay inside this module so the ftrace callback lets it through. */
 	return fn(call->regs);
@@ -125,4 +145,93 @@ void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 	if (nr >= NR_syscalls || (unsigned long)sa_x64_table[nr] != ip)
 		return;
 	regs->ip = (unsigned long)sa_x64_wrapper;
+}
+
+/*
+ * Entries of the ni stub. The stub is built notrace (arch/x86/entry) and
+ * does not call sys_ni_syscall (the compiler folded it into
+ * "mov $-ENOSYS, %rax; ret"), so ftrace cannot see these syscalls at all.
+ * A kprobe on the stub's first instruction can: its pre-handler does what
+ * the ftrace callback does, moving ip to the same wrapper. The probe is
+ * registered disabled at load and armed only while some enabled hook needs
+ * one of these entries.
+ */
+static struct kprobe sa_ni_kp;
+static bool sa_ni_registered, sa_ni_armed;
+
+static int notrace sa_ni_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	const struct pt_regs *user = (const struct pt_regs *)regs->di;
+	unsigned long nr;
+
+	/* The same tests as the ftrace callback, plus: ia32 syscalls share
+	 * the stub (their numbers index another table), and the caller's
+	 * return address is on the stack at the first instruction. */
+	if (user != task_pt_regs(current) || in_ia32_syscall())
+		return 0;
+	if (within_module(*(unsigned long *)regs->sp, THIS_MODULE))
+		return 0;
+	nr = user->orig_ax;
+	if (nr >= NR_syscalls || (unsigned long)sa_x64_table[nr] != sa_x64_ni)
+		return 0;
+	regs->ip = (unsigned long)sa_x64_wrapper;
+	return 1;               /* resume at regs->ip, no single-step */
+}
+
+/* Its presence keeps the probe from being jump-optimized: an optimized
+ * probe ignores the ip its pre-handler sets. Never called for a redirect. */
+static void notrace sa_ni_post(struct kprobe *p, struct pt_regs *regs,
+			       unsigned long flags)
+{
+}
+
+int sa_arch_ni_init(void)
+{
+	int err;
+
+	if (!sa_x64_ni)
+		return -ENOENT;
+	sa_ni_kp.addr = (kprobe_opcode_t *)sa_x64_ni;
+	sa_ni_kp.pre_handler = sa_ni_pre;
+	sa_ni_kp.post_handler = sa_ni_post;
+	sa_ni_kp.flags = KPROBE_FLAG_DISABLED;
+	err = register_kprobe(&sa_ni_kp);
+	if (err)
+		return err;
+	sa_ni_registered = true;
+	return 0;
+}
+
+bool sa_arch_ni_entry(unsigned int nr)
+{
+	return sa_ni_registered && nr < NR_syscalls &&
+	       (unsigned long)sa_x64_table[nr] == sa_x64_ni;
+}
+
+int sa_arch_ni_arm(bool on)
+{
+	int err;
+
+	if (!sa_ni_registered)
+		return on ? -ENOENT : 0;
+	if (on == sa_ni_armed)
+		return 0;
+	err = on ? enable_kprobe(&sa_ni_kp) : disable_kprobe(&sa_ni_kp);
+	if (!err)
+		sa_ni_armed = on;
+	return err;
+}
+
+bool sa_arch_ni_armed(void)
+{
+	return sa_ni_armed;
+}
+
+void sa_arch_ni_exit(void)
+{
+	if (!sa_ni_registered)
+		return;
+	unregister_kprobe(&sa_ni_kp);   /* waits for running handlers */
+	sa_ni_registered = false;
+	sa_ni_armed = false;
 }

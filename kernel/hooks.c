@@ -25,6 +25,8 @@ static struct ftrace_ops sa_ops = {
 static bool sa_ops_registered;
 /* nrs whose table entry ftrace can hook (some entries are notrace) */
 static unsigned long *sa_traceable;
+/* nrs caught by the arch's other way (sa_arch_ni_*) instead of ftrace */
+static unsigned long *sa_ni;
 static unsigned long *sa_ips;       /* sorted, what is hooked now */
 static unsigned int sa_nips;
 
@@ -266,17 +268,25 @@ static int sa_cmp_ulong(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The distinct table entries the snapshot needs, sorted. */
-static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *n)
+/* The distinct table entries the snapshot needs ftrace on, sorted; *ni:
+ * whether it needs an entry caught the other way. */
+static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *n,
+				  bool *ni)
 {
 	unsigned int nsys = sa_arch_nr_syscalls(), nr, k = 0, j;
 	unsigned long *ips = kvmalloc_array(nsys, sizeof(*ips), GFP_KERNEL);
 
+	*ni = false;
 	if (!ips)
 		return NULL;
-	for (nr = 0; nr < nsys; nr++)
-		if (snap->nr_flags[nr] && test_bit(nr, sa_traceable))
+	for (nr = 0; nr < nsys; nr++) {
+		if (!snap->nr_flags[nr])
+			continue;
+		if (test_bit(nr, sa_ni))
+			*ni = true;
+		else if (test_bit(nr, sa_traceable))
 			ips[k++] = sa_arch_table_entry(nr);
+	}
 	sort(ips, k, sizeof(*ips), sa_cmp_ulong, NULL);
 	for (j = 0, nr = 0; nr < k; nr++)
 		if (!j || ips[j - 1] != ips[nr])
@@ -361,12 +371,13 @@ void sa_hooks_apply(u32 gen)
 	struct sa_snapshot *snap;
 	unsigned long *ips = NULL;
 	unsigned int n = 0;
+	bool ni = false;
 	int err;
 
 	mutex_lock(&sa_hooks_lock);
 	snap = sa_snap_build(gen, &err);
 	if (snap) {
-		ips = sa_snap_ips(snap, &n);
+		ips = sa_snap_ips(snap, &n, &ni);
 		err = ips ? 0 : -ENOMEM;
 	}
 	if (!err) {
@@ -375,6 +386,8 @@ void sa_hooks_apply(u32 gen)
 		err = sa_ftrace_set(ips, n);
 		if (err)
 			kvfree(ips);
+		else
+			err = sa_arch_ni_arm(ni);
 	} else {
 		if (snap)
 			sa_snap_free(snap);
@@ -385,25 +398,40 @@ void sa_hooks_apply(u32 gen)
 	else
 		pr_warn("syscalls_async: hook table %u refused: %d\n", gen, err);
 	WRITE_ONCE(g->hooks_status, err);
-	WRITE_ONCE(g->hooked_entries, sa_nips);
+	/* the ni stub is one more distinct entry when it is caught */
+	WRITE_ONCE(g->hooked_entries, sa_nips + sa_arch_ni_armed());
 	smp_wmb();
 	WRITE_ONCE(g->hooks_ack, gen);
 	mutex_unlock(&sa_hooks_lock);
 }
 
 /* Which table entries can ftrace hook? Asking with a scratch ops costs a
- * little at load and keeps one notrace entry from failing a whole table. */
+ * little at load and keeps one notrace entry from failing a whole table.
+ * Entries the arch catches another way (the ni stub) never go to ftrace. */
 int sa_hooks_init(void)
 {
 	static struct ftrace_ops probe;
-	unsigned int nsys = sa_arch_nr_syscalls(), nr, bad = 0;
+	unsigned int nsys = sa_arch_nr_syscalls(), nr, bad = 0, ni = 0;
+	int err;
 
 	sa_traceable = bitmap_zalloc(nsys, GFP_KERNEL);
-	if (!sa_traceable)
+	sa_ni = bitmap_zalloc(nsys, GFP_KERNEL);
+	if (!sa_traceable || !sa_ni) {
+		bitmap_free(sa_traceable);
+		bitmap_free(sa_ni);
 		return -ENOMEM;
+	}
+	err = sa_arch_ni_init();
+	if (err && err != -ENOENT)
+		pr_warn("syscalls_async: unimplemented syscalls cannot be caught: %d\n", err);
 	for (nr = 0; nr < nsys; nr++) {
 		unsigned long ip = sa_arch_table_entry(nr);
 
+		if (sa_arch_ni_entry(nr)) {
+			set_bit(nr, sa_ni);
+			ni++;
+			continue;
+		}
 		if (ip && !ftrace_set_filter_ip(&probe, ip, 0, 0)) {
 			set_bit(nr, sa_traceable);
 			continue;
@@ -419,6 +447,9 @@ int sa_hooks_init(void)
 	sa_guest()->untraceable = bad;
 	if (bad)
 		pr_info("syscalls_async: %u syscall entries cannot be hooked\n", bad);
+	if (ni)
+		pr_info("syscalls_async: %u unimplemented syscall entries caught at their shared stub\n",
+			ni);
 	return 0;
 }
 
@@ -430,10 +461,12 @@ void sa_hooks_exit(void)
 		sa_ops_registered = false;
 	}
 	ftrace_free_filter(&sa_ops);
+	sa_arch_ni_exit();
 	kvfree(sa_ips);
 	sa_ips = NULL;
 	sa_nips = 0;
 	sa_publish(NULL);
 	mutex_unlock(&sa_hooks_lock);
 	bitmap_free(sa_traceable);
+	bitmap_free(sa_ni);
 }

@@ -205,7 +205,7 @@ struct sa_guest_header {
 	int32_t hooks_status;       /* 0, or -errno for that generation */
 	uint32_t hooked_entries;    /* distinct syscall entries hooked */
 	uint32_t deadline_ms;       /* deadline in force */
-	uint32_t untraceable;       /* table entries ftrace cannot hook */
+	uint32_t untraceable;       /* table entries that cannot be hooked */
 	uint32_t pad0;
 	uint64_t doorbell;          /* bumped on every slot message */
 	uint64_t heartbeat;         /* bumped by the guest's control thread */
