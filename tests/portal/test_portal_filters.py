@@ -185,25 +185,60 @@ async def test_all_syscalls_hook(machine: Machine, portal: Portal) -> None:
     assert ("sys_write", Phase.RETURN) in names
 
 
+# An entry of the shared stub of unimplemented syscalls (nfsservctl): no
+# metadata, not traceable by ftrace, caught by the module another way.
+NI = 180
+
+
 async def test_unknown_syscalls_hook(machine: Machine, portal: Portal) -> None:
-    # (entries of sys_ni_syscall are notrace: no hook can catch those)
-    unknown = next(m.nr for m in portal.syscalls if not m.known and m.hookable)
-    seen: list[int] = []
+    # every entry without metadata: the ni stub's and any other (all skipped)
+    unknown = [m.nr for m in portal.syscalls if not m.known]
+    assert NI in unknown
+    seen: list[tuple[int, Phase]] = []
 
     async def skip(trap: Trap) -> None:
-        seen.append(trap.event.nr)
-        trap.skip(7)
+        seen.append((trap.event.nr, trap.event.phase))
+        if trap.event.phase is Phase.ENTER:
+            trap.skip(7)
 
     portal.handler = skip
-    await portal.set_hooks([HookSpec(id=1, nr=NR_UNKNOWN, comm="send_syscall")])
-    r = await machine.run(f"send_syscall {unknown}; send_syscall getppid")
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=NR_UNKNOWN, enter=True, ret=True, comm="send_syscall")]
+    )
+    r = await machine.run(
+        "; ".join(f"send_syscall {nr}" for nr in unknown) + "; send_syscall getppid"
+    )
     lines = r.stdout.splitlines()
-    assert lines[0] == b"send_syscall: syscall returned 7"
-    assert int(lines[1].split()[-1]) > 0
-    assert seen == [unknown]
+    assert lines[:-1] == [b"send_syscall: syscall returned 7"] * len(unknown)
+    assert int(lines[-1].split()[-1]) > 0
+    assert seen == [(nr, p) for nr in unknown for p in (Phase.ENTER, Phase.RETURN)]
     await portal.set_hooks([])
-    r = await machine.run(f"send_syscall {unknown}")
+    assert portal.hooked_entries() == 0
+    r = await machine.run(f"send_syscall {NI}")
     assert r.stdout == b"send_syscall: syscall returned -38\n"  # ENOSYS
+
+
+async def test_a_hook_on_one_unimplemented_syscall(machine: Machine, portal: Portal) -> None:
+    seen: list[tuple[int, int, Phase]] = []
+
+    async def note(trap: Trap) -> None:
+        seen.append((trap.event.nr, trap.event.args[0], trap.event.phase))
+        if trap.event.phase is Phase.RETURN:
+            assert trap.event.retval == -38
+            trap.set_retval(trap.event.args[0] + 1)
+
+    portal.handler = note
+    await portal.set_hooks([HookSpec(id=1, nr=NI, enter=True, ret=True, comm="send_syscall")])
+    assert portal.hooked_entries() == 1  # the stub, shared by every unimplemented nr
+    # another nr of the same stub is let through untouched
+    r = await machine.run(f"send_syscall {NI} 0x41; send_syscall 181 0x41")
+    assert r.stdout.splitlines() == [
+        b"send_syscall: syscall returned 66",  # 0x42
+        b"send_syscall: syscall returned -38",
+    ]
+    assert seen == [(NI, 0x41, Phase.ENTER), (NI, 0x41, Phase.RETURN)]
+    await portal.set_hooks([])
+    assert portal.hooked_entries() == 0
 
 
 async def test_metadata_marks_unhookable_entries(machine: Machine, portal: Portal) -> None:
@@ -213,3 +248,7 @@ async def test_metadata_marks_unhookable_entries(machine: Machine, portal: Porta
         assert f"{len(unhookable)} syscall entries cannot be hooked".encode() in r.stdout
     assert all(not m.known for m in unhookable)
     assert portal.syscalls[portal.nr("getppid")].hookable
+    # entries of the ni stub are hookable: on this kernel nothing is left out
+    assert portal.syscalls[NI].hookable and not portal.syscalls[NI].known
+    assert b"unimplemented syscall entries caught at their shared stub" in r.stdout
+    assert unhookable == []

@@ -11,7 +11,7 @@ import pytest
 
 from syscalls_async.errors import PortalError
 from syscalls_async.machine import Machine
-from syscalls_async.portal import FilterKind, GuestFilter, HookSpec, Portal, Trap
+from syscalls_async.portal import NR_UNKNOWN, FilterKind, GuestFilter, HookSpec, Portal, Trap
 
 pytestmark = pytest.mark.guest
 
@@ -141,3 +141,39 @@ async def test_a_reloaded_module_never_takes_answers_left_by_the_old_one(
     assert (await machine.run(f"insmod {MODULE}")).exit_status == 0
     # same slots, same message counts: the old verdicts are still in the region
     assert await skips(222, 12) == [b"222"] * 12
+
+
+async def test_unload_with_a_task_trapped_in_an_unimplemented_syscall(machine: Machine) -> None:
+    # nr 180 (nfsservctl) is an entry of the ni stub, caught without ftrace
+    before = len(await _dmesg_lines(machine))
+    trapped = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold(trap: Trap) -> None:
+        trapped.set()
+        await release.wait()
+        trap.skip(5)
+
+    async with Portal(machine.shm_path, hold, deadline_ms=60_000) as portal:
+        await portal.set_hooks([HookSpec(id=1, nr=NR_UNKNOWN, comm="send_syscall")])
+        run = asyncio.create_task(machine.run("send_syscall 180", timeout=60))
+        async with asyncio.timeout(30):
+            await trapped.wait()
+        early = await machine.run(f"rmmod {NAME}; echo rc=$?")
+        assert early.stdout == b"rc=1\n", "rmmod must refuse while a task is inside"
+        release.set()
+        assert (await run).stdout == b"send_syscall: syscall returned 5\n"
+        # the stub still hooked while unloading; afterwards it is itself again
+        async with asyncio.timeout(60):
+            while (await machine.run(f"rmmod {NAME}")).exit_status != 0:
+                await asyncio.sleep(0.2)
+        r = await machine.run("send_syscall 180")
+        assert r.stdout == b"send_syscall: syscall returned -38\n"
+        async with asyncio.timeout(10):
+            await portal.wait_failure()
+    r = await machine.run(f"insmod {MODULE}")
+    assert r.exit_status == 0, r.stderr
+    async with Portal(machine.shm_path) as portal:
+        await _skip_ioctl_works(machine, portal)
+    new = (await _dmesg_lines(machine))[before:]
+    assert not [line for line in new if any(b in line for b in BAD)], new
