@@ -64,3 +64,39 @@ async def test_three_processes_ten_thousand_traps_each(machine: Machine, portal:
     assert after.no_slot == before.no_slot
     await asyncio.sleep(0)
     assert portal.busy_slots() == 0
+
+
+async def test_unimplemented_syscalls_from_three_loops_while_the_hook_comes_and_goes(
+    machine: Machine, portal: Portal
+) -> None:
+    # nr 180 is an entry of the ni stub: its kprobe is armed and disarmed
+    # while three shells call it; every call returns its own verdict or ENOSYS
+    loops, per_loop = 3, 60
+    answered: list[int] = []
+
+    async def answer(trap: Trap) -> None:
+        answered.append(trap.event.args[0])
+        trap.skip(trap.event.args[0] + 1)
+
+    portal.handler = answer
+    hook = [HookSpec(id=1, nr=180, comm="send_syscall")]
+    script = (
+        "i=0; while [ $i -lt {n} ]; do send_syscall 180 $(printf 0x{k}%04x $i); i=$((i+1)); done"
+    )
+    cmd = " & ".join(f"({script.format(n=per_loop, k=k)})" for k in range(1, loops + 1))
+    run = asyncio.create_task(machine.run(cmd + " & wait", timeout=600))
+    toggles = 0
+    while not run.done():
+        await portal.set_hooks(hook if toggles % 2 == 0 else [])
+        toggles += 1
+        await asyncio.sleep(0.05)
+    r = await run
+    await portal.set_hooks([])
+    sent = {k << 16 | i for k in range(1, loops + 1) for i in range(per_loop)}
+    got = [int(line.split()[-1]) for line in r.stdout.splitlines()]
+    assert len(got) == loops * per_loop
+    skipped = sorted(v - 1 for v in got if v != -38)
+    assert skipped == sorted(answered)
+    assert set(skipped) <= sent and len(set(skipped)) == len(skipped)
+    assert toggles > 2 and answered, (toggles, len(answered))
+    assert portal.busy_slots() == 0
