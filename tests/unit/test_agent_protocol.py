@@ -47,6 +47,14 @@ class _Sink:
         return out
 
 
+async def _sent(sink: _Sink, n: int = 1) -> list[tuple[int, int, bytes]]:
+    """Wait until the channel has written ``n`` frames (fails after 5 s)."""
+    async with asyncio.timeout(5):
+        while len(sink.frames()) < n:
+            await asyncio.sleep(0)
+    return sink.frames()
+
+
 def _frame(kind: Frame, ident: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(kind, ident, len(payload)) + payload
 
@@ -64,8 +72,7 @@ async def test_output_and_exit_are_routed_by_id() -> None:
     reader.feed_data(_frame(Frame.READY, 0, b"6.1.0"))
     assert await chan.ready == "6.1.0"
     run = asyncio.create_task(chan.run("echo hi", timeout=5, input=b"in"))
-    await asyncio.sleep(0.01)
-    [(kind, ident, payload)] = sink.frames()
+    [(kind, ident, payload)] = await _sent(sink)
     assert kind == Frame.RUN and payload == struct.pack("<I", 2) + b"in" + b"echo hi"
     reader.feed_data(_frame(Frame.STDOUT, 999, b"not ours"))
     reader.feed_data(_frame(Frame.STDOUT, ident, b"hi\n"))
@@ -79,8 +86,7 @@ async def test_output_and_exit_are_routed_by_id() -> None:
 async def test_timeout_sends_kill_and_raises_with_partial_output() -> None:
     chan, reader, sink, task = await _channel()
     run = asyncio.create_task(chan.run("sleep 9", timeout=0.2))
-    await asyncio.sleep(0.01)
-    ident = sink.frames()[0][1]
+    ident = (await _sent(sink))[0][1]
     reader.feed_data(_frame(Frame.STDOUT, ident, b"partial"))
     with pytest.raises(CommandTimeout) as info:
         await run
@@ -92,17 +98,16 @@ async def test_timeout_sends_kill_and_raises_with_partial_output() -> None:
 async def test_failed_start_is_raised() -> None:
     chan, reader, sink, task = await _channel()
     run = asyncio.create_task(chan.run("x", timeout=5))
-    await asyncio.sleep(0.01)
-    reader.feed_data(_frame(Frame.FAILED, sink.frames()[0][1], b"too many commands"))
+    reader.feed_data(_frame(Frame.FAILED, (await _sent(sink))[0][1], b"too many commands"))
     with pytest.raises(CommandFailed, match="too many commands"):
         await run
     task.cancel()
 
 
 async def test_oversized_frame_or_eof_fails_every_waiter() -> None:
-    chan, reader, _sink, task = await _channel()
+    chan, reader, sink, task = await _channel()
     run = asyncio.create_task(chan.run("x", timeout=5))
-    await asyncio.sleep(0.01)
+    await _sent(sink)
     reader.feed_data(HEADER.pack(Frame.STDOUT, 1, 1 << 30))
     with pytest.raises(MachineError, match="frame"):
         await run
@@ -112,9 +117,9 @@ async def test_oversized_frame_or_eof_fails_every_waiter() -> None:
 
 
 async def test_channel_closing_fails_waiters() -> None:
-    chan, reader, _sink, task = await _channel()
+    chan, reader, sink, task = await _channel()
     run = asyncio.create_task(chan.run("x", timeout=5))
-    await asyncio.sleep(0.01)
+    await _sent(sink)
     reader.feed_eof()
     with pytest.raises(MachineError, match="closed"):
         await run
