@@ -19,3 +19,11 @@ def registry(table: PrototypeTable) -> Registry:
     reg = Registry()
     reg.bind(table)
     return reg
+
+
+@pytest.fixture(autouse=True)
+def _no_image_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unit tests never see the prototypes cached for this machine's guest image."""
+    monkeypatch.setenv("SYSCALLS_ASYNC_CACHE", str(tmp_path_factory.mktemp("cache")))

@@ -569,3 +569,19 @@ def test_prototype_cache_round_trip(tmp_path: Path) -> None:
     )
     path.write_bytes(b"{not json")
     assert load_prototypes(path) is None
+
+
+def test_comm_hint_is_cut_by_bytes_not_characters() -> None:
+    from syscalls_async.syscalls.registry import COMM_MAX, _check_comm
+
+    with pytest.raises(RegistrationError) as info:
+        _check_comm("é" * 10)  # 20 bytes
+    hint = str(info.value).rsplit("use ", 1)[1].rstrip(")").strip("'")
+    assert len(hint.encode()) <= COMM_MAX and hint == "é" * 7
+
+
+def test_get_syscall_info_by_name_refuses_a_non_str() -> None:
+    from syscalls_async.api.syscalls import SyscallsAPI
+
+    with pytest.raises(TypeError, match="str"):
+        SyscallsAPI().get_syscall_info_by_name(None)  # type: ignore[arg-type]

@@ -140,7 +140,14 @@ class SyscallsAPI:
     # -- information ----------------------------------------------------------
 
     def get_syscall_info_by_name(self, name: str) -> SyscallPrototype | None:
-        """The prototype of ``name`` (``open``, ``sys_open``, ``_sys_open``), or None."""
+        """The prototype of ``name`` (``open``, ``sys_open``, ``_sys_open``), or None.
+
+        Before any session ran, this answers from the prototypes cached for the
+        current image; with no cache at all it returns None.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"a syscall name is a str, not {type(name).__name__}")
+        self._ensure_prototypes()
         table = self.registry.prototypes
         return table.by_name(name) if table is not None else None
 

@@ -212,9 +212,10 @@ def _check_comm(comm: object) -> str | None:
     if not isinstance(comm, str):
         raise RegistrationError(f"comm_filter must be a str, not {type(comm).__name__}")
     if not comm or len(comm.encode()) > COMM_MAX:
+        kept = comm.encode()[:COMM_MAX].decode(errors="ignore")
         raise RegistrationError(
             f"comm_filter {comm!r} has {len(comm.encode())} bytes; a task's comm is 1 to "
-            f"{COMM_MAX} bytes (the kernel truncates longer names: use {comm[:COMM_MAX]!r})"
+            f"{COMM_MAX} bytes (the kernel truncates longer names: use {kept!r})"
         )
     return comm
 
