@@ -6,6 +6,7 @@
     syscalls-async image build|info      # the bundled guest image
     syscalls-async exec -- CMD [ARG...]  # boot the guest, run CMD, exit with its status
     syscalls-async run PLUGIN.py -- CMD  # load a plugin file, run CMD with its hooks live
+    syscalls-async trace -- CMD          # strace-like: every syscall of CMD, decoded
     syscalls-async demo                  # boot the guest and show the framework at work
 """
 
@@ -18,10 +19,13 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import TextIO
 
 import msgspec
 
 from .api import Session, load_plugin_file, plugins
+from .api.plugins import Plugins
+from .api.trace import Tracer, TraceRecord
 from .errors import GuestMemoryError, SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
 from .syscalls import ValueFilter
@@ -283,6 +287,36 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    if args.output is None:
+        return asyncio.run(_trace(args, sys.stderr))
+    with open(args.output, "w") as out:
+        return asyncio.run(_trace(args, out))
+
+
+async def _trace(args: argparse.Namespace, out: TextIO) -> int:
+    command = _command(args, "trace [--comm NAME] [-e SYSCALL,...] [--json] -- CMD [ARG...]")
+    if command is None:
+        return 2
+    comm = args.comm or command[0].rsplit("/", 1)[-1][:15]
+    encoder = msgspec.json.Encoder()
+
+    def emit(record: TraceRecord) -> None:
+        line = encoder.encode(record).decode() if args.json else record.format()
+        print(line, file=out, flush=True)
+
+    async with Session(
+        Plugins(), smp=args.smp, memory_mib=args.memory, console_log=args.console_log
+    ) as session:
+        syscalls = args.syscalls.split(",") if args.syscalls else None
+        tracer = Tracer(
+            session.plugins, comm=None if args.all else comm, syscalls=syscalls, emit=emit
+        )
+        await tracer.start()
+        result = await session.run(command, timeout=args.timeout)
+    return _print_result(result)
+
+
 def _add_machine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2)")
     p.add_argument("--memory", type=int, default=1024, help="guest RAM in MiB (default 1024)")
@@ -330,6 +364,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true", help="print dispatch counts at the end")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     p.set_defaults(func=lambda a: asyncio.run(_run(a)))
+
+    p = sub.add_parser(
+        "trace", help="strace-like: run a command and print each of its syscalls, decoded"
+    )
+    _add_machine_options(p)
+    p.add_argument("--comm", help="trace tasks with this comm (default: CMD's basename)")
+    p.add_argument("--all", action="store_true", help="trace every task but the guest's agent")
+    p.add_argument("-e", dest="syscalls", metavar="SYSCALL,...", help="only these syscalls")
+    p.add_argument("--json", action="store_true", help="one JSON record a line")
+    p.add_argument(
+        "-o", dest="output", metavar="FILE", help="write the trace here (default: stderr)"
+    )
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("demo", help="boot the guest and show the framework at work")
     _add_machine_options(p)

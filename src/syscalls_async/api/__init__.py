@@ -5,5 +5,15 @@ from __future__ import annotations
 from .introspection import OSIProc
 from .plugins import Plugin, Plugins, load_plugin_file, plugins
 from .session import Session
+from .trace import Tracer, TraceRecord
 
-__all__ = ["OSIProc", "Plugin", "Plugins", "Session", "load_plugin_file", "plugins"]
+__all__ = [
+    "OSIProc",
+    "Plugin",
+    "Plugins",
+    "Session",
+    "TraceRecord",
+    "Tracer",
+    "load_plugin_file",
+    "plugins",
+]
