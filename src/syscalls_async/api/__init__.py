@@ -8,12 +8,12 @@ from .session import Session
 from .trace import Tracer, TraceRecord
 
 __all__ = [
-    "OSIProc",
-    "Plugin",
-    "Plugins",
-    "Session",
-    "TraceRecord",
-    "Tracer",
-    "load_plugin_file",
     "plugins",
+    "Plugin",
+    "Session",
+    "Tracer",
+    "TraceRecord",
+    "Plugins",
+    "OSIProc",
+    "load_plugin_file",
 ]

@@ -11,11 +11,11 @@ from .image import Image, build_image, cache_dir, current_image, fetch_kernel
 from .qemu import Machine
 
 __all__ = [
+    "Machine",
     "CommandResult",
     "Image",
-    "Machine",
     "build_image",
-    "cache_dir",
     "current_image",
     "fetch_kernel",
+    "cache_dir",
 ]

@@ -15,16 +15,16 @@ from .prototypes import PrototypeTable, SyscallPrototype
 from .registry import Hook, Registry
 
 __all__ = [
-    "DispatchStats",
-    "Dispatcher",
-    "Hook",
-    "PrototypeTable",
-    "Registry",
-    "Regs",
+    "ValueFilter",
     "SyscallEvent",
     "SyscallPrototype",
+    "Regs",
     "Task",
-    "ValueFilter",
+    "Hook",
+    "Registry",
+    "Dispatcher",
+    "DispatchStats",
+    "PrototypeTable",
     "current_trap",
     "normalize",
 ]
