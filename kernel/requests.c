@@ -343,12 +343,7 @@ void sa_serve(struct sa_slot_guest *g, void *g2h, const void *h2g,
 {
 	struct sa_resp r = { .g = g, .data = g2h, .cap = SA_SLOT_G2H_SIZE };
 
-	g->status = 0;
-	g->len = 0;
-	g->count = 0;
-	g->rflags = 0;
-	g->fault_addr = 0;
-	g->next = 0;
+	sa_resp_clear(g);
 	switch (req->req) {
 	case SA_REQ_READ:
 		sa_read(&r, req->addr, req->len);

@@ -51,6 +51,17 @@ static inline void *sa_slot_base(unsigned int i)
 	return sa_shm + SA_SLOTS_OFF + (size_t)i * SA_SLOT_SIZE;
 }
 
+/* A message starts with no response fields set (events and responses alike). */
+static inline void sa_resp_clear(struct sa_slot_guest *g)
+{
+	g->status = 0;
+	g->len = 0;
+	g->count = 0;
+	g->rflags = 0;
+	g->fault_addr = 0;
+	g->next = 0;
+}
+
 #define sa_count(field) \
 	atomic64_inc((atomic64_t *)&sa_guest()->counters.field)
 

@@ -124,12 +124,7 @@ static void sa_write_event(struct sa_slot *s, const struct sa_call *call,
 	memcpy(g->matched, matched, sizeof(g->matched));
 	g->hooks_gen = gen;
 	g->nregs = sa_arch_copy_regs(call->regs, g->regs, SA_MAX_REGS);
-	g->status = 0;
-	g->len = 0;
-	g->count = 0;
-	g->rflags = 0;
-	g->fault_addr = 0;
-	g->next = 0;
+	sa_resp_clear(g);
 	sa_slot_publish(s, SA_MSG_EVENT);
 	sa_count(events);
 }
