@@ -60,18 +60,10 @@ class SyscallsAPI:
 
         parse_target(name_or_pattern)
 
+        options = _options(on_enter, on_return, comm_filter, pid_filter, arg_filters, retval_filter)
+
         def decorate(handler: F) -> F:
-            self._ensure_prototypes()
-            self.registry.add(
-                handler,
-                name_or_pattern,
-                on_enter=on_enter,
-                on_return=on_return,
-                comm_filter=comm_filter,
-                pid_filter=pid_filter,
-                arg_filters=arg_filters,
-                retval_filter=retval_filter,
-            )
+            self._add(handler, name_or_pattern, options)
             return handler
 
         return decorate
@@ -88,19 +80,16 @@ class SyscallsAPI:
         retval_filter: Any = None,
     ) -> Hook:
         """Register ``handler`` and return once the hook is live in the guest."""
-        self._ensure_prototypes()
-        hook = self.registry.add(
-            handler,
-            name_or_pattern,
-            on_enter=on_enter,
-            on_return=on_return,
-            comm_filter=comm_filter,
-            pid_filter=pid_filter,
-            arg_filters=arg_filters,
-            retval_filter=retval_filter,
-        )
+        options = _options(on_enter, on_return, comm_filter, pid_filter, arg_filters, retval_filter)
+        hook = self._add(handler, name_or_pattern, options)
         await self.synced()
         return hook
+
+    def _add(
+        self, handler: Callable[..., Any], name_or_pattern: str | None, options: dict[str, Any]
+    ) -> Hook:
+        self._ensure_prototypes()
+        return self.registry.add(handler, name_or_pattern, **options)
 
     async def unregister(self, handler_or_name: Hook | Callable[..., Any] | str) -> None:
         """Remove every hook of this handler (or handler name); returns once in force."""
@@ -155,6 +144,25 @@ class SyscallsAPI:
     def hooks(self) -> list[Hook]:
         """Every registered hook, in registration order."""
         return list(self.registry)
+
+
+def _options(
+    on_enter: bool | None,
+    on_return: bool | None,
+    comm_filter: str | None,
+    pid_filter: int | None,
+    arg_filters: Sequence[Any] | None,
+    retval_filter: Any,
+) -> dict[str, Any]:
+    """The keyword options both registration forms hand to ``Registry.add``."""
+    return dict(
+        on_enter=on_enter,
+        on_return=on_return,
+        comm_filter=comm_filter,
+        pid_filter=pid_filter,
+        arg_filters=arg_filters,
+        retval_filter=retval_filter,
+    )
 
 
 def prototype_cache(image_dir: Path) -> Path:
