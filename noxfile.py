@@ -9,24 +9,33 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["tests"]
 
 
+LINTED = ("src", "tests", "examples", "benchmarks", "noxfile.py")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole suite: unit tests and integration tests on one real guest."""
-    session.install("-e", ".[test]")
+    """What CI holds: ruff, mypy --strict, then the whole suite (unit + real guest).
+
+    Arguments after ``--`` go to pytest and skip the static checks, so a
+    developer can rerun one test quickly: ``nox -s tests -- tests/unit``.
+    """
+    session.install("-e", ".[dev]")
+    if not session.posargs:
+        _static_checks(session)
     session.run("pytest", *session.posargs)
+
+
+def _static_checks(session: nox.Session) -> None:
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
+    session.run("mypy")
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "noxfile.py")
-
-
-@nox.session
-def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[test]", "mypy")
-    session.run("mypy")
+    """ruff and mypy --strict alone (the tests session runs them first too)."""
+    session.install("-e", ".[dev]")
+    _static_checks(session)
 
 
 @nox.session
