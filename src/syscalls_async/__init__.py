@@ -18,13 +18,14 @@ from .errors import (
     PortalError,
     PortalProtocolError,
     PortalVersionError,
+    ReadOnlyHookError,
     RegistrationError,
     RequestTooLarge,
     SetupError,
     SyscallsAsyncError,
     TrapGone,
 )
-from .syscalls import ValueFilter
+from .syscalls import FailClosed, ValueFilter
 
 __all__ = [
     # the plugin API, most used first
@@ -32,11 +33,13 @@ __all__ = [
     "Plugin",
     "Session",
     "ValueFilter",
+    "FailClosed",
     # errors, most generic to most explicit
     "SyscallsAsyncError",
     "RegistrationError",
     "HandlerError",
     "HandlerContextError",
+    "ReadOnlyHookError",
     "GuestMemoryError",
     "RequestTooLarge",
     "PortalError",

@@ -28,8 +28,9 @@ from .api.plugins import Plugins
 from .api.trace import Tracer, TraceRecord
 from .errors import GuestMemoryError, SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
-from .syscalls import ValueFilter
+from .syscalls import FailClosed, ValueFilter
 from .syscalls.event import SyscallEvent
+from .syscalls.policy import parse_errno
 from .syscalls.prototypes import SyscallPrototype
 
 
@@ -98,6 +99,7 @@ async def _run(args: argparse.Namespace) -> int:
         console_log=args.console_log,
         fail_fast=args.fail_fast,
         handler_timeout=args.handler_timeout,
+        on_error="continue" if args.fail_closed is None else FailClosed(args.fail_closed),
     ) as session:
         result = await session.run(command, timeout=args.timeout)
         # handlers print as they run; their output comes before the command's
@@ -324,6 +326,15 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--console-log", help="keep the guest console log in this file")
 
 
+def _errno_arg(text: str) -> int:
+    try:
+        return parse_errno(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc}; just before PLUGIN write --fail-closed=EPERM (an ERRNO is optional)"
+        ) from None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="syscalls-async",
@@ -360,6 +371,16 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="seconds a handler may run before it is cancelled (default 30)",
+    )
+    p.add_argument(
+        "--fail-closed",
+        nargs="?",
+        const=errno.EPERM,
+        type=_errno_arg,
+        metavar="ERRNO",
+        help="when a handler fails (raises or times out), refuse its call with -ERRNO "
+        "(a name or number, default EPERM) instead of letting it run; hooks with their own "
+        "on_error keep theirs (just before PLUGIN write --fail-closed=ERRNO)",
     )
     p.add_argument("--stats", action="store_true", help="print dispatch counts at the end")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")

@@ -89,6 +89,15 @@ class HandlerError(SyscallsAsyncError):
     """A handler failed and the session was set to fail fast (``__cause__`` is why)."""
 
 
+class ReadOnlyHookError(SyscallsAsyncError):
+    """A handler registered with ``read_only=True`` tried to change the call.
+
+    Raised at the write (``skip_syscall``, ``retval``, ``args[i]``, a register);
+    the change is not applied and the attempt is counted
+    (``session.stats.read_only_refused``).
+    """
+
+
 class HandlerContextError(SyscallsAsyncError):
     """A guest-memory or process call was made outside a syscall handler."""
 

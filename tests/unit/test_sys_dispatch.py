@@ -9,7 +9,9 @@ is covered by the integration tests.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +19,15 @@ import pytest
 from sysproto_table import GETPID, IOCTL, OPENAT, UNKNOWN_NR, make_table
 
 from syscalls_async.api.mem import Mem
-from syscalls_async.errors import GuestMemoryError, HandlerContextError, TrapGone
+from syscalls_async.errors import (
+    GuestMemoryError,
+    HandlerContextError,
+    ReadOnlyHookError,
+    TrapGone,
+)
 from syscalls_async.portal.types import Phase
 from syscalls_async.portal.types import SyscallEvent as RawEvent
-from syscalls_async.syscalls import Dispatcher, Registry, ValueFilter, current_trap
+from syscalls_async.syscalls import Dispatcher, FailClosed, Registry, ValueFilter, current_trap
 from syscalls_async.syscalls.event import PT_REGS, Regs, SyscallEvent
 from syscalls_async.syscalls.filters import STRING_READ
 from syscalls_async.syscalls.prototypes import SyscallPrototype
@@ -606,3 +613,131 @@ async def test_mem_works_inside_a_handler_and_not_after(registry: Registry) -> N
         current_trap.get()
     with pytest.raises(HandlerContextError):
         await mem.read_bytes(0x5000, 4)
+
+
+# -- read_only hooks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        (lambda s, r: setattr(s, "skip_syscall", True), "syscall.skip_syscall"),
+        (lambda s, r: setattr(s, "retval", 5), "syscall.retval"),
+        (lambda s, r: s.args.__setitem__(1, 7), r"syscall.args\[1\]"),
+        (lambda s, r: setattr(r, "rsi", 7), r"syscall.args\[1\]"),  # a register write
+    ],
+)
+async def test_a_read_only_handler_cannot_change_the_call(
+    registry: Registry, caplog: pytest.LogCaptureFixture, change: Any, what: str
+) -> None:
+    caught: list[Exception] = []
+    seen: list[tuple[bool, int, int]] = []
+
+    def watcher(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        try:
+            change(syscall, regs)
+        except ReadOnlyHookError as exc:  # a handler that swallows it is still counted
+            caught.append(exc)
+
+    def writer(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append((syscall.skip_syscall, syscall.retval, syscall.args[1]))
+        syscall.args[2] = 9  # an ordinary hook after it still may
+
+    registry.add(watcher, "openat", read_only=True)
+    registry.add(writer, "openat")
+    d = dispatcher(registry)
+    with caplog.at_level(logging.ERROR, logger="syscalls"):
+        trap = await dispatch(d, raw_event(OPENAT.nr, (1, 2, 3, 4)))
+    [exc] = caught
+    assert re.search(f"handler watcher is registered with read_only=True: it cannot set {what}",
+                     str(exc))  # fmt: skip
+    assert seen == [(False, 0, 2)]  # nothing of the change was applied
+    assert trap.calls == [("set_arg", 2, 9)]
+    assert (d.stats.read_only_refused, d.stats.handler_errors) == (1, 0)
+    assert any("read_only handler watcher" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_uncaught_read_only_refusal_is_also_a_handler_error(registry: Registry) -> None:
+    def watcher(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.retval = 1
+
+    registry.add(watcher, "on_sys_getpid_return", read_only=True)
+    d = dispatcher(registry, on_error=FailClosed())  # read-only hooks never fail closed
+    trap = await dispatch(d, raw_event(GETPID.nr, phase=Phase.RETURN, retval=100))
+    assert trap.calls == []
+    assert (d.stats.read_only_refused, d.stats.handler_errors, d.stats.failed_closed) == (1, 1, 0)
+
+
+# -- failure policies ----------------------------------------------------------------------
+
+
+def _raises_before_its_verdict(log: list[str]) -> Callable[..., None]:
+    def guard(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        log.append("guard")
+        syscall.args[1] = 0x1111
+        raise BrokenPipeError("print failed")  # before it set skip_syscall
+
+    return guard
+
+
+@pytest.mark.parametrize(
+    ("session_policy", "hook_policy", "verdict"),
+    [
+        ("continue", None, [("set_arg", 1, 0x1111)]),  # as before: the call runs
+        (FailClosed(), None, [("skip", -errno.EPERM)]),
+        (FailClosed(errno.EACCES), None, [("skip", -errno.EACCES)]),
+        ("continue", FailClosed(errno.ENOENT), [("skip", -errno.ENOENT)]),
+        ("continue", "fail_closed", [("skip", -errno.EPERM)]),
+        (FailClosed(), "continue", [("set_arg", 1, 0x1111)]),  # the hook's own policy wins
+    ],
+)
+async def test_fail_closed_refuses_the_call_when_a_handler_raises(
+    registry: Registry, session_policy: Any, hook_policy: Any, verdict: list[Any]
+) -> None:
+    seen: list[str] = []
+    registry.add(_raises_before_its_verdict(seen), "openat", on_error=hook_policy)
+    registry.add(recorder(seen, "next"), "openat")
+    d = dispatcher(registry, on_error=session_policy)
+    trap = await dispatch(d, raw_event(OPENAT.nr, (1, 2, 3, 4)))
+    assert trap.calls == verdict
+    closed = verdict[0][0] == "skip"
+    # failing closed stops there: the handlers after it on this event do not run
+    assert seen == (["guard"] if closed else ["guard", ("next", 1, 0x1111, 3, 4)])
+    assert (d.stats.handler_errors, d.stats.failed_closed) == (1, int(closed))
+
+
+async def test_fail_closed_on_return_sets_the_errno_as_the_result(registry: Registry) -> None:
+    def broken(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        raise RuntimeError("no")
+
+    registry.add(broken, "on_sys_getpid_return", on_error=FailClosed(errno.EACCES))
+    d = dispatcher(registry)
+    trap = await dispatch(d, raw_event(GETPID.nr, phase=Phase.RETURN, retval=100))
+    assert trap.calls == [("set_retval", -errno.EACCES)]
+
+
+async def test_fail_closed_when_a_handler_times_out_or_leaves_a_bad_retval(
+    registry: Registry,
+) -> None:
+    async def slow(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        await asyncio.sleep(30)
+
+    def wrong(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.retval = "0"  # type: ignore[assignment]
+
+    registry.add(slow, "getpid")
+    registry.add(wrong, "ioctl")
+    d = dispatcher(registry, handler_timeout=0.02, on_error=FailClosed())
+    assert (await dispatch(d, raw_event(GETPID.nr))).calls == [("skip", -errno.EPERM)]
+    assert (await dispatch(d, raw_event(IOCTL.nr))).calls == [("skip", -errno.EPERM)]
+    assert (d.stats.handler_timeouts, d.stats.handler_errors, d.stats.failed_closed) == (1, 1, 2)
+
+
+async def test_a_lost_trap_is_not_failed_closed(registry: Registry) -> None:
+    async def late(regs: Any, proto: Any, syscall: Any) -> None:
+        raise TrapGone("the guest task stopped waiting")
+
+    registry.add(late, "getpid")
+    d = dispatcher(registry, on_error=FailClosed())
+    assert (await dispatch(d, raw_event(GETPID.nr))).calls == []
+    assert d.stats.failed_closed == 0

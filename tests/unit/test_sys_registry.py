@@ -140,10 +140,10 @@ def test_pid_filter_good_value(registry: Registry) -> None:
         (b"abc", "arg_filters must be a list"),
         ({0: 1}, "arg_filters must be a list"),
         ([None] * 7, "7 arg_filters; a syscall has at most 6"),
-        (["x"], r"arg_filters\[0\]: expected None, an int or a ValueFilter, not str"),
+        ([b"x"], r"arg_filters\[0\]: expected None, an int or a ValueFilter, not bytes"),
         ([None, 1.5], r"arg_filters\[1\]: expected None, an int or a ValueFilter, not float"),
         ([None, True], r"arg_filters\[1\]: expected None, an int or a ValueFilter, not bool"),
-        ([FilterKind.EXACT.name], r"arg_filters\[0\]"),
+        ([ValueFilter], r"arg_filters\[0\]"),  # the class, not a filter
     ],
 )
 def test_arg_filters_shape_errors(registry: Registry, arg_filters: object, message: str) -> None:

@@ -40,6 +40,7 @@ from ..errors import HandlerError
 from ..machine import CommandResult, Image, Machine
 from ..portal import Portal
 from ..syscalls.dispatch import Dispatcher, DispatchStats
+from ..syscalls.policy import OnError, failure_policy
 from ..syscalls.prototypes import PrototypeTable
 from .plugins import Plugin, Plugins, load_plugin_file, plugins
 from .syscalls import prototype_cache, save_prototypes
@@ -56,6 +57,9 @@ class Session:
         with ``image``, ``smp`` and ``memory_mib`` and stopped at the end.
     :param handler_timeout: seconds a handler may run before it is cancelled.
     :param fail_fast: end the session with the first handler error.
+    :param on_error: what a handler failure does to its call, for hooks that do not
+        say (``"continue"``, ``"fail_closed"`` or ``FailClosed(errno)``; see
+        :mod:`syscalls_async.syscalls.policy`).  Checked here, before any boot.
     :param deadline_ms: how long a trapped guest task waits for the host.
     """
 
@@ -71,6 +75,7 @@ class Session:
         handler_timeout: float | None = 30.0,
         fail_fast: bool = False,
         deadline_ms: int = 3000,
+        on_error: OnError = "continue",
     ) -> None:
         self.plugins = plugins
         self.machine = machine
@@ -79,6 +84,7 @@ class Session:
         )
         self.handler_timeout = handler_timeout
         self.fail_fast = fail_fast
+        self.on_error = failure_policy(on_error, "Session")
         self.deadline_ms = deadline_ms
         self.failure: BaseException | None = None
         self.dispatcher: Dispatcher | None = None
@@ -140,6 +146,7 @@ class Session:
             handler_timeout=self.handler_timeout,
             fail_fast=self.fail_fast,
             on_fatal=self._on_fatal,
+            on_error=self.on_error,
         )
         self._portal.handler = self.dispatcher
         registry.listeners.append(self._changed)

@@ -14,20 +14,21 @@ way: when they return, the guest's table says so.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Unpack
 
 import msgspec
 
 from ..machine import current_image
 from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
-from ..syscalls.registry import Hook, Registry
+from ..syscalls.registry import Hook, HookKwargs, HookOptions, Registry
 
 if TYPE_CHECKING:
     from .session import Session
 
-F = TypeVar("F", bound=Callable[..., Any])
+#: what unregister, disable_syscall and enable_syscall accept
+Which = Hook | Callable[..., Any] | str
 
 
 class SyscallsAPI:
@@ -41,30 +42,23 @@ class SyscallsAPI:
     # -- registration ---------------------------------------------------------
 
     def syscall(
-        self,
-        name_or_pattern: str | None = None,
-        on_enter: bool | None = None,
-        on_return: bool | None = None,
-        comm_filter: str | None = None,
-        pid_filter: int | None = None,
-        arg_filters: Sequence[Any] | None = None,
-        retval_filter: Any = None,
-    ) -> Callable[[F], F]:
+        self, name_or_pattern: str | None = None, **options: Unpack[HookKwargs]
+    ) -> Callable[[Callable[..., Any]], Hook]:
         """Decorator: hook ``name_or_pattern`` with the decorated handler.
 
-        Raises :class:`RegistrationError` at once for wrong parameters.  The
-        handler is returned unchanged, so it can be stacked or called directly.
+        Raises :class:`RegistrationError` at once for wrong parameters (an
+        unknown keyword included).  Returns the :class:`Hook` of this one
+        registration; it calls the handler when called, so the decorated
+        function can still be called directly or decorated again.
         """
         # validate the parameters now, before a handler is even given
         from ..syscalls.names import parse_target
 
         parse_target(name_or_pattern)
+        checked = HookOptions.of(options, "syscall()")
 
-        options = _options(on_enter, on_return, comm_filter, pid_filter, arg_filters, retval_filter)
-
-        def decorate(handler: F) -> F:
-            self._add(handler, name_or_pattern, options)
-            return handler
+        def decorate(handler: Callable[..., Any]) -> Hook:
+            return self._add(handler, name_or_pattern, checked)
 
         return decorate
 
@@ -72,37 +66,37 @@ class SyscallsAPI:
         self,
         handler: Callable[..., Any],
         name_or_pattern: str | None = None,
-        on_enter: bool | None = None,
-        on_return: bool | None = None,
-        comm_filter: str | None = None,
-        pid_filter: int | None = None,
-        arg_filters: Sequence[Any] | None = None,
-        retval_filter: Any = None,
+        **options: Unpack[HookKwargs],
     ) -> Hook:
         """Register ``handler`` and return once the hook is live in the guest."""
-        options = _options(on_enter, on_return, comm_filter, pid_filter, arg_filters, retval_filter)
-        hook = self._add(handler, name_or_pattern, options)
+        hook = self._add(handler, name_or_pattern, HookOptions.of(options, "register()"))
         await self.synced()
         return hook
 
     def _add(
-        self, handler: Callable[..., Any], name_or_pattern: str | None, options: dict[str, Any]
+        self, handler: Callable[..., Any], name_or_pattern: str | None, options: HookOptions
     ) -> Hook:
         self._ensure_prototypes()
-        return self.registry.add(handler, name_or_pattern, **options)
+        return self.registry.add_with(handler, name_or_pattern, options)
 
-    async def unregister(self, handler_or_name: Hook | Callable[..., Any] | str) -> None:
-        """Remove every hook of this handler (or handler name); returns once in force."""
-        self.registry.remove(handler_or_name)
+    async def unregister(self, which: Which) -> None:
+        """Remove hooks; returns once the guest's table no longer has them.
+
+        ``which`` is a :class:`Hook` (what registering returned: that one
+        registration), a handler function or bound method (every registration
+        of it) or a handler's name (every registration of a handler so named).
+        """
+        self.registry.remove(which)
         await self.synced()
 
-    async def disable_syscall(self, handler_or_name: Hook | Callable[..., Any] | str) -> None:
-        """Stop calling this handler (by function, bound method or name) until enabled."""
-        self.registry.set_enabled(handler_or_name, False)
+    async def disable_syscall(self, which: Which) -> None:
+        """Stop calling hooks until enabled (``which`` as for :meth:`unregister`)."""
+        self.registry.set_enabled(which, False)
         await self.synced()
 
-    async def enable_syscall(self, handler_or_name: Hook | Callable[..., Any] | str) -> None:
-        self.registry.set_enabled(handler_or_name, True)
+    async def enable_syscall(self, which: Which) -> None:
+        """Call hooks again (``which`` as for :meth:`unregister`)."""
+        self.registry.set_enabled(which, True)
         await self.synced()
 
     async def synced(self) -> None:
@@ -144,25 +138,6 @@ class SyscallsAPI:
     def hooks(self) -> list[Hook]:
         """Every registered hook, in registration order."""
         return list(self.registry)
-
-
-def _options(
-    on_enter: bool | None,
-    on_return: bool | None,
-    comm_filter: str | None,
-    pid_filter: int | None,
-    arg_filters: Sequence[Any] | None,
-    retval_filter: Any,
-) -> dict[str, Any]:
-    """The keyword options both registration forms hand to ``Registry.add``."""
-    return dict(
-        on_enter=on_enter,
-        on_return=on_return,
-        comm_filter=comm_filter,
-        pid_filter=pid_filter,
-        arg_filters=arg_filters,
-        retval_filter=retval_filter,
-    )
 
 
 def prototype_cache(image_dir: Path) -> Path:

@@ -11,16 +11,19 @@ from .dispatch import Dispatcher, DispatchStats, current_trap
 from .event import Regs, SyscallEvent, Task
 from .filters import ValueFilter
 from .names import normalize
+from .policy import FailClosed
 from .prototypes import PrototypeTable, SyscallPrototype
-from .registry import Hook, Registry
+from .registry import Hook, HookOptions, Registry
 
 __all__ = [
     "ValueFilter",
+    "FailClosed",
     "SyscallEvent",
     "SyscallPrototype",
     "Regs",
     "Task",
     "Hook",
+    "HookOptions",
     "Registry",
     "Dispatcher",
     "DispatchStats",

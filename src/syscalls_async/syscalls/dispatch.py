@@ -7,10 +7,16 @@ handlers that match in registration order on one shared
 changed -- and turns the event's final state into the verdict.
 
 A handler that raises, or outlives ``handler_timeout``, is logged on the
-``syscalls`` logger with the event, counted in :attr:`Dispatcher.stats`, and
-the remaining handlers still run; the guest continues with the verdict so
-far.  With ``fail_fast`` the first such failure is also handed to
-``on_fatal`` (the session ends with it).
+``syscalls`` logger with the event and counted in :attr:`Dispatcher.stats`;
+then its failure policy (:mod:`.policy`: the hook's ``on_error``, else the
+dispatcher's) decides: ``"continue"`` runs the remaining handlers and the
+guest continues with the verdict so far; ``FailClosed(errno)`` stops there
+and refuses the call with ``-errno``.  With ``fail_fast`` the first such
+failure is also handed to ``on_fatal`` (the session ends with it).
+
+A ``read_only`` hook's handler runs with the event's write guard on: any
+change to the call raises :class:`ReadOnlyHookError` at that point, is not
+applied, and is counted (``read_only_refused``) and logged.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from ..portal.types import Phase
 from ..portal.types import SyscallEvent as RawEvent
 from .event import Args, Regs, SyscallEvent, Task
 from .filters import STRING_READ
+from .policy import FailClosed, Policy
 from .prototypes import RETVAL, PrototypeTable, SyscallPrototype
 from .registry import Hook, Registry
 
@@ -48,6 +55,10 @@ class DispatchStats(msgspec.Struct):
     filtered_on_host: int = 0
     #: hooks where the guest's prefilter and the host's check disagreed (should stay 0)
     guest_disagreed: int = 0
+    #: calls refused with -errno because a handler failed under a fail-closed policy
+    failed_closed: int = 0
+    #: changes a read_only handler tried to make (refused with ReadOnlyHookError)
+    read_only_refused: int = 0
 
 
 class Dispatcher:
@@ -61,11 +72,14 @@ class Dispatcher:
         handler_timeout: float | None = 30.0,
         fail_fast: bool = False,
         on_fatal: Callable[[BaseException], None] | None = None,
+        on_error: Policy = "continue",
     ) -> None:
         self.registry = registry
         self.prototypes = prototypes
         self.handler_timeout = handler_timeout
         self.fail_fast = fail_fast
+        #: the failure policy of hooks that do not set their own
+        self.on_error = on_error
         self.on_fatal = on_fatal
         self.stats = DispatchStats()
 
@@ -92,7 +106,11 @@ class Dispatcher:
                 if not matched:
                     self.stats.filtered_on_host += 1
                     continue
-                await self._call(hook, regs, proto, event)
+                if not await self._call(hook, regs, proto, event):
+                    policy = self.on_error if hook.on_error is None else hook.on_error
+                    if isinstance(policy, FailClosed) and not hook.read_only:
+                        self._fail_closed(hook, event, policy)
+                        break
         finally:
             current_trap.reset(token)
         _apply(trap, raw, event)
@@ -126,13 +144,29 @@ class Dispatcher:
 
     async def _call(
         self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent
-    ) -> None:
+    ) -> bool:
+        """Run one handler; False if it failed (raised, timed out, left a bad retval)."""
         args = [proto.domain(i).value(event.args[i]) for i in range(hook.nargs_passed)]
         self.stats.handler_calls += 1
         retval = event.retval
+        refused = event.guard.refused
+        ok = False
         try:
-            await self._run(hook, regs, proto, event, args)
+            if hook.read_only:
+                with event.guard.read_only(hook.name):
+                    ok = await self._run(hook, regs, proto, event, args)
+            else:
+                ok = await self._run(hook, regs, proto, event, args)
         finally:
+            if event.guard.refused > refused:
+                self.stats.read_only_refused += event.guard.refused - refused
+                log.error(
+                    "read_only handler %s tried to change the call on %s (%d change(s) "
+                    "refused, none applied)",
+                    hook.name,
+                    _describe(event),
+                    event.guard.refused - refused,
+                )
             if isinstance(event.retval, bool) or not isinstance(event.retval, int):
                 # a non-int would break the verdict of every handler: refuse it here
                 bad = event.retval
@@ -140,11 +174,22 @@ class Dispatcher:
                 self._failed(hook, event, TypeError(
                     f"handler {hook.name} set syscall.retval to {bad!r}; it must be an int"
                 ))  # fmt: skip
+                ok = False
+        return ok
+
+    def _fail_closed(self, hook: Hook, event: SyscallEvent, policy: FailClosed) -> None:
+        """Refuse the call: skipped with -errno on entry, -errno as its result on return."""
+        self.stats.failed_closed += 1
+        log.error("handler %s failed on %s: %s", hook.name, _describe(event), policy)
+        event.retval = -policy.errno
+        if event.is_enter:
+            event.skip_syscall = True
 
     async def _run(
         self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent,
         args: list[int],
-    ) -> None:  # fmt: skip
+    ) -> bool:  # fmt: skip
+        """Run one handler under its deadline; False if it failed."""
         deadline = asyncio.timeout(self.handler_timeout)
         try:
             async with deadline:
@@ -155,7 +200,7 @@ class Dispatcher:
             if not deadline.expired():
                 # the handler's own TimeoutError (e.g. its wait_for), not our deadline
                 self._failed(hook, event, exc)
-                return
+                return False
             self.stats.handler_timeouts += 1
             log.error(
                 "handler %s outlived its %gs deadline on %s; cancelled",
@@ -164,15 +209,20 @@ class Dispatcher:
                 _describe(event),
             )
             self._fatal(TimeoutError(f"handler {hook.name} timed out on {_describe(event)}"))
+            return False
         except GuestMemoryError as exc:
             # an uncaught failed memory access is the handler's error, not a lost trap
             self._failed(hook, event, exc)
+            return False
         except PortalError as exc:
-            # the trap is gone (guest deadline, signal, host shutting down)
+            # the trap is gone (guest deadline, signal, host shutting down): no verdict
+            # can reach it, whatever the policy
             self.stats.handler_errors += 1
             log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
         except Exception as exc:
             self._failed(hook, event, exc)
+            return False
+        return True
 
     def _failed(self, hook: Hook, event: SyscallEvent, exc: Exception) -> None:
         self.stats.handler_errors += 1

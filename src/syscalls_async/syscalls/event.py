@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, MutableSequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
+from ..errors import ReadOnlyHookError
 from .prototypes import RETVAL
 
 #: x86_64 ``struct pt_regs`` in the order the portal sends it
@@ -45,12 +47,38 @@ class Task:
     tgid: int
 
 
+class WriteGuard:
+    """Refuses changes to the call while a ``read_only`` handler runs, and counts them."""
+
+    def __init__(self) -> None:
+        self.handler: str | None = None  # the read-only handler running now
+        self.refused = 0
+
+    def check(self, what: str) -> None:
+        if self.handler is not None:
+            self.refused += 1
+            raise ReadOnlyHookError(
+                f"handler {self.handler} is registered with read_only=True: it cannot set "
+                f"{what} (the change is not applied); register it without read_only to "
+                "change the call"
+            )
+
+    @contextlib.contextmanager
+    def read_only(self, handler: str) -> Iterator[None]:
+        self.handler = handler
+        try:
+            yield
+        finally:
+            self.handler = None
+
+
 class Args(MutableSequence[int]):
     """The six argument registers; assigning one changes what the syscall runs with."""
 
     def __init__(self, values: tuple[int, ...]) -> None:
         self._values = list(values) + [0] * (6 - len(values))
         self.changed: set[int] = set()
+        self.guard = WriteGuard()
 
     @overload
     def __getitem__(self, i: int) -> int: ...
@@ -65,6 +93,7 @@ class Args(MutableSequence[int]):
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"a syscall argument is an int, not {type(v).__name__}")
         idx = range(6)[i]
+        self.guard.check(f"syscall.args[{idx}]")
         self._values[idx] = v & _MASK64
         self.changed.add(idx)
 
@@ -104,6 +133,16 @@ class SyscallEvent:
     retval: int = 0
     skip_syscall: bool = False
     skipped: bool = field(default=False)  # on return: the entry verdict skipped the call
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("skip_syscall", "retval") and "args" in self.__dict__:
+            self.args.guard.check(f"syscall.{name}")
+        object.__setattr__(self, name, value)
+
+    @property
+    def guard(self) -> WriteGuard:
+        """Shared with ``args``: on while a ``read_only`` handler runs."""
+        return self.args.guard
 
     @property
     def pid(self) -> int:

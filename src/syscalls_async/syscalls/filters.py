@@ -172,8 +172,9 @@ class ValueFilter:
         """Check this filter against the value's type and fix its operands."""
         if self.kind.is_string and not pointer:
             raise RegistrationError(
-                f"{where}: {self.kind.value} needs a pointer argument, "
-                f"but this one is a {domain.describe()} value"
+                f"{where}: ValueFilter.{self.kind.value} (what a plain str filter means: "
+                f"string_startswith) needs a pointer argument, but this one is a "
+                f"{domain.describe()} value"
             )
         operands = (self.a, self.b) if self.kind is Kind.RANGE else (self.a,)
         for v in operands:
@@ -189,13 +190,17 @@ class ValueFilter:
 
 
 def coerce(value: object, where: str) -> ValueFilter | None:
-    """An ``arg_filters``/``retval_filter`` entry: None, a plain int or a ValueFilter."""
+    """An ``arg_filters``/``retval_filter`` entry: None, a ValueFilter, a plain int
+    (``exact``) or a plain str (``string_startswith``, for pointer arguments)."""
     if value is None or isinstance(value, ValueFilter):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return ValueFilter.exact(value)
+    if isinstance(value, str):
+        return ValueFilter.string_startswith(value)
     raise RegistrationError(
-        f"{where}: expected None, an int or a ValueFilter, not {type(value).__name__} {value!r}"
+        f"{where}: expected None, an int or a ValueFilter, not {type(value).__name__} "
+        f"{value!r} (a plain str also works: it means string_startswith)"
     )
 
 

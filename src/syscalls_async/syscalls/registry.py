@@ -6,27 +6,89 @@ prototypes (does the syscall exist, how many arguments it has, their types)
 run as soon as prototypes are known: at once when a session is running or a
 prototype cache exists, otherwise when the session starts -- before any
 workload runs.
+
+The registration parameters travel from both API forms to here as one
+:class:`HookOptions`; what :meth:`Registry.add` returns, a :class:`Hook`, names
+that one registration and is still callable as its handler.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import inspect
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+
+import msgspec
 
 from ..errors import RegistrationError
 from ..portal.abi import C
 from ..portal.hooks import NR_ALL, NR_UNKNOWN, HookSpec
 from .filters import BoundFilter, ValueFilter, coerce
 from .names import Target, TargetKind, parse_target
+from .policy import OnError, Policy, failure_policy
 from .prototypes import RAW, RETVAL, PrototypeTable, SyscallPrototype, is_pointer
 
 COMM_MAX = C.SA_COMM_LEN - 1
 MAX_ARGS = C.SA_MAX_ARGS
+#: the guest's hook table has this many entries; disabled hooks keep theirs
+MAX_HOOKS = C.SA_MAX_HOOKS
 
 Handler = Callable[..., Any]
+
+
+class HookOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """The registration parameters, as both API forms hand them to the registry.
+
+    Checked by :meth:`Registry.add_with`, not here: the fields hold what the
+    user passed.
+    """
+
+    on_enter: bool | None = None
+    on_return: bool | None = None
+    comm_filter: str | None = None
+    pid_filter: int | None = None
+    #: one entry per argument: None, an int (exact), a str (starts with) or a ValueFilter
+    arg_filters: Sequence[Any] | None = None
+    retval_filter: Any = None
+    #: the handler only watches: changing the call raises ReadOnlyHookError
+    read_only: bool = False
+    #: False: registered, but off in the guest until enable_syscall
+    enabled: bool = True
+    #: the failure policy of this hook (None: the session's)
+    on_error: OnError | None = None
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any], where: str) -> HookOptions:
+        """Options from keyword arguments; an unknown keyword is a RegistrationError."""
+        accepted = cls.__struct_fields__
+        for key in kwargs:
+            if key not in accepted:
+                close = difflib.get_close_matches(key, accepted, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise RegistrationError(
+                    f"{where}: unknown keyword argument {key!r}{hint}; accepted: "
+                    f"name_or_pattern, {', '.join(accepted)}"
+                )
+        return cls(**kwargs)
+
+
+class HookKwargs(TypedDict, total=False):
+    """:class:`HookOptions` as keyword arguments (for type checkers; same fields)."""
+
+    on_enter: bool | None
+    on_return: bool | None
+    comm_filter: str | None
+    pid_filter: int | None
+    arg_filters: Sequence[Any] | None
+    retval_filter: Any
+    read_only: bool
+    enabled: bool
+    on_error: OnError | None
 
 
 @dataclass(frozen=True)
@@ -76,9 +138,20 @@ def _name(handler: Handler) -> str:
     )
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Hook:
-    """One registered handler with its target and filters."""
+    """One registration: a handler with its target and filters.
+
+    What registering returns.  ``unregister``, ``disable_syscall`` and
+    ``enable_syscall`` given a Hook act on this registration only.  Calling
+    it calls the handler, so a decorated function stays usable as one::
+
+        @plugins.syscalls.syscall("on_sys_ioctl_enter")
+        async def on_ioctl(regs, proto, syscall, fd, cmd, arg): ...
+
+        await on_ioctl(regs, proto, syscall, 1, 2, 3)   # the function itself
+        await plugins.syscalls.disable_syscall(on_ioctl)  # this registration
+    """
 
     id: int
     handler: Handler
@@ -91,12 +164,44 @@ class Hook:
     retval: ValueFilter | None
     signature: _Signature
     enabled: bool = True
+    read_only: bool = False
+    #: this hook's failure policy; None: the session's
+    on_error: Policy | None = None
     # filled in by resolve()
     proto: SyscallPrototype | None = None
     arg_filters: tuple[BoundFilter | None, ...] = ()
     retval_filter: BoundFilter | None = None
     nargs_passed: int = 0
     spec_nr: int | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        # __name__, __qualname__, __doc__, __module__, __wrapped__ of the handler
+        functools.update_wrapper(self, self.handler, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.handler(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        # a registration stands for its handler: ``hook == function`` holds, but two
+        # registrations of one handler are two hooks
+        if isinstance(other, Hook):
+            return other is self
+        return bool(other == self.handler)
+
+    def __hash__(self) -> int:
+        try:
+            return hash(self.handler)
+        except TypeError:  # an unhashable callable object: then no hook equals it by hash
+            return id(self)
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        # decorated in a class body: obj.method(...) binds as the function would
+        return self if obj is None else types.MethodType(self.handler, obj)
+
+    def __repr__(self) -> str:
+        directions = "+".join(d for d, on in (("enter", self.enter), ("return", self.ret)) if on)
+        state = "" if self.enabled else ", disabled"
+        return f"<Hook {self.id}: {self.where()} ({directions}{state})>"
 
     @property
     def name(self) -> str:
@@ -211,6 +316,11 @@ def _check_comm(comm: object) -> str | None:
         return None
     if not isinstance(comm, str):
         raise RegistrationError(f"comm_filter must be a str, not {type(comm).__name__}")
+    if "\0" in comm:
+        raise RegistrationError(
+            f"comm_filter {comm!r} contains NUL; a task's comm is a C string: give the "
+            f"part before it ({comm.split(chr(0))[0]!r})"
+        )
     if not comm or len(comm.encode()) > COMM_MAX:
         kept = comm.encode()[:COMM_MAX].decode(errors="ignore")
         raise RegistrationError(
@@ -259,19 +369,14 @@ class Registry:
     def __len__(self) -> int:
         return len(self._hooks)
 
-    def add(
-        self,
-        handler: Handler,
-        name_or_pattern: str | None = None,
-        *,
-        on_enter: bool | None = None,
-        on_return: bool | None = None,
-        comm_filter: str | None = None,
-        pid_filter: int | None = None,
-        arg_filters: Sequence[Any] | None = None,
-        retval_filter: Any = None,
-    ) -> Hook:
+    def add(self, handler: Handler, name_or_pattern: str | None = None, **options: Any) -> Hook:
+        """Validate and add one hook (keyword options as in :class:`HookOptions`)."""
+        return self.add_with(handler, name_or_pattern, HookOptions.of(options, "add()"))
+
+    def add_with(self, handler: Handler, name_or_pattern: str | None, options: HookOptions) -> Hook:
         """Validate and add one hook; raises :class:`RegistrationError` if wrong."""
+        if isinstance(handler, Hook):
+            handler = handler.handler  # stacked decorators register the function itself
         if not callable(handler):
             raise RegistrationError(f"the handler must be callable, not {type(handler).__name__}")
         target = parse_target(name_or_pattern)
@@ -281,19 +386,50 @@ class Registry:
                 f"{where}: the handler is a generator; write `async def` and `await` "
                 "where the generator API used `yield from`"
             )
-        retval = coerce(retval_filter, "retval_filter")
-        enter, ret = _directions(target, on_enter, on_return, retval is not None)
+        if len(self._hooks) >= MAX_HOOKS:
+            raise RegistrationError(
+                f"{where}: the guest's hook table holds at most {MAX_HOOKS} hooks and "
+                f"{len(self._hooks)} are registered (disabled ones included); unregister some"
+            )
+        retval = coerce(options.retval_filter, "retval_filter")
+        if retval is not None and retval.kind.is_string:
+            given = options.retval_filter
+            what = (
+                f"str {given!r} (a plain str means string_startswith)"
+                if isinstance(given, str)
+                else f"ValueFilter.{retval.kind.value}"
+            )
+            raise RegistrationError(
+                f"{where}: retval_filter: expected None, an int or a numeric ValueFilter, not "
+                f"{what}: return values are compared as numbers, string filters need a "
+                "pointer argument"
+            )
+        enter, ret = _directions(target, options.on_enter, options.on_return, retval is not None)
+        for flag in ("read_only", "enabled"):
+            if not isinstance(getattr(options, flag), bool):
+                raise RegistrationError(
+                    f"{where}: {flag} must be True or False, not {getattr(options, flag)!r}"
+                )
+        on_error = None if options.on_error is None else failure_policy(options.on_error, where)
+        if options.read_only and on_error not in (None, "continue"):
+            raise RegistrationError(
+                f"{where}: a read_only hook never changes the call, so it cannot fail closed "
+                "(drop read_only or on_error)"
+            )
         hook = Hook(
             id=next(self._ids),
             handler=handler,
             target=target,
             enter=enter,
             ret=ret,
-            comm=_check_comm(comm_filter),
-            pid=_check_pid(pid_filter),
-            filters=_check_arg_filters(arg_filters),
+            comm=_check_comm(options.comm_filter),
+            pid=_check_pid(options.pid_filter),
+            filters=_check_arg_filters(options.arg_filters),
             retval=retval,
             signature=_Signature.of(handler, where),
+            enabled=options.enabled,
+            read_only=options.read_only,
+            on_error=on_error,
         )
         if self.prototypes is not None:
             hook.resolve(self.prototypes)
