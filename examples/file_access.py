@@ -17,6 +17,11 @@ files with ``openat``; there is no ``open`` call to hook.
 
 This is a path check on the string the program passed: ``cd /etc; cat shadow``
 is not caught.  It shows the mechanism, it is not a sandbox.
+
+The handler decides its verdict before it prints: with the output piped into
+``head -1``, a later ``print`` raises ``BrokenPipeError``, and a verdict set
+after it would never be given (register with ``on_error="fail_closed"`` to
+refuse the call whenever the handler fails).
 """
 
 from syscalls_async import plugins
@@ -33,9 +38,13 @@ async def monitor_file_access(regs, proto, syscall, dirfd, pathname, flags, mode
     except Exception as e:
         print(f"Error reading pathname: {e}", flush=True)
         return
+    blocked = "/etc/shadow" in path_str
+    if blocked:
+        # the verdict before any print: a print that fails (say, into a closed pipe)
+        # raises, and what the handler had not decided yet would not happen
+        syscall.skip_syscall = True
+        syscall.retval = -EACCES
     if any(s in path_str for s in SENSITIVE):
         print(f"ALERT: Access to sensitive file: {path_str} by {syscall.task.comm}", flush=True)
-        if "/etc/shadow" in path_str:
-            syscall.skip_syscall = True
-            syscall.retval = -EACCES
+        if blocked:
             print(f"BLOCKED: {path_str} (returning -{EACCES}, EACCES)", flush=True)

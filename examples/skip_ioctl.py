@@ -13,6 +13,6 @@ from syscalls_async import plugins
 def skip_ioctl(regs, proto, syscall, fd, op, arg):
     assert fd == 9, f"Expected fd 9, got {fd:#x}"
     assert op == 0xABCD, f"Expected op 0xabcd, got {op:#x}"
-    print(f"ioctl(fd={fd}, op={op:#x}) skipped, returning 43", flush=True)
-    syscall.skip_syscall = True
+    syscall.skip_syscall = True  # the verdict first: a failing print cannot undo it
     syscall.retval = 43
+    print(f"ioctl(fd={fd}, op={op:#x}) skipped, returning 43", flush=True)

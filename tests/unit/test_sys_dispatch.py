@@ -741,3 +741,15 @@ async def test_a_lost_trap_is_not_failed_closed(registry: Registry) -> None:
     d = dispatcher(registry, on_error=FailClosed())
     assert (await dispatch(d, raw_event(GETPID.nr))).calls == []
     assert d.stats.failed_closed == 0
+
+
+async def test_fail_closed_keeps_a_skip_decided_before_the_failure(registry: Registry) -> None:
+    def decided(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.skip_syscall = True
+        syscall.retval = -errno.EACCES
+        raise BrokenPipeError("the print after the verdict failed")
+
+    registry.add(decided, "getpid")
+    d = dispatcher(registry, on_error=FailClosed())
+    assert (await dispatch(d, raw_event(GETPID.nr))).calls == [("skip", -errno.EACCES)]
+    assert d.stats.failed_closed == 1

@@ -178,8 +178,13 @@ class Dispatcher:
         return ok
 
     def _fail_closed(self, hook: Hook, event: SyscallEvent, policy: FailClosed) -> None:
-        """Refuse the call: skipped with -errno on entry, -errno as its result on return."""
+        """Refuse the call: on entry skipped with -errno (a skip decided before the failure
+        stands, with its return value), on return -errno as its result."""
         self.stats.failed_closed += 1
+        if event.is_enter and event.skip_syscall:
+            log.error("handler %s failed on %s: the call stays skipped", hook.name,
+                      _describe(event))  # fmt: skip
+            return
         log.error("handler %s failed on %s: %s", hook.name, _describe(event), policy)
         event.retval = -policy.errno
         if event.is_enter:

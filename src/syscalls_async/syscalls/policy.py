@@ -7,8 +7,9 @@ A handler *fails* when it raises, outlives its deadline, or leaves a
   handlers still run, and the guest goes on with the verdict so far;
 - ``"fail_closed"`` or ``FailClosed(errno)``: the failure is logged and
   counted, the handlers after it on that event do not run, and the call is
-  refused: on entry it is skipped and returns ``-errno``, on return its
-  return value becomes ``-errno``.  ``"fail_closed"`` means
+  refused: on entry it is skipped and returns ``-errno`` (if the verdict so
+  far already skips it, that skip stands with its return value), on return
+  its return value becomes ``-errno``.  ``"fail_closed"`` means
   ``FailClosed(errno.EPERM)``, "operation not permitted", which is what a
   policy denial returns.
 
