@@ -35,7 +35,8 @@ from .prototypes import RAW, RETVAL, PrototypeTable, SyscallPrototype, is_pointe
 
 COMM_MAX = C.SA_COMM_LEN - 1
 MAX_ARGS = C.SA_MAX_ARGS
-#: the guest's hook table has this many entries; disabled hooks keep theirs
+#: the guest's hook table has this many entries; registered hooks are counted against it,
+#: disabled ones too, so that enabling one can never overflow the table
 MAX_HOOKS = C.SA_MAX_HOOKS
 
 Handler = Callable[..., Any]
