@@ -25,7 +25,7 @@ from .errors import (
     SyscallsAsyncError,
     TrapGone,
 )
-from .syscalls import FailClosed, ValueFilter
+from .syscalls import FailClosed, Hook, ValueFilter
 
 __all__ = [
     # the plugin API, most used first
@@ -34,6 +34,7 @@ __all__ = [
     "Session",
     "ValueFilter",
     "FailClosed",
+    "Hook",
     # errors, most generic to most explicit
     "SyscallsAsyncError",
     "RegistrationError",

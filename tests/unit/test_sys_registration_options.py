@@ -251,3 +251,34 @@ def test_a_comm_filter_with_nul_is_refused(registry: Registry, comm: str) -> Non
     with pytest.raises(RegistrationError, match="contains NUL; a task's comm is a C string"):
         registry.add(h, "getpid", comm_filter=comm)
     assert list(registry) == []
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "fail_closed"),
+    [
+        (["x.py"], None),
+        (["--fail-closed", "--stats", "x.py"], errno.EPERM),
+        (["--fail-closed=EACCES", "x.py"], errno.EACCES),
+        (["--fail-closed", "2", "x.py"], errno.ENOENT),
+    ],
+)
+def test_run_fail_closed_option(argv: list[str], fail_closed: int | None) -> None:
+    from syscalls_async.cli import parser
+
+    args = parser().parse_args(["run", *argv, "--", "cat"])
+    assert (args.fail_closed, args.plugin, args.command) == (fail_closed, "x.py", ["cat"])
+
+
+def test_run_fail_closed_refuses_a_non_errno_and_says_how_to_write_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from syscalls_async.cli import parser
+
+    with pytest.raises(SystemExit):
+        parser().parse_args(["run", "--fail-closed", "x.py", "--", "cat"])
+    err = capsys.readouterr().err
+    assert "'x.py' is not an errno name or number" in err
+    assert "--fail-closed=EPERM" in err
