@@ -8,8 +8,19 @@ Two ways to register, with the same parameters:
 - ``await plugins.syscalls.register(handler, ...)`` returns only once the hook
   is live in the guest: every matching syscall started after that is seen.
 
-``disable_syscall``, ``enable_syscall`` and ``unregister`` are awaited the same
-way: when they return, the guest's table says so.
+Both return the :class:`~syscalls_async.syscalls.Hook` of that one
+registration (callable as the handler).  ``disable_syscall``,
+``enable_syscall`` and ``unregister`` take a Hook (that registration), a
+handler (every registration of it) or a handler's name (every registration of
+a handler so named), and are awaited the same way: when they return, the
+guest's table says so.
+
+Example::
+
+    first = plugins.syscalls.syscall("on_sys_getpid_return", read_only=True)(self.count)
+    plugins.syscalls.syscall("on_sys_getpid_return", read_only=True)(self.count)
+    await plugins.syscalls.unregister(first)       # the second one keeps firing
+    await plugins.syscalls.unregister(self.count)  # now both are gone
 """
 
 from __future__ import annotations
