@@ -20,7 +20,7 @@ Example::
     first = plugins.syscalls.syscall("on_sys_getpid_return", read_only=True)(self.count)
     plugins.syscalls.syscall("on_sys_getpid_return", read_only=True)(self.count)
     await plugins.syscalls.unregister(first)       # the second one keeps firing
-    await plugins.syscalls.unregister(self.count)  # now both are gone
+    await plugins.syscalls.unregister(self.count)  # every one left of it: the second
 """
 
 from __future__ import annotations
