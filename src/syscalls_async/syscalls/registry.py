@@ -145,7 +145,8 @@ class Hook:
 
     What registering returns.  ``unregister``, ``disable_syscall`` and
     ``enable_syscall`` given a Hook act on this registration only.  Calling
-    it calls the handler, so a decorated function stays usable as one::
+    it calls the handler and it compares equal to the handler, so a decorated
+    function stays usable as one::
 
         @plugins.syscalls.syscall("on_sys_ioctl_enter")
         async def on_ioctl(regs, proto, syscall, fd, cmd, arg): ...
