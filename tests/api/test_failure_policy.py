@@ -51,6 +51,23 @@ async def test_a_handler_that_raises_before_its_verdict(
         assert session.stats.failed_closed == int(seen != -errno.EBADF)
 
 
+async def test_a_handler_that_times_out_before_its_verdict_fails_closed(
+    machine: Machine, plugins: Plugins
+) -> None:
+    import asyncio
+
+    async def stuck(regs: Any, proto: Any, syscall: Any) -> None:
+        await asyncio.Event().wait()  # never sets its verdict
+
+    async with Session(
+        plugins, machine=machine, handler_timeout=0.5, on_error=FailClosed(errno.EACCES)
+    ) as session:
+        await plugins.syscalls.register(stuck, "getppid", comm_filter="send_syscall")
+        result = await session.run("send_syscall getppid")
+        assert result.stdout == f"{RET} {-errno.EACCES}\n".encode()
+        assert (session.stats.handler_timeouts, session.stats.failed_closed) == (1, 1)
+
+
 @pytest.mark.guest
 def test_run_fail_closed_on_the_command_line(tmp_path: Path) -> None:
     plugin = tmp_path / "raises.py"
