@@ -8,6 +8,7 @@
     syscalls-async run PLUGIN.py -- CMD  # load a plugin file, run CMD with its hooks live
     syscalls-async trace -- CMD          # strace-like: every syscall of CMD, decoded
     syscalls-async demo                  # boot the guest and show the framework at work
+    syscalls-async bench [--quick]       # measure the cost of each kind of hook, in one boot
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TextIO
 
 import msgspec
 
+from . import bench
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
 from .api.trace import Tracer, TraceRecord
@@ -403,6 +405,11 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="boot the guest and show the framework at work")
     _add_machine_options(p)
     p.set_defaults(func=lambda a: asyncio.run(_demo(a)))
+
+    p = sub.add_parser("bench", help="measure the cost of each kind of hook, in one boot")
+    _add_machine_options(p)
+    bench.add_arguments(p)
+    p.set_defaults(func=bench.command)
     return top
 
 
