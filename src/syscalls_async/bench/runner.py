@@ -52,6 +52,8 @@ MISSING = "/sa-bench-missing"
 GETPPID = "getppid()"
 ACCESS = f'access("{MISSING}", F_OK)'
 NO_SUCH_COMM = "no-such-comm"
+#: seconds between the last hooked call and the start of the idle CPU window
+IDLE_SETTLE = 0.5
 
 
 class BenchOptions(msgspec.Struct, frozen=True):
@@ -226,6 +228,9 @@ class _Run:
     async def _host_idle(self) -> HostIdle:
         seconds = self.options.idle_seconds
         self.say(f"(h) host CPU while hooks are registered and the guest idles {seconds:g} s")
+        # the window starts once the host had time to notice the guest went quiet
+        # (the adaptive poller spins 50 ms after the last message): steady idle
+        await asyncio.sleep(IDLE_SETTLE)
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.sleep(seconds)  # the window measured, not a wait for an event
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
