@@ -40,9 +40,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks (separate from tests; results go to BENCHMARKS.md by hand)."""
+    """``syscalls-async bench``: every case of issue 7 in one boot (results go to
+    BENCHMARKS.md by hand).  Arguments after ``--`` go to it:
+    ``nox -s bench -- --json bench.json``.  The older platform benchmarks (boot,
+    command round trip, portal alone, hook updates): ``python -m benchmarks``."""
     session.install("-e", ".")
-    session.run("python", "-m", "benchmarks", *session.posargs)
+    session.run("syscalls-async", "bench", *session.posargs)
 
 
 @nox.session
