@@ -236,11 +236,11 @@ def format_report(report: BenchReport) -> str:
         f"-smp {m.smp}, {m.memory_mib} MiB, {m.accel}; host {m.host_cpus} CPUs, "
         f"load {m.host_load_1min:.2f}",
         "guest-timed per call (CLOCK_MONOTONIC), µs:",
-        f"  {'case':<10} {'call':<30} {'count':>7} {'p50':>9} {'p90':>9} {'p99':>9}  what",
+        f"  {'case':<10} {'call':<34} {'count':>7} {'p50':>9} {'p90':>9} {'p99':>9}  what",
     ]
     for key, case in report.cases.items():
         lines.append(
-            f"  ({key}){'':<{8 - len(key)}} {case.call:<30} {case.count:>7} "
+            f"  ({key}){'':<{8 - len(key)}} {case.call:<34} {case.count:>7} "
             f"{case.p50_us:>9.1f} {case.p90_us:>9.1f} {case.p99_us:>9.1f}  {case.title}"
         )
     lines.append("events per second:")
