@@ -19,7 +19,7 @@ from syscalls_async.portal import HookSpec, Portal, Trap
 
 pytestmark = pytest.mark.guest
 
-LATENCY_CASES = ["a", "b", "r", "c", "c_access", "d", "e", "f", "h"]
+LATENCY_CASES = ["a", "b", "r", "p", "c", "c_access", "d", "e", "f", "h"]
 FIGURES = [
     "(b)/(a) p50",
     "(c)/(r) p50",

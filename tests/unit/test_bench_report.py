@@ -78,6 +78,7 @@ def _cases() -> dict[str, Latency]:
         "a": _lat(2.0),
         "b": _lat(2.0),
         "r": _lat(10.0),
+        "p": _lat(30.0),
         "c": _lat(50.0, 1000.0),
         "c_access": _lat(60.0, call=access),
         "d": _lat(180.0, call=access),

@@ -159,6 +159,7 @@ CASES = {
     "a": "no module",
     "b": "module loaded, call unhooked, ioctl hooked",
     "r": "hooked, answered by a busy-polling responder process (no asyncio): the floor",
+    "p": "hooked, answered by Portal with an empty handler (asyncio, no dispatcher)",
     "c": "hooked, empty async def handler (plugin API)",
     "c_access": "hooked, empty async def handler (plugin API), same call as (d)",
     "d": "hooked, handler awaits plugins.mem.read_str(path)",

@@ -2,11 +2,11 @@
 
 Order (each case leaves the guest as it found it): (a) with the module
 unloaded, then reloaded; (r) with the responder process as the only host;
-then one :class:`Session` for (b), (c), (c_access), (d), (e), (f), (g0) and
-(h), each registering its hooks through ``plugins.syscalls`` (the user's
-path) and removing them before the next.  The session's exit clears the
-table and detaches, so the guest ends with the module loaded and the portal
-free for the next host.
+(p) with a bare :class:`Portal`; then one :class:`Session` for (b), (c),
+(c_access), (d), (e), (f), (g0) and (h), each registering its hooks through
+``plugins.syscalls`` (the user's path) and removing them before the next.
+The session's exit clears the table and detaches, so the guest ends with the
+module loaded and the portal free for the next host.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..api import Plugins, Session
 from ..machine import Machine
 from ..machine.accel import choose_accel
 from ..machine.qemu import QEMU
+from ..portal import HookSpec, Portal, Trap
 from .report import (
     CASES,
     OBSERVE_ONLY_MISSING,
@@ -177,6 +178,17 @@ class _Run:
                 f"{errors.decode(errors='replace').strip()}"
             )
 
+    async def portal_alone(self) -> None:
+        """(p): the asyncio portal with an empty handler, no dispatcher: between
+        (r) and (c), it splits the time into the portal's and the API's."""
+
+        async def empty(trap: Trap) -> None:
+            return None
+
+        async with Portal(self.machine.shm_path, empty) as portal:
+            await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm=PROGRAM)])
+            await self._time("p", GETPPID, self.options.hooked_count)
+
     # -- the plugin API cases -------------------------------------------------------
 
     @contextlib.asynccontextmanager
@@ -271,6 +283,7 @@ async def run_bench(
         run = _Run(machine, options, say)
         await run.no_module()
         await run.floor()
+        await run.portal_alone()
         idle = await run.plugin_api()
         run.throughput["g"] = _observe_only()
         order = [k for k in CASES if k in run.cases]
