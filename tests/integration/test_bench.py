@@ -54,6 +54,10 @@ def check_report(report: dict[str, Any], options: BenchOptions) -> None:
     assert report["idle"]["seconds"] >= options.idle_seconds
     assert report["idle"]["cpu_fraction"] >= 0
 
+    counters = report["guest_counters"]
+    hooked = ["r", "p", "c", "c_access", "d", "e", "h"]
+    assert counters["events"] >= sum(cases[k]["count"] for k in hooked)
+
     figures = {f["name"]: f for f in report["figures"]}
     assert list(figures) == FIGURES
     for name, fig in figures.items():

@@ -141,6 +141,14 @@ def test_the_text_report_has_every_case_throughput_and_target() -> None:
     assert "(c)/(r) p50" in text and "NOT met" in text
 
 
+def test_unanswered_hooked_calls_are_called_out() -> None:
+    quiet = msgspec.structs.replace(_report(), guest_counters={"events": 9, "verdicts": 9})
+    assert "WARNING" not in format_report(quiet)
+    assert "9 events, 9 verdicts" in format_report(quiet)
+    late = msgspec.structs.replace(quiet, guest_counters={"events": 9, "deadline_expired": 2})
+    assert "WARNING: hooked calls went unanswered (deadline_expired 2)" in format_report(late)
+
+
 def test_the_json_report_round_trips() -> None:
     report = _report()
     data = msgspec.json.encode(report)

@@ -152,6 +152,18 @@ class BenchReport(msgspec.Struct, frozen=True):
     throughput: dict[str, Throughput]
     idle: HostIdle
     figures: list[Figure]
+    #: the module's counters since it was reloaded after (a): every hooked case
+    guest_counters: dict[str, int] = {}
+
+
+#: guest counters that mean some hooked calls were not answered in time, so
+#: their figures measure the guest's give-up path, not the host
+UNANSWERED = ("deadline_expired", "no_slot", "host_dead_skips", "bad_host_msg")
+
+
+def unanswered(counters: dict[str, int]) -> dict[str, int]:
+    """The nonzero counters of :data:`UNANSWERED`."""
+    return {k: counters[k] for k in UNANSWERED if counters.get(k)}
 
 
 #: Case keys in print order, with what each measures.
@@ -258,6 +270,19 @@ def format_report(report: BenchReport) -> str:
         f"host CPU while hooks are registered and the guest idles {report.idle.seconds:g} s: "
         f"{100 * report.idle.cpu_fraction:.1f}% of one core"
     )
+    c = report.guest_counters
+    if c:
+        lines.append(
+            f"guest module since its reload: {c.get('events', 0)} events, "
+            f"{c.get('verdicts', 0)} verdicts, {c.get('requests', 0)} memory requests"
+        )
+    bad = unanswered(c)
+    if bad:
+        what = ", ".join(f"{k} {v}" for k, v in bad.items())
+        lines.append(
+            f"WARNING: hooked calls went unanswered ({what}):"
+            " the hooked figures include the guest giving up on the host"
+        )
     lines.append("targets (issue 7; reported, not enforced):")
     for fig in report.figures:
         met = {True: "met", False: "NOT met", None: "n/a"}[fig.met]

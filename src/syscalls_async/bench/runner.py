@@ -96,6 +96,7 @@ class _Run:
         self.say = say
         self.cases: dict[str, Latency] = {}
         self.throughput: dict[str, Throughput] = {}
+        self.guest_counters: dict[str, int] = {}
 
     async def _guest(self, command: str) -> list[Sample]:
         r = await self.machine.run(command, timeout=self.options.timeout)
@@ -209,7 +210,7 @@ class _Run:
         async def read_path(regs: object, proto: object, syscall: object, filename: int) -> None:
             await mem.read_str(filename)
 
-        async with Session(plugins, machine=self.machine):
+        async with Session(plugins, machine=self.machine) as session:
             async with self._hooked(plugins, _empty, "ioctl", comm_filter=PROGRAM):
                 await self._time("b", GETPPID, self.options.count)
             async with self._hooked(plugins, _empty, "getppid", comm_filter=PROGRAM):
@@ -235,6 +236,7 @@ class _Run:
                 )
                 idle = await self._host_idle()
                 await self._time("h", GETPPID, self.options.idle_count, idle=True)
+            self.guest_counters = msgspec.structs.asdict(session.portal.guest_counters())
         return idle
 
     async def _host_idle(self) -> HostIdle:
@@ -315,4 +317,5 @@ async def run_bench(
         throughput=throughput,
         idle=idle,
         figures=figures(cases, throughput, idle),
+        guest_counters=run.guest_counters,
     )
