@@ -51,7 +51,8 @@ def check_report(report: dict[str, Any], options: BenchOptions) -> None:
     assert blocking["available"] is True
     assert blocking["one_process"] > 0 and blocking["two_processes"] > 0
 
-    assert report["idle"]["seconds"] >= options.idle_seconds
+    # asyncio may wake a timer a clock tick early
+    assert report["idle"]["seconds"] >= 0.9 * options.idle_seconds
     assert report["idle"]["cpu_fraction"] >= 0
 
     counters = report["guest_counters"]
