@@ -268,3 +268,20 @@ def test_prototypes_come_from_the_image_cache_else_the_bundled_table(
     assert guest.prototypes is own
     with pytest.raises(ValueError, match="no syscall named 'getpid'"):
         guest.event("getpid")
+
+
+async def test_verdict_return_values_are_what_the_task_sees() -> None:
+    own = Plugins()
+
+    @own.syscalls.syscall("getpid")
+    def skip_unsigned(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.skip_syscall = True
+        syscall.retval = M64 - 12  # the register value of -13
+
+    @own.syscalls.syscall("on_sys_getppid_return")
+    def via_rax(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        regs.rax = M64
+
+    guest = FakeGuest(own)
+    assert (await guest.syscall("getpid")).retval == -13
+    assert (await guest.syscall("getppid", phase="return", retval=1)).retval == -1

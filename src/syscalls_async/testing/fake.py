@@ -41,7 +41,7 @@ from ..portal.types import SyscallEvent as RawEvent
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.event import ARG_REGS, PT_REGS
 from ..syscalls.policy import OnError, failure_policy
-from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
+from ..syscalls.prototypes import RETVAL, PrototypeTable, SyscallPrototype
 
 _MASK64 = (1 << 64) - 1
 _MAX_ARGS = len(ARG_REGS)
@@ -303,8 +303,8 @@ class Verdict(msgspec.Struct, frozen=True):
     """What the guest task gets for one event.
 
     ``skipped``: the syscall does not run (entry only).  ``retval``: the value
-    the host chose (a skip's at entry, a changed result on return), None when it
-    chose none.  ``args``: the six arguments the syscall runs with;
+    the host chose (a skip's at entry, a changed result on return; signed, as the
+    task sees it), None when it chose none.  ``args``: the six arguments the syscall runs with;
     ``changed_args``: those a handler changed, by index.  ``handlers_run``: how
     many handlers were called (0 when no hook's filters matched).
     """
@@ -384,11 +384,11 @@ class FakeTrap:
         for call in self.calls:
             match call:
                 case ("skip", value):
-                    skipped, retval = True, value
+                    skipped, retval = True, RETVAL.value(value)
                 case ("set_arg", index, value):
                     changed[index] = value
                 case ("set_retval", value):
-                    retval = value
+                    retval = RETVAL.value(value)
         args = tuple(changed.get(i, a) for i, a in enumerate(self.event.args))
         return Verdict(
             phase="enter" if self.event.phase is Phase.ENTER else "return",
