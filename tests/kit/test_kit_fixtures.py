@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from syscalls_async import Session, plugins
+from syscalls_async import HandlerError, Session, plugins
+from syscalls_async.api import Plugins
 from syscalls_async.machine import Machine
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -36,3 +37,17 @@ async def test_the_previous_tests_hooks_are_gone(
     assert plugins.syscalls.hooks == []
     result = await syscalls_session.run(SKIP_IOCTL)
     assert result.stdout == b"send_syscall: syscall returned -9\n"  # EBADF: the real ioctl ran
+
+
+async def test_expected_handler_failures_use_a_session_of_their_own(
+    syscalls_machine: Machine,
+) -> None:
+    own = Plugins()
+
+    @own.syscalls.syscall("on_sys_ioctl_enter", comm_filter="send_syscall")
+    def broken(regs: object, proto: object, syscall: object) -> None:
+        raise RuntimeError("plugin bug")
+
+    with pytest.raises(HandlerError, match="plugin bug"):
+        async with Session(own, machine=syscalls_machine, fail_fast=True) as session:
+            await session.run(SKIP_IOCTL)

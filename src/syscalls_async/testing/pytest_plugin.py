@@ -18,6 +18,9 @@ an environment where ``syscalls-async`` is installed has these fixtures:
     After the test the guest's hook table is cleared and the hooks registered
     during the test are removed (hooks registered before it, say by a plugin
     module imported at the top of the test file, stay).
+    A test that expects a handler to fail makes its own session instead, inside
+    ``pytest.raises(HandlerError)``: ``Session(plugins, machine=syscalls_machine,
+    fail_fast=True)``.
 
 Example::
 
