@@ -525,7 +525,8 @@ class FakeGuest:
         return self.dispatcher.stats
 
     def load_plugin_file(self, path: str | Path) -> list[Plugin]:
-        """Import a plugin file (its hooks register on the global ``plugins``)."""
+        """Import a plugin file; its hooks register on the global ``plugins`` (so they
+        run here when this fake guest runs those, the default)."""
         return load_plugin_file(path)
 
     def event(self, syscall: str | int, *args: ArgValue, **kwargs: Any) -> RawEvent:
