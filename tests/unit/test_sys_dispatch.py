@@ -1,9 +1,9 @@
-"""The dispatcher's host-side logic with a stand-in trap (syscalls.dispatch), host only.
+"""The dispatcher's host-side logic with the testing kit's fake trap, host only.
 
-The stand-in has what the dispatcher uses of a real ``Trap`` -- ``event``,
-``skip``, ``set_arg``, ``set_retval``, ``read_cstring`` (plus ``read_bytes``
-for ``plugins.mem``) -- and records every verdict call.  The real guest path
-is covered by the integration tests.
+``syscalls_async.testing.FakeTrap`` has what the dispatcher uses of a real
+``Trap`` -- ``event``, ``skip``, ``set_arg``, ``set_retval``, ``read_cstring``
+(plus ``read_bytes`` for ``plugins.mem``) -- and records every verdict call and
+request.  The real guest path is covered by the integration tests.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from syscalls_async.errors import (
 from syscalls_async.portal.types import Phase
 from syscalls_async.portal.types import SyscallEvent as RawEvent
 from syscalls_async.syscalls import Dispatcher, FailClosed, Registry, ValueFilter, current_trap
-from syscalls_async.syscalls.event import PT_REGS, Regs, SyscallEvent
+from syscalls_async.syscalls.event import Regs, SyscallEvent
 from syscalls_async.syscalls.filters import STRING_READ
 from syscalls_async.syscalls.prototypes import SyscallPrototype
+from syscalls_async.testing import FakeMemory, FakeTrap, fake_event
+from syscalls_async.testing.fake import FAKE_PC as PC
 
 M64 = (1 << 64) - 1
-PC, SP = 0x401000, 0x7FFC0000
 
 
 def raw_event(
@@ -46,52 +47,8 @@ def raw_event(
     pid: int = 101,
     tgid: int = 100,
 ) -> RawEvent:
-    regs = tuple(0x1000 + i for i in range(len(PT_REGS)))
-    return RawEvent(
-        slot=0, epoch=1, seq=1, phase=phase, nr=nr, pid=pid, tgid=tgid, comm=comm,
-        args=tuple(args) + (0,) * (6 - len(args)), retval=retval, pc=PC, sp=SP,
-        matched=(), regs=regs,
-    )  # fmt: skip
-
-
-class FakeTrap:
-    """Stands in for ``portal.Trap``: records the verdict, serves a little memory."""
-
-    def __init__(
-        self,
-        event: RawEvent,
-        memory: dict[int, bytes] | None = None,
-        hook_ids: tuple[int, ...] = (),
-    ) -> None:
-        self.event = event
-        #: the hooks the guest's prefilter says matched
-        self.hook_ids = hook_ids
-        self.memory = memory or {}
-        self.calls: list[tuple[Any, ...]] = []
-        self.string_reads: list[tuple[int, int]] = []
-
-    def skip(self, retval: int) -> None:
-        assert self.event.phase is Phase.ENTER
-        self.calls.append(("skip", retval))
-
-    def set_arg(self, index: int, value: int) -> None:
-        assert self.event.phase is Phase.ENTER and 0 <= index < 6
-        self.calls.append(("set_arg", index, value))
-
-    def set_retval(self, value: int) -> None:
-        assert self.event.phase is Phase.RETURN
-        self.calls.append(("set_retval", value))
-
-    async def read_cstring(self, addr: int, max_len: int) -> bytes:
-        self.string_reads.append((addr, max_len))
-        if addr not in self.memory:
-            raise GuestMemoryError(addr, 14, "read")
-        return self.memory[addr].split(b"\0")[0][:max_len]
-
-    async def read_bytes(self, addr: int, size: int) -> bytes:
-        if addr not in self.memory:
-            raise GuestMemoryError(addr, 14, "read")
-        return self.memory[addr][:size]
+    return fake_event(nr, *args, phase=phase, retval=retval, comm=comm, pid=tgid, tid=pid,
+                      prototypes=make_table())  # fmt: skip
 
 
 @pytest.fixture
@@ -105,12 +62,22 @@ def dispatcher(registry: Registry, **kwargs: Any) -> Dispatcher:
     return Dispatcher(registry, make_table(), **kwargs)
 
 
-async def dispatch(d: Dispatcher, event: RawEvent, **trap_kwargs: Any) -> FakeTrap:
+async def dispatch(
+    d: Dispatcher,
+    event: RawEvent,
+    memory: dict[int, bytes] | None = None,
+    hook_ids: tuple[int, ...] | None = None,
+) -> FakeTrap:
     """One trap; unless told otherwise the guest claims every hook matched."""
-    trap_kwargs.setdefault("hook_ids", tuple(h.id for h in d.registry))
-    trap = FakeTrap(event, **trap_kwargs)
-    await d(trap)  # type: ignore[arg-type]
+    if hook_ids is None:
+        hook_ids = tuple(h.id for h in d.registry)
+    trap = FakeTrap(event, FakeMemory(memory), hook_ids)
+    await d(trap)
     return trap
+
+
+def string_reads(trap: FakeTrap) -> list[tuple[int, int]]:
+    return [(addr, size) for what, addr, size in trap.requests if what == "read_cstring"]
 
 
 def recorder(log: list[Any], tag: str) -> Callable[..., None]:
@@ -538,13 +505,13 @@ async def test_string_arg_filters_read_guest_memory_once(registry: Registry) -> 
     d = dispatcher(registry)
     trap = await dispatch(d, raw_event(OPENAT.nr, (1, 0x5000)), memory=memory)
     assert [s[0] for s in seen] == ["etc", "shadow"]
-    assert trap.string_reads == [(0x5000, STRING_READ)]  # one read for three filters
+    assert string_reads(trap) == [(0x5000, STRING_READ)]  # one read for three filters
     seen.clear()
     await dispatch(d, raw_event(OPENAT.nr, (1, 0x6000)), memory=memory)
     assert [s[0] for s in seen] == ["exact"]
     seen.clear()
     trap = await dispatch(d, raw_event(OPENAT.nr, (1, 0x7000)), memory=memory)  # unreadable
-    assert seen == [] and trap.string_reads == [(0x7000, STRING_READ)]
+    assert seen == [] and string_reads(trap) == [(0x7000, STRING_READ)]
     assert d.stats.filtered_on_host == 1 + 2 + 3
 
 

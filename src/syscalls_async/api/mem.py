@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 
 from ..errors import HandlerContextError, RequestTooLarge
-from ..portal.trap import Trap
+from ..portal.trap import TrapProtocol as Trap
 from ..syscalls.dispatch import current_trap
 
 #: larger single reads or writes are refused as absurd

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .hooks import NR_ALL, NR_UNKNOWN, FilterKind, GuestFilter, HookSpec
 from .portal import Handler, PollPolicy, Portal
-from .trap import Trap
+from .trap import Trap, TrapProtocol
 from .types import (
     FdInfo,
     GuestCounters,
@@ -41,4 +41,5 @@ __all__ = [
     "SyscallEvent",
     "SyscallMeta",
     "Trap",
+    "TrapProtocol",
 ]

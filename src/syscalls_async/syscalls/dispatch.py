@@ -30,7 +30,7 @@ from collections.abc import Callable
 import msgspec
 
 from ..errors import GuestMemoryError, PortalError
-from ..portal.trap import Trap
+from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import Phase
 from ..portal.types import SyscallEvent as RawEvent
 from .event import Args, Regs, SyscallEvent, Task
