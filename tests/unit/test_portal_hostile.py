@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from syscalls_async.errors import PortalError, PortalProtocolError, PortalVersionError, TrapGone
+from syscalls_async.errors import (
+    OutOfRange,
+    PortalError,
+    PortalProtocolError,
+    PortalVersionError,
+    TrapGone,
+)
 from syscalls_async.portal import Portal, Trap
 from syscalls_async.portal import trap as trap_module
 from syscalls_async.portal.abi import C, ffi, slot_offset
@@ -196,3 +202,46 @@ async def test_request_to_a_vanished_task_gives_up(
     async with Portal(guest.path, handler, deadline_ms=100):
         guest.publish(3, valid_event(1), C.SA_MSG_EVENT)
         await _until(lambda: bool(errors))
+
+
+async def test_a_trap_used_after_its_verdict_fails_at_once(guest: FakeGuest) -> None:
+    kept: list[Trap] = []
+
+    async def handler(trap: Trap) -> None:
+        trap.skip(-1)
+        kept.append(trap)
+
+    async with Portal(guest.path, handler, deadline_ms=3000) as portal:
+        slot = 9
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
+        assert guest.host_part(slot).msg == C.SA_MSG_VERDICT  # type: ignore[attr-defined]
+        with pytest.raises(TrapGone, match="already sent"):
+            async with asyncio.timeout(1.0):  # not deadline + margin (8 s)
+                await kept[0].read_bytes(0x1000, 4)
+        # and nothing was written into the slot for it
+        assert guest.host_part(slot).msg == C.SA_MSG_VERDICT  # type: ignore[attr-defined]
+
+
+async def test_verdict_values_wider_than_64_bits_are_refused(guest: FakeGuest) -> None:
+    errors: list[BaseException] = []
+
+    async def handler(trap: Trap) -> None:
+        for bad in (2**70, -(2**63) - 1):
+            try:
+                trap.skip(bad)
+            except OutOfRange as exc:
+                errors.append(exc)
+        try:
+            trap.set_arg(0, 2**64)
+        except OutOfRange as exc:
+            errors.append(exc)
+        trap.skip(2**64 - 1)  # unsigned spelling of -1
+
+    async with Portal(guest.path, handler) as portal:
+        slot = 10
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
+        h = guest.host_part(slot)
+        assert h.action == C.SA_ACT_SKIP and h.retval == -1  # type: ignore[attr-defined]
+    assert len(errors) == 3 and all("64 bits" in str(e) for e in errors)

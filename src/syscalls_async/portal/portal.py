@@ -487,6 +487,7 @@ class Portal:
         if self._active.get(slot) is not trap or self._mm is None or self.failure:
             return
         del self._active[slot]
+        trap._answered()
         action, mask, retval, args = trap._verdict()
         self._write_host(
             slot,

@@ -10,7 +10,12 @@ A handler that raises, or outlives ``handler_timeout``, is logged on the
 ``syscalls`` logger with the event, counted in :attr:`Dispatcher.stats`, and
 the remaining handlers still run; the guest continues with the verdict so
 far.  With ``fail_fast`` the first such failure is also handed to
-``on_fatal`` (the session ends with it).
+``on_fatal`` (the session ends with it).  ``KeyboardInterrupt`` and
+``SystemExit`` from a handler are counted and logged the same way, the
+verdict so far is still given to the trap, and then they propagate (out of
+the event loop, which stops the program; ``asyncio.run`` cleans up the
+session).  Cancellation (the portal or session closing) also leaves the
+verdict so far on the trap.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..errors import GuestMemoryError, PortalError
+from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.trap import Trap
 from ..portal.types import Phase
 from ..portal.types import SyscallEvent as RawEvent
@@ -95,7 +100,9 @@ class Dispatcher:
                 await self._call(hook, regs, proto, event)
         finally:
             current_trap.reset(token)
-        _apply(trap, raw, event)
+            # whatever ended the handlers (KeyboardInterrupt, SystemExit, the
+            # portal cancelling them), the guest gets the verdict so far
+            _apply(trap, raw, event)
 
     async def _host_match(
         self, hook: Hook, raw: RawEvent, trap: Trap, strings: dict[int, bytes | None]
@@ -133,13 +140,22 @@ class Dispatcher:
         try:
             await self._run(hook, regs, proto, event, args)
         finally:
-            if isinstance(event.retval, bool) or not isinstance(event.retval, int):
-                # a non-int would break the verdict of every handler: refuse it here
-                bad = event.retval
+            # a bad value would break the verdict of every handler: refuse it here
+            # and keep the one before (never wrapped to something else)
+            bad = event.retval
+            if isinstance(bad, bool) or not isinstance(bad, int):
                 event.retval = retval
                 self._failed(hook, event, TypeError(
                     f"handler {hook.name} set syscall.retval to {bad!r}; it must be an int"
                 ))  # fmt: skip
+            elif not -(1 << 63) <= bad < 1 << 64:
+                event.retval = retval
+                self._failed(hook, event, OutOfRange(
+                    f"handler {hook.name} set syscall.retval to {bad}; it must fit in 64 "
+                    "bits (-2**63 .. 2**64-1)"
+                ))  # fmt: skip
+            else:
+                event.retval = RETVAL.value(bad)
 
     async def _run(
         self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent,
@@ -171,10 +187,18 @@ class Dispatcher:
             # the trap is gone (guest deadline, signal, host shutting down)
             self.stats.handler_errors += 1
             log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # the handler asked the program to stop: counted and logged like any
+            # failure, then it goes on (after the verdict so far is written, see
+            # __call__) out of the event loop, as asyncio does for these two
+            self._failed(hook, event, exc)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
             self._failed(hook, event, exc)
 
-    def _failed(self, hook: Hook, event: SyscallEvent, exc: Exception) -> None:
+    def _failed(self, hook: Hook, event: SyscallEvent, exc: BaseException) -> None:
         self.stats.handler_errors += 1
         log.error("handler %s failed on %s", hook.name, _describe(event), exc_info=exc)
         self._fatal(exc)
