@@ -245,3 +245,44 @@ async def test_verdict_values_wider_than_64_bits_are_refused(guest: FakeGuest) -
         h = guest.host_part(slot)
         assert h.action == C.SA_ACT_SKIP and h.retval == -1  # type: ignore[attr-defined]
     assert len(errors) == 3 and all("64 bits" in str(e) for e in errors)
+
+
+async def test_a_guest_republishing_events_cannot_pile_up_handlers(guest: FakeGuest) -> None:
+    """32 slots republished 150 times each: one handler per slot at most, every
+    superseded trap counted as late, and the host still answers afterwards."""
+    running = peak = 0
+
+    async def handler(trap: Trap) -> None:
+        nonlocal running, peak
+        if trap.event.slot == 40:
+            trap.skip(7)
+            return
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(3600)  # never answers: only the guest ends it
+        finally:
+            running -= 1
+
+    slots, rounds = range(32), 150
+    async with Portal(guest.path, handler, deadline_ms=3000) as portal:
+        gen = portal.hooks_generation
+        most_tasks = 0
+        for _ in range(rounds):
+            for slot in slots:
+                guest.publish(slot, valid_event(gen), C.SA_MSG_EVENT)  # a new claim each time
+            await _until(lambda: portal._last_seq[31] == guest.seq[31])
+            most_tasks = max(most_tasks, len(portal._tasks))
+        # the same epoch again is no new claim: refused
+        guest.publish(3, valid_event(gen), C.SA_MSG_EVENT, epoch=guest.epoch[3])
+        await _until(lambda: portal._last_seq[3] == guest.seq[3])
+        seq = guest.publish(40, valid_event(gen), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(40).seq == seq)  # type: ignore[attr-defined]
+        assert guest.host_part(40).retval == 7  # type: ignore[attr-defined]
+        counters = portal.host_counters
+        assert peak <= len(slots), peak  # unbounded before: one handler per event
+        assert most_tasks <= 3 * len(slots) + 1, most_tasks
+        superseded = (rounds - 1) * len(slots)
+        assert counters.late_verdicts == counters.abandoned == superseded, counters
+        assert counters.slot_busy > 0 and counters.refused == 1, counters
+    assert running == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -100,6 +101,8 @@ class Trap:
         self._skip = False
         self._retval: int | None = None
         self._args: dict[int, int] = {}
+        #: when the host last heard from the guest task (the event, a response)
+        self._heard = time.monotonic()
 
     # -- verdict --------------------------------------------------------------
 
@@ -309,6 +312,7 @@ class Trap:
         return self._waiter is not None and seq == (self._seq + 2) & 0xFFFFFFFF
 
     def _respond(self, r: Response) -> None:
+        self._heard = time.monotonic()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(r)
 
