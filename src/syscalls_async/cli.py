@@ -25,6 +25,7 @@ import msgspec
 
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
+from .api.session import check_handler_timeout
 from .api.trace import Tracer, TraceRecord
 from .errors import GuestMemoryError, SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
@@ -324,6 +325,17 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--console-log", help="keep the guest console log in this file")
 
 
+def _handler_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    try:
+        return check_handler_timeout(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="syscalls-async",
@@ -357,9 +369,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--handler-timeout",
-        type=float,
+        type=_handler_timeout,
         default=30.0,
-        help="seconds a handler may run before it is cancelled (default 30)",
+        metavar="SECONDS",
+        help="the budget of one syscall's handlers (default 30): one still running then "
+        "is cancelled and counted; the guest waits for the verdict this long plus a margin",
     )
     p.add_argument("--stats", action="store_true", help="print dispatch counts at the end")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")

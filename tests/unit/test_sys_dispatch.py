@@ -704,3 +704,27 @@ async def test_other_base_exceptions_are_handler_errors(registry: Registry) -> N
     trap = await dispatch(d, raw_event(GETPID.nr))
     assert trap.calls == [("skip", 0)] and seen == [("next",)]
     assert d.stats.handler_errors == 1
+
+
+async def test_handlers_of_one_event_share_its_budget(registry: Registry) -> None:
+    """The guest waits for the event's verdict, not for each handler: the budget
+    is the event's, so the verdict is written before the guest gives up."""
+
+    def handler(retval: int) -> Callable[..., Any]:
+        async def h(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+            await asyncio.sleep(0.15)
+            syscall.skip_syscall = True
+            syscall.retval = retval
+
+        h.__name__ = f"sets_{-retval}"
+        return h
+
+    registry.add(handler(-1), "getpid")
+    registry.add(handler(-2), "getpid")  # would end at 0.3 s: past the event's 0.2 s
+    d = dispatcher(registry, handler_timeout=0.2)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    trap = await dispatch(d, raw_event(GETPID.nr))
+    assert loop.time() - start < 0.29
+    assert trap.calls == [("skip", -1)]
+    assert (d.stats.handler_calls, d.stats.handler_timeouts) == (2, 1)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -38,7 +39,7 @@ from typing import Any, TypeVar
 from .._aio import Interrupted, unless_set
 from ..errors import HandlerError
 from ..machine import CommandResult, Image, Machine
-from ..portal import Portal
+from ..portal import HostCounters, Portal
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.prototypes import PrototypeTable
 from .plugins import Plugin, Plugins, load_plugin_file, plugins
@@ -47,6 +48,35 @@ from .syscalls import prototype_cache, save_prototypes
 log = logging.getLogger("syscalls")
 T = TypeVar("T")
 
+#: the guest waits for a verdict this much longer than the handlers' budget (at
+#: least VERDICT_MARGIN_MIN s), so the verdict the host writes when the budget
+#: runs out still finds its task waiting, even on a slow host
+VERDICT_MARGIN = 0.25
+VERDICT_MARGIN_MIN = 0.5
+#: the guest module waits at most 600 s; the budget leaves room for the margin
+MAX_HANDLER_TIMEOUT = 480.0
+
+
+def check_handler_timeout(value: object) -> float:
+    """``value`` as a handler budget in seconds, or ValueError saying what is allowed."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_HANDLER_TIMEOUT
+    ):
+        raise ValueError(
+            f"handler_timeout must be a number of seconds above 0 and at most "
+            f"{MAX_HANDLER_TIMEOUT:g}, not {value!r}"
+        )
+    return float(value)
+
+
+def guest_deadline_ms(handler_timeout: float) -> int:
+    """How long a trapped guest task waits for its verdict, for this handler budget."""
+    margin = max(VERDICT_MARGIN_MIN, handler_timeout * VERDICT_MARGIN)
+    return math.ceil((handler_timeout + margin) * 1000)
+
 
 class Session:
     """Plugins at work on a guest.
@@ -54,9 +84,13 @@ class Session:
     :param plugins: the plugins object (default: the global ``plugins``).
     :param machine: a running :class:`Machine` to use; otherwise one is booted
         with ``image``, ``smp`` and ``memory_mib`` and stopped at the end.
-    :param handler_timeout: seconds a handler may run before it is cancelled.
+    :param handler_timeout: the budget of one event, in seconds: its handlers
+        together; one still running when it runs out is cancelled and counted.
+        The guest waits for the verdict that long plus a margin
+        (:func:`guest_deadline_ms`, in :attr:`deadline_ms`), so the verdict so
+        far reaches it; a verdict that still comes too late (a blocked event
+        loop) is counted in ``stats.late_verdicts`` and logged.
     :param fail_fast: end the session with the first handler error.
-    :param deadline_ms: how long a trapped guest task waits for the host.
     """
 
     def __init__(
@@ -68,18 +102,19 @@ class Session:
         smp: int = 2,
         memory_mib: int = 1024,
         console_log: str | None = None,
-        handler_timeout: float | None = 30.0,
+        handler_timeout: float = 30.0,
         fail_fast: bool = False,
-        deadline_ms: int = 3000,
     ) -> None:
         self.plugins = plugins
         self.machine = machine
         self._machine_args: dict[str, Any] = dict(
             image=image, smp=smp, memory_mib=memory_mib, console_log=console_log
         )
-        self.handler_timeout = handler_timeout
+        self.handler_timeout = check_handler_timeout(handler_timeout)
         self.fail_fast = fail_fast
-        self.deadline_ms = deadline_ms
+        #: how long a trapped guest task waits for its verdict (ms)
+        self.deadline_ms = guest_deadline_ms(self.handler_timeout)
+        self._host_counters: HostCounters | None = None
         self.failure: BaseException | None = None
         self.dispatcher: Dispatcher | None = None
         self._portal: Portal | None = None
@@ -99,8 +134,11 @@ class Session:
 
     @property
     def stats(self) -> DispatchStats:
-        """Events, handler calls, errors and timeouts so far."""
-        return self.dispatcher.stats if self.dispatcher else DispatchStats()
+        """Events, handler calls, errors, timeouts and late verdicts so far."""
+        stats = self.dispatcher.stats if self.dispatcher else DispatchStats()
+        if self._host_counters is not None:
+            stats.late_verdicts = self._host_counters.late_verdicts
+        return stats
 
     # -- lifetime -------------------------------------------------------------
 
@@ -128,6 +166,7 @@ class Session:
         self._portal = await self._stack.enter_async_context(
             Portal(self.machine.shm_path, deadline_ms=self.deadline_ms)
         )
+        self._host_counters = self._portal.host_counters
         table = PrototypeTable.from_meta(self._portal.syscalls)
         self._cache_prototypes(table)
         self.plugins._bind(self)

@@ -6,9 +6,11 @@ handlers that match in registration order on one shared
 :class:`~.event.SyscallEvent` -- so a later handler sees what an earlier one
 changed -- and turns the event's final state into the verdict.
 
-A handler that raises, or outlives ``handler_timeout``, is logged on the
-``syscalls`` logger with the event, counted in :attr:`Dispatcher.stats`, and
-the remaining handlers still run; the guest continues with the verdict so
+``handler_timeout`` is the budget of one event: its handlers together.  A
+handler that raises, or is still running when the budget runs out, is
+logged on the ``syscalls`` logger with the event, counted in
+:attr:`Dispatcher.stats`, and the remaining handlers still run (an async one
+that awaits after the budget ran out is cancelled there); the guest continues with the verdict so
 far.  With ``fail_fast`` the first such failure is also handed to
 ``on_fatal`` (the session ends with it).  ``KeyboardInterrupt`` and
 ``SystemExit`` from a handler are counted and logged the same way, the
@@ -53,6 +55,9 @@ class DispatchStats(msgspec.Struct):
     filtered_on_host: int = 0
     #: hooks where the guest's prefilter and the host's check disagreed (should stay 0)
     guest_disagreed: int = 0
+    #: verdicts that reached no waiting guest task (counted by the portal, which
+    #: the session reads them from)
+    late_verdicts: int = 0
 
 
 class Dispatcher:
@@ -86,6 +91,8 @@ class Dispatcher:
         regs = Regs(raw.regs, event)
         token = current_trap.set(trap)
         strings: dict[int, bytes | None] = {}
+        budget = self.handler_timeout
+        due = None if budget is None else asyncio.get_running_loop().time() + budget
         try:
             for hook in hooks:
                 if not hook.enabled:
@@ -97,7 +104,7 @@ class Dispatcher:
                 if not matched:
                     self.stats.filtered_on_host += 1
                     continue
-                await self._call(hook, regs, proto, event)
+                await self._call(hook, regs, proto, event, due)
         finally:
             current_trap.reset(token)
             # whatever ended the handlers (KeyboardInterrupt, SystemExit, the
@@ -132,13 +139,18 @@ class Dispatcher:
         return True
 
     async def _call(
-        self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent
+        self,
+        hook: Hook,
+        regs: Regs,
+        proto: SyscallPrototype,
+        event: SyscallEvent,
+        due: float | None = None,
     ) -> None:
         args = [proto.domain(i).value(event.args[i]) for i in range(hook.nargs_passed)]
         self.stats.handler_calls += 1
         retval = event.retval
         try:
-            await self._run(hook, regs, proto, event, args)
+            await self._run(hook, regs, proto, event, args, due)
         finally:
             # a bad value would break the verdict of every handler: refuse it here
             # and keep the one before (never wrapped to something else)
@@ -159,9 +171,9 @@ class Dispatcher:
 
     async def _run(
         self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent,
-        args: list[int],
+        args: list[int], due: float | None,
     ) -> None:  # fmt: skip
-        deadline = asyncio.timeout(self.handler_timeout)
+        deadline = asyncio.timeout_at(due)
         try:
             async with deadline:
                 result = hook.handler(regs, proto, event, *args)
@@ -174,7 +186,7 @@ class Dispatcher:
                 return
             self.stats.handler_timeouts += 1
             log.error(
-                "handler %s outlived its %gs deadline on %s; cancelled",
+                "handler %s outlived the %gs deadline of its event on %s; cancelled",
                 hook.name,
                 self.handler_timeout,
                 _describe(event),
