@@ -43,7 +43,7 @@ from ..portal import HostCounters, Portal
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.prototypes import PrototypeTable
 from .plugins import Plugin, Plugins, load_plugin_file, plugins
-from .syscalls import prototype_cache, save_prototypes
+from .syscalls import remember_prototypes
 
 log = logging.getLogger("syscalls")
 T = TypeVar("T")
@@ -115,6 +115,7 @@ class Session:
         #: how long a trapped guest task waits for its verdict (ms)
         self.deadline_ms = guest_deadline_ms(self.handler_timeout)
         self._host_counters: HostCounters | None = None
+        self._booted = False
         self.failure: BaseException | None = None
         self.dispatcher: Dispatcher | None = None
         self._portal: Portal | None = None
@@ -163,6 +164,7 @@ class Session:
     async def _start(self) -> None:
         if self.machine is None:
             self.machine = await self._stack.enter_async_context(Machine(**self._machine_args))
+            self._booted = True
         self._portal = await self._stack.enter_async_context(
             Portal(self.machine.shm_path, deadline_ms=self.deadline_ms)
         )
@@ -195,7 +197,9 @@ class Session:
         image = self.machine.image if self.machine else None
         if image is not None:
             with contextlib.suppress(OSError):
-                save_prototypes(prototype_cache(image.directory), table)
+                # a machine given to us may have run anything: only our own boot
+                # is pristine (see remember_prototypes)
+                remember_prototypes(image, table, pristine=self._booted)
 
     async def _cancel_tasks(self) -> None:
         for task in list(self._tasks):
