@@ -469,7 +469,7 @@ class Portal:
         e = trap.event
         trap._fail(TrapGone(f"guest task {e.pid} {why}"))
         self._late(
-            "slot %d: %s[%d] %s %.2f s after the host last heard from it (guest deadline "
+            "slot %d: %r[%d] %s %.2f s after the host last heard from it (guest deadline "
             "%g s): syscall %d went on without a verdict; its handler is cancelled",
             e.slot, e.comm, e.pid, why, time.monotonic() - trap._heard,
             self.deadline_ms / 1000, e.nr,

@@ -321,7 +321,7 @@ class Trap:
         if self._gone is None:
             self._fail(
                 TrapGone(
-                    f"the verdict for {self.event.comm}[{self.event.pid}]'s syscall "
+                    f"the verdict for {self.event.comm!r}[{self.event.pid}]'s syscall "
                     f"{self.event.nr} was already sent: its memory is reachable only "
                     "while its handlers run"
                 )
