@@ -6,6 +6,7 @@ No QEMU: a 16 MiB file plays the shared region, this test plays the module.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import struct
 from collections.abc import AsyncIterator
@@ -286,3 +287,78 @@ async def test_a_guest_republishing_events_cannot_pile_up_handlers(guest: FakeGu
         assert counters.late_verdicts == counters.abandoned == superseded, counters
         assert counters.slot_busy > 0 and counters.refused == 1, counters
     assert running == 0
+
+
+async def test_a_task_that_stops_waiting_cancels_its_handler_and_is_a_late_verdict(
+    guest: FakeGuest, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def handler(trap: Trap) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with Portal(guest.path, handler) as portal:
+        slot = 12
+        guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        async with asyncio.timeout(10):
+            await started.wait()
+        with caplog.at_level(logging.WARNING, logger="syscalls"):
+            guest.publish(slot, b"", C.SA_MSG_ABANDON, guest.epoch[slot])
+            async with asyncio.timeout(10):
+                await cancelled.wait()
+        counters = portal.host_counters
+        assert (counters.late_verdicts, counters.abandoned) == (1, 1), counters
+    assert any(
+        "went on without a verdict" in r.getMessage() and "'evil'" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_a_verdict_written_as_the_task_gave_up_is_late(guest: FakeGuest) -> None:
+    async def handler(trap: Trap) -> None:
+        trap.skip(-1)
+
+    async with Portal(guest.path, handler) as portal:
+        slot = 13
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
+        # the guest's deadline passed before it saw the verdict: it says so
+        for _ in range(2):  # told twice, counted once
+            seq = guest.publish(slot, b"", C.SA_MSG_ABANDON, guest.epoch[slot])
+            await _until(lambda s=seq: portal._last_seq[slot] == s)
+        assert portal.host_counters.late_verdicts == 1, portal.host_counters
+        assert portal.host_counters.abandoned == 0
+
+
+async def test_a_slots_next_handler_waits_for_the_previous_one_to_end(guest: FakeGuest) -> None:
+    """A handler that takes its time to end after being cancelled still runs alone."""
+    spans: list[tuple[str, float, float]] = []
+    loop = asyncio.get_running_loop()
+
+    async def handler(trap: Trap) -> None:
+        start = loop.time()
+        first = trap.event.epoch == 1
+        try:
+            if first:
+                await asyncio.sleep(3600)  # until its task stops waiting
+        finally:
+            if first:
+                await asyncio.sleep(0.2)  # stubborn: ends 0.2 s after its cancellation
+            spans.append((f"epoch {trap.event.epoch}", start, loop.time()))
+
+    async with Portal(guest.path, handler) as portal:
+        slot = 0  # the fake guest's first claim of it has epoch 1
+        guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: portal._last_seq[slot] == guest.seq[slot])
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
+        assert portal.host_counters.slot_busy == 1
+    first, second = spans
+    assert (first[0], second[0]) == ("epoch 1", "epoch 2")
+    assert second[1] >= first[2]  # never both at once
