@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from syscalls_async import Session
+from syscalls_async import OutOfRange, Session
 from syscalls_async.api import Plugins
 from syscalls_async.api.session import MAX_HANDLER_TIMEOUT, guest_deadline_ms
 from syscalls_async.cli import parser
@@ -16,7 +16,7 @@ BAD = [0, -1, 0.0, math.nan, math.inf, -math.inf, MAX_HANDLER_TIMEOUT + 1, True,
 
 @pytest.mark.parametrize("bad", BAD, ids=repr)
 def test_a_bad_handler_timeout_is_refused_before_anything_boots(bad: object) -> None:
-    with pytest.raises(ValueError, match="handler_timeout must be a number of seconds above 0"):
+    with pytest.raises(OutOfRange, match="handler_timeout must be a number of seconds above 0"):
         Session(Plugins(), handler_timeout=bad)  # type: ignore[arg-type]
 
 

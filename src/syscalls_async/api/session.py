@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .._aio import Interrupted, unless_set
-from ..errors import HandlerError
+from ..errors import HandlerError, OutOfRange
 from ..machine import CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
 from ..syscalls.dispatch import Dispatcher, DispatchStats
@@ -58,14 +58,15 @@ MAX_HANDLER_TIMEOUT = 480.0
 
 
 def check_handler_timeout(value: object) -> float:
-    """``value`` as a handler budget in seconds, or ValueError saying what is allowed."""
+    """``value`` as a handler budget in seconds, or :class:`OutOfRange` (a
+    ValueError) saying what is allowed."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or not math.isfinite(value)
         or not 0 < value <= MAX_HANDLER_TIMEOUT
     ):
-        raise ValueError(
+        raise OutOfRange(
             f"handler_timeout must be a number of seconds above 0 and at most "
             f"{MAX_HANDLER_TIMEOUT:g}, not {value!r}"
         )
