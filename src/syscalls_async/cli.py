@@ -27,6 +27,7 @@ import msgspec
 from . import bench
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
+from .api.session import check_handler_timeout
 from .api.trace import Tracer, TraceRecord
 from .errors import GuestMemoryError, SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
@@ -337,6 +338,17 @@ def _errno_arg(text: str) -> int:
         ) from None
 
 
+def _handler_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    try:
+        return check_handler_timeout(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="syscalls-async",
@@ -370,9 +382,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--handler-timeout",
-        type=float,
+        type=_handler_timeout,
         default=30.0,
-        help="seconds a handler may run before it is cancelled (default 30)",
+        metavar="SECONDS",
+        help="the budget of one syscall's handlers (default 30): one still running then "
+        "is cancelled and counted; the guest waits for the verdict this long plus a margin",
     )
     p.add_argument(
         "--fail-closed",

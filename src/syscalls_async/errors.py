@@ -104,3 +104,9 @@ class HandlerContextError(SyscallsAsyncError):
 
 class RequestTooLarge(SyscallsAsyncError, ValueError):
     """A guest memory request asked for an absurd size."""
+
+
+class OutOfRange(SyscallsAsyncError, ValueError):
+    """A value does not fit where it goes: a guest address outside the 64-bit
+    address space, a verdict value wider than 64 bits, an int written into 4 bytes
+    that needs more.  Refused instead of wrapped."""

@@ -14,7 +14,9 @@ import pytest
 
 from syscalls_async import Session
 from syscalls_async.api import Plugins
-from syscalls_async.machine import Machine
+from syscalls_async.api import syscalls as api_syscalls
+from syscalls_async.api.syscalls import load_prototypes, prototype_cache
+from syscalls_async.machine import Image, Machine
 
 WAIT = 30.0
 
@@ -30,6 +32,21 @@ async def session(machine: Machine, plugins: Plugins) -> AsyncIterator[Session]:
         yield s
         counters = s.portal.host_counters
         assert counters.refused == 0, counters
+
+
+@pytest.fixture
+async def cached_image(machine: Machine, monkeypatch: pytest.MonkeyPatch) -> Image:
+    """The guest's image as the current one (new ``Plugins`` validate against its
+    prototype cache), with its cache written by a pristine boot: a session that
+    boots its own guest, here if no valid cache exists yet."""
+    image = machine.image
+    assert image is not None
+    monkeypatch.setattr(api_syscalls, "current_image", lambda: image)
+    if load_prototypes(prototype_cache(image.directory), image.digest) is None:
+        async with Session(Plugins(), image=image, smp=1):
+            pass
+    assert load_prototypes(prototype_cache(image.directory), image.digest) is not None
+    return image
 
 
 class Calls:

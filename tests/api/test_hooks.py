@@ -9,7 +9,7 @@ import pytest
 
 from syscalls_async import HandlerError, RegistrationError, Session
 from syscalls_async.api import Plugins
-from syscalls_async.machine import Machine
+from syscalls_async.machine import Image, Machine
 
 RET = "send_syscall: syscall returned"
 
@@ -246,10 +246,10 @@ async def test_prototypes_come_from_the_guest_kernel(session: Session) -> None:
 
 
 async def test_a_decorator_is_checked_at_once_against_the_cached_prototypes(
-    session: Session,
+    cached_image: Image, session: Session
 ) -> None:
-    """The running session cached its guest's prototypes for the image; a fresh plugins
-    object (as in a new process, before any session) validates against that cache."""
+    """A session that booted its own guest cached its prototypes for the image; a fresh
+    plugins object (as in a new process, before any session) validates against that cache."""
     fresh = Plugins()
     with pytest.raises(RegistrationError, match="did you mean openat"):
         fresh.syscalls.syscall("opnat")(lambda r, p, s: None)

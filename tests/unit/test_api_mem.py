@@ -13,6 +13,7 @@ from syscalls_async.api.introspection import OSI, PortalAPI
 from syscalls_async.api.mem import MAX_PTRLIST, MAX_TRANSFER, Mem
 from syscalls_async.errors import (
     HandlerContextError,
+    OutOfRange,
     RequestTooLarge,
     SyscallsAsyncError,
 )
@@ -157,3 +158,69 @@ async def test_typed_reads_and_writes(recording: RecordingTrap) -> None:
         ("write_bytes", 0x50, b"ab"),
     ]
     assert type(recording.calls[-1][2]) is bytes
+
+
+BAD_ADDRESSES: list[tuple[str, Callable[[Mem], Awaitable[Any]]]] = [
+    ("read_bytes negative", lambda m: m.read_bytes(-1, 4)),
+    ("read_bytes at 2**64", lambda m: m.read_bytes(2**64, 4)),
+    ("read_bytes wrapping", lambda m: m.read_bytes(2**64 - 2, 4)),
+    ("read_str negative", lambda m: m.read_str(-0x1000)),
+    ("read_str past 2**64", lambda m: m.read_str(2**64 + 0x1000)),
+    ("read_ptrlist past 2**64", lambda m: m.read_ptrlist(2**64 + 0x1000)),
+    ("read_int at 2**64", lambda m: m.read_int(2**64)),
+    ("write_bytes wrapping", lambda m: m.write_bytes(2**64 - 1, b"ab")),
+    ("write_bytes negative", lambda m: m.write_bytes(-8, b"ab")),
+    ("write_long past 2**64", lambda m: m.write_long(2**65, 1)),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), BAD_ADDRESSES, ids=[n for n, _ in BAD_ADDRESSES])
+async def test_addresses_outside_64_bits_are_refused_not_wrapped(
+    untouchable: None, name: str, call: Callable[[Mem], Awaitable[Any]]
+) -> None:
+    with pytest.raises(OutOfRange, match="outside the 64-bit address space"):
+        await call(Mem())
+
+
+async def test_the_last_bytes_of_the_address_space_are_reachable(
+    recording: RecordingTrap,
+) -> None:
+    await Mem().read_bytes(2**64 - 4, 4)
+    await Mem().write_bytes(2**64 - 2, b"ab")
+    assert [c[:2] for c in recording.calls] == [
+        ("read_bytes", 2**64 - 4),
+        ("write_bytes", 2**64 - 2),
+    ]
+
+
+WIDE_VALUES: list[tuple[str, Callable[[Mem], Awaitable[Any]]]] = [
+    ("write_int 2**32", lambda m: m.write_int(0x1000, 2**32)),
+    ("write_int below -2**31", lambda m: m.write_int(0x1000, -(2**31) - 1)),
+    ("write_long 2**64", lambda m: m.write_long(0x1000, 2**64)),
+    ("write_long below -2**63", lambda m: m.write_long(0x1000, -(2**63) - 1)),
+    ("write_ptr 2**70", lambda m: m.write_ptr(0x1000, 2**70)),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), WIDE_VALUES, ids=[n for n, _ in WIDE_VALUES])
+async def test_values_that_do_not_fit_are_refused_not_truncated(
+    untouchable: None, name: str, call: Callable[[Mem], Awaitable[Any]]
+) -> None:
+    with pytest.raises(OutOfRange, match="does not fit"):
+        await call(Mem())
+
+
+async def test_values_at_the_limits_are_written(recording: RecordingTrap) -> None:
+    m = Mem()
+    await m.write_int(0x10, 2**32 - 1)
+    await m.write_int(0x10, -(2**31))
+    await m.write_long(0x10, 2**64 - 1)
+    await m.write_long(0x10, -(2**63))
+    assert [c[2] for c in recording.calls] == [
+        b"\xff" * 4,
+        struct.pack("<i", -(2**31)),
+        b"\xff" * 8,
+        struct.pack("<q", -(2**63)),
+    ]
+    with pytest.raises(TypeError, match="int"):
+        await m.write_int(0x10, 1.5)  # type: ignore[arg-type]

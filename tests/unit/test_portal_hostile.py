@@ -6,6 +6,7 @@ No QEMU: a 16 MiB file plays the shared region, this test plays the module.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import struct
 from collections.abc import AsyncIterator
@@ -13,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from syscalls_async.errors import PortalError, PortalProtocolError, PortalVersionError, TrapGone
+from syscalls_async.errors import (
+    OutOfRange,
+    PortalError,
+    PortalProtocolError,
+    PortalVersionError,
+    TrapGone,
+)
 from syscalls_async.portal import Portal, Trap
 from syscalls_async.portal import trap as trap_module
 from syscalls_async.portal.abi import C, ffi, slot_offset
@@ -196,3 +203,162 @@ async def test_request_to_a_vanished_task_gives_up(
     async with Portal(guest.path, handler, deadline_ms=100):
         guest.publish(3, valid_event(1), C.SA_MSG_EVENT)
         await _until(lambda: bool(errors))
+
+
+async def test_a_trap_used_after_its_verdict_fails_at_once(guest: FakeGuest) -> None:
+    kept: list[Trap] = []
+
+    async def handler(trap: Trap) -> None:
+        trap.skip(-1)
+        kept.append(trap)
+
+    async with Portal(guest.path, handler, deadline_ms=3000) as portal:
+        slot = 9
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
+        assert guest.host_part(slot).msg == C.SA_MSG_VERDICT  # type: ignore[attr-defined]
+        with pytest.raises(TrapGone, match="already sent"):
+            async with asyncio.timeout(1.0):  # not deadline + margin (8 s)
+                await kept[0].read_bytes(0x1000, 4)
+        # and nothing was written into the slot for it
+        assert guest.host_part(slot).msg == C.SA_MSG_VERDICT  # type: ignore[attr-defined]
+
+
+async def test_verdict_values_wider_than_64_bits_are_refused(guest: FakeGuest) -> None:
+    errors: list[BaseException] = []
+
+    async def handler(trap: Trap) -> None:
+        for bad in (2**70, -(2**63) - 1):
+            try:
+                trap.skip(bad)
+            except OutOfRange as exc:
+                errors.append(exc)
+        try:
+            trap.set_arg(0, 2**64)
+        except OutOfRange as exc:
+            errors.append(exc)
+        trap.skip(2**64 - 1)  # unsigned spelling of -1
+
+    async with Portal(guest.path, handler) as portal:
+        slot = 10
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
+        h = guest.host_part(slot)
+        assert h.action == C.SA_ACT_SKIP and h.retval == -1  # type: ignore[attr-defined]
+    assert len(errors) == 3 and all("64 bits" in str(e) for e in errors)
+
+
+async def test_a_guest_republishing_events_cannot_pile_up_handlers(guest: FakeGuest) -> None:
+    """32 slots republished 150 times each: one handler per slot at most, every
+    superseded trap counted as late, and the host still answers afterwards."""
+    running = peak = 0
+
+    async def handler(trap: Trap) -> None:
+        nonlocal running, peak
+        if trap.event.slot == 40:
+            trap.skip(7)
+            return
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(3600)  # never answers: only the guest ends it
+        finally:
+            running -= 1
+
+    slots, rounds = range(32), 150
+    async with Portal(guest.path, handler, deadline_ms=3000) as portal:
+        gen = portal.hooks_generation
+        most_tasks = 0
+        for _ in range(rounds):
+            for slot in slots:
+                guest.publish(slot, valid_event(gen), C.SA_MSG_EVENT)  # a new claim each time
+            await _until(lambda: portal._last_seq[31] == guest.seq[31])
+            most_tasks = max(most_tasks, len(portal._tasks))
+        # the same epoch again is no new claim: refused
+        guest.publish(3, valid_event(gen), C.SA_MSG_EVENT, epoch=guest.epoch[3])
+        await _until(lambda: portal._last_seq[3] == guest.seq[3])
+        seq = guest.publish(40, valid_event(gen), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(40).seq == seq)  # type: ignore[attr-defined]
+        assert guest.host_part(40).retval == 7  # type: ignore[attr-defined]
+        counters = portal.host_counters
+        assert peak <= len(slots), peak  # unbounded before: one handler per event
+        assert most_tasks <= 3 * len(slots) + 1, most_tasks
+        superseded = (rounds - 1) * len(slots)
+        assert counters.late_verdicts == counters.abandoned == superseded, counters
+        assert counters.slot_busy > 0 and counters.refused == 1, counters
+    assert running == 0
+
+
+async def test_a_task_that_stops_waiting_cancels_its_handler_and_is_a_late_verdict(
+    guest: FakeGuest, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def handler(trap: Trap) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with Portal(guest.path, handler) as portal:
+        slot = 12
+        guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        async with asyncio.timeout(10):
+            await started.wait()
+        with caplog.at_level(logging.WARNING, logger="syscalls"):
+            guest.publish(slot, b"", C.SA_MSG_ABANDON, guest.epoch[slot])
+            async with asyncio.timeout(10):
+                await cancelled.wait()
+        counters = portal.host_counters
+        assert (counters.late_verdicts, counters.abandoned) == (1, 1), counters
+    assert any(
+        "went on without a verdict" in r.getMessage() and "'evil'" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_a_verdict_written_as_the_task_gave_up_is_late(guest: FakeGuest) -> None:
+    async def handler(trap: Trap) -> None:
+        trap.skip(-1)
+
+    async with Portal(guest.path, handler) as portal:
+        slot = 13
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
+        # the guest's deadline passed before it saw the verdict: it says so
+        for _ in range(2):  # told twice, counted once
+            seq = guest.publish(slot, b"", C.SA_MSG_ABANDON, guest.epoch[slot])
+            await _until(lambda s=seq: portal._last_seq[slot] == s)
+        assert portal.host_counters.late_verdicts == 1, portal.host_counters
+        assert portal.host_counters.abandoned == 0
+
+
+async def test_a_slots_next_handler_waits_for_the_previous_one_to_end(guest: FakeGuest) -> None:
+    """A handler that takes its time to end after being cancelled still runs alone."""
+    spans: list[tuple[str, float, float]] = []
+    loop = asyncio.get_running_loop()
+
+    async def handler(trap: Trap) -> None:
+        start = loop.time()
+        first = trap.event.epoch == 1
+        try:
+            if first:
+                await asyncio.sleep(3600)  # until its task stops waiting
+        finally:
+            if first:
+                await asyncio.sleep(0.2)  # stubborn: ends 0.2 s after its cancellation
+            spans.append((f"epoch {trap.event.epoch}", start, loop.time()))
+
+    async with Portal(guest.path, handler) as portal:
+        slot = 0  # the fake guest's first claim of it has epoch 1
+        guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: portal._last_seq[slot] == guest.seq[slot])
+        seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
+        await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
+        assert portal.host_counters.slot_busy == 1
+    first, second = spans
+    assert (first[0], second[0]) == ("epoch 1", "epoch 2")
+    assert second[1] >= first[2]  # never both at once

@@ -22,6 +22,7 @@ from syscalls_async.api.mem import Mem
 from syscalls_async.errors import (
     GuestMemoryError,
     HandlerContextError,
+    OutOfRange,
     ReadOnlyHookError,
     TrapGone,
 )
@@ -720,3 +721,125 @@ async def test_fail_closed_keeps_a_skip_decided_before_the_failure(registry: Reg
     d = dispatcher(registry, on_error=FailClosed())
     assert (await dispatch(d, raw_event(GETPID.nr))).calls == [("skip", -errno.EACCES)]
     assert d.stats.failed_closed == 1
+
+
+# -- verdict values never wrap ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phase", [Phase.ENTER, Phase.RETURN])
+@pytest.mark.parametrize("bad", [2**70, 2**64, -(2**63) - 1])
+async def test_out_of_range_retval_is_refused_not_wrapped(
+    registry: Registry, phase: Phase, bad: int
+) -> None:
+    def good(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        if syscall.is_enter:
+            syscall.skip_syscall = True
+        syscall.retval = -4
+
+    def wide(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.retval = bad
+
+    enter, ret = phase is Phase.ENTER, phase is Phase.RETURN
+    registry.add(good, "getpid", on_enter=enter, on_return=ret)
+    registry.add(wide, "getpid", on_enter=enter, on_return=ret)
+    fatal: list[BaseException] = []
+    d = dispatcher(registry, fail_fast=True, on_fatal=fatal.append)
+    trap = await dispatch(d, raw_event(GETPID.nr, phase=phase, retval=100))
+    assert trap.calls == [("skip", -4) if enter else ("set_retval", -4)]
+    assert d.stats.handler_errors == 1
+    assert len(fatal) == 1 and isinstance(fatal[0], OutOfRange)
+    assert "wide" in str(fatal[0]) and "64 bits" in str(fatal[0])
+
+
+async def test_64_bit_retvals_written_unsigned_are_taken_as_signed(registry: Registry) -> None:
+    def unsigned(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.skip_syscall = True
+        syscall.retval = 2**64 - 13
+
+    seen: list[int] = []
+    registry.add(unsigned, "getpid")
+    registry.add(lambda r, p, s: seen.append(s.retval), "getpid")
+    d = dispatcher(registry)
+    trap = await dispatch(d, raw_event(GETPID.nr))
+    assert seen == [-13] and trap.calls == [("skip", -13)]
+    assert d.stats.handler_errors == 0
+
+
+async def test_rax_wider_than_64_bits_is_refused(registry: Registry) -> None:
+    def wide(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        regs.rax = 2**70
+
+    registry.add(wide, "getpid", on_enter=False)
+    fatal: list[BaseException] = []
+    d = dispatcher(registry, fail_fast=True, on_fatal=fatal.append)
+    trap = await dispatch(d, raw_event(GETPID.nr, phase=Phase.RETURN, retval=100))
+    assert trap.calls == [] and d.stats.handler_errors == 1
+    assert isinstance(fatal[0], OutOfRange) and "rax" in str(fatal[0])
+
+
+# -- a handler that stops the program still leaves its verdict ----------------------------------
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+async def test_keyboard_interrupt_or_exit_in_a_handler_keeps_the_verdict_so_far(
+    registry: Registry, stop: type[BaseException], caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    def quits(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.skip_syscall = True
+        syscall.retval = -1
+        raise stop()
+
+    registry.add(quits, "getpid")
+    registry.add(recorder(seen, "never"), "getpid")  # type: ignore[arg-type]
+    fatal: list[BaseException] = []
+    d = dispatcher(registry, fail_fast=True, on_fatal=fatal.append)
+    trap = FakeTrap(raw_event(GETPID.nr), hook_ids=tuple(h.id for h in registry))
+    with caplog.at_level(logging.ERROR, logger="syscalls"), pytest.raises(stop):
+        await d(trap)  # type: ignore[arg-type]
+    assert trap.calls == [("skip", -1)]
+    assert seen == [] and d.stats.handler_errors == 1
+    assert len(fatal) == 1 and isinstance(fatal[0], stop)
+    assert any("quits failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_other_base_exceptions_are_handler_errors(registry: Registry) -> None:
+    class Odd(BaseException):
+        pass
+
+    def odd(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        syscall.skip_syscall = True
+        raise Odd()
+
+    seen: list[Any] = []
+    registry.add(odd, "getpid")
+    registry.add(recorder(seen, "next"), "getpid")  # type: ignore[arg-type]
+    d = dispatcher(registry)
+    trap = await dispatch(d, raw_event(GETPID.nr))
+    assert trap.calls == [("skip", 0)] and seen == [("next",)]
+    assert d.stats.handler_errors == 1
+
+
+async def test_handlers_of_one_event_share_its_budget(registry: Registry) -> None:
+    """The guest waits for the event's verdict, not for each handler: the budget
+    is the event's, so the verdict is written before the guest gives up."""
+
+    def handler(retval: int) -> Callable[..., Any]:
+        async def h(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+            await asyncio.sleep(0.15)
+            syscall.skip_syscall = True
+            syscall.retval = retval
+
+        h.__name__ = f"sets_{-retval}"
+        return h
+
+    registry.add(handler(-1), "getpid")
+    registry.add(handler(-2), "getpid")  # would end at 0.3 s: past the event's 0.2 s
+    d = dispatcher(registry, handler_timeout=0.2)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    trap = await dispatch(d, raw_event(GETPID.nr))
+    assert loop.time() - start < 0.29
+    assert trap.calls == [("skip", -1)]
+    assert (d.stats.handler_calls, d.stats.handler_timeouts) == (2, 1)

@@ -8,15 +8,18 @@ handled) and is awaited::
     await plugins.mem.write_bytes(buf, b"patched")
 
 A failed access raises :class:`~syscalls_async.errors.GuestMemoryError`
-with the faulting address.
+with the faulting address.  Addresses outside the 64-bit address space and
+values that do not fit the written width raise
+:class:`~syscalls_async.errors.OutOfRange` (nothing is wrapped or truncated).
 """
 
 from __future__ import annotations
 
 import struct
 
-from ..errors import HandlerContextError, RequestTooLarge
+from ..errors import HandlerContextError, OutOfRange, RequestTooLarge
 from ..portal.trap import TrapProtocol as Trap
+from ..portal.trap import check_address, word64
 from ..syscalls.dispatch import current_trap
 
 #: larger single reads or writes are refused as absurd
@@ -49,16 +52,19 @@ class Mem:
 
     async def read_bytes(self, addr: int, size: int) -> bytes:
         _check(size, "read_bytes")
+        check_address(addr, size, "read_bytes")
         return await trap().read_bytes(addr, size)
 
     async def read_str(self, addr: int, max_len: int = MAX_STRING) -> str:
         """The NUL-terminated string at ``addr`` (UTF-8, undecodable bytes escaped)."""
         _check(max_len, "read_str")
+        check_address(addr, 1, "read_str")
         return await trap().read_str(addr, max_len)
 
     async def read_ptrlist(self, addr: int, max_entries: int = MAX_PTRLIST) -> list[str]:
         """The strings of a NULL-terminated ``char *[]`` (argv, envp)."""
         _check(max_entries, "read_ptrlist", MAX_PTRLIST)
+        check_address(addr, 8, "read_ptrlist")
         return await trap().read_ptrlist(addr, max_entries)
 
     async def read_int(self, addr: int) -> int:
@@ -75,6 +81,7 @@ class Mem:
 
     async def write_bytes(self, addr: int, data: bytes) -> None:
         _check(len(data), "write_bytes")
+        check_address(addr, len(data), "write_bytes")
         await trap().write_bytes(addr, bytes(data))
 
     async def write_str(self, addr: int, text: str) -> None:
@@ -82,10 +89,16 @@ class Mem:
         await self.write_bytes(addr, text.encode() + b"\0")
 
     async def write_int(self, addr: int, value: int) -> None:
+        """A 32-bit int, written signed (-2**31 ..) or unsigned (.. 2**32-1)."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"write_int: value must be an int, not {type(value).__name__}")
+        if not -(1 << 31) <= value < 1 << 32:
+            raise OutOfRange(f"write_int: {value} does not fit in 32 bits (-2**31 .. 2**32-1)")
         await self.write_bytes(addr, struct.pack("<I", value & 0xFFFFFFFF))
 
     async def write_long(self, addr: int, value: int) -> None:
-        await self.write_bytes(addr, struct.pack("<Q", value & (2**64 - 1)))
+        """A 64-bit long, written signed (-2**63 ..) or unsigned (.. 2**64-1)."""
+        await self.write_bytes(addr, struct.pack("<Q", word64(value, "write_long: value")))
 
     async def write_ptr(self, addr: int, value: int) -> None:
         await self.write_long(addr, value)

@@ -30,23 +30,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from .._aio import Interrupted, unless_set
-from ..errors import HandlerError
+from ..errors import HandlerError, OutOfRange
 from ..machine import CommandResult, Image, Machine
-from ..portal import Portal
+from ..portal import HostCounters, Portal
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.policy import OnError, failure_policy
 from ..syscalls.prototypes import PrototypeTable
 from .plugins import Plugin, Plugins, load_plugin_file, plugins
-from .syscalls import prototype_cache, save_prototypes
+from .syscalls import remember_prototypes
 
 log = logging.getLogger("syscalls")
 T = TypeVar("T")
+
+#: the guest waits for a verdict this much longer than the handlers' budget (at
+#: least VERDICT_MARGIN_MIN s), so the verdict the host writes when the budget
+#: runs out still finds its task waiting, even on a slow host
+VERDICT_MARGIN = 0.25
+VERDICT_MARGIN_MIN = 0.5
+#: the guest module waits at most 600 s; the budget leaves room for the margin
+MAX_HANDLER_TIMEOUT = 480.0
+
+
+def check_handler_timeout(value: object) -> float:
+    """``value`` as a handler budget in seconds, or :class:`OutOfRange` (a
+    ValueError) saying what is allowed."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_HANDLER_TIMEOUT
+    ):
+        raise OutOfRange(
+            f"handler_timeout must be a number of seconds above 0 and at most "
+            f"{MAX_HANDLER_TIMEOUT:g}, not {value!r}"
+        )
+    return float(value)
+
+
+def guest_deadline_ms(handler_timeout: float) -> int:
+    """How long a trapped guest task waits for its verdict, for this handler budget."""
+    margin = max(VERDICT_MARGIN_MIN, handler_timeout * VERDICT_MARGIN)
+    return math.ceil((handler_timeout + margin) * 1000)
 
 
 class Session:
@@ -55,12 +86,16 @@ class Session:
     :param plugins: the plugins object (default: the global ``plugins``).
     :param machine: a running :class:`Machine` to use; otherwise one is booted
         with ``image``, ``smp`` and ``memory_mib`` and stopped at the end.
-    :param handler_timeout: seconds a handler may run before it is cancelled.
+    :param handler_timeout: the budget of one event, in seconds: its handlers
+        together; one still running when it runs out is cancelled and counted.
+        The guest waits for the verdict that long plus a margin
+        (:func:`guest_deadline_ms`, in :attr:`deadline_ms`), so the verdict so
+        far reaches it; a verdict that still comes too late (a blocked event
+        loop) is counted in ``stats.late_verdicts`` and logged.
     :param fail_fast: end the session with the first handler error.
     :param on_error: what a handler failure does to its call, for hooks that do not
         say (``"continue"``, ``"fail_closed"`` or ``FailClosed(errno)``; see
         :mod:`syscalls_async.syscalls.policy`).  Checked here, before any boot.
-    :param deadline_ms: how long a trapped guest task waits for the host.
     """
 
     def __init__(
@@ -72,9 +107,8 @@ class Session:
         smp: int = 2,
         memory_mib: int = 1024,
         console_log: str | None = None,
-        handler_timeout: float | None = 30.0,
+        handler_timeout: float = 30.0,
         fail_fast: bool = False,
-        deadline_ms: int = 3000,
         on_error: OnError = "continue",
     ) -> None:
         self.plugins = plugins
@@ -82,10 +116,13 @@ class Session:
         self._machine_args: dict[str, Any] = dict(
             image=image, smp=smp, memory_mib=memory_mib, console_log=console_log
         )
-        self.handler_timeout = handler_timeout
+        self.handler_timeout = check_handler_timeout(handler_timeout)
         self.fail_fast = fail_fast
         self.on_error = failure_policy(on_error, "Session")
-        self.deadline_ms = deadline_ms
+        #: how long a trapped guest task waits for its verdict (ms)
+        self.deadline_ms = guest_deadline_ms(self.handler_timeout)
+        self._host_counters: HostCounters | None = None
+        self._booted = False
         self.failure: BaseException | None = None
         self.dispatcher: Dispatcher | None = None
         self._portal: Portal | None = None
@@ -105,8 +142,11 @@ class Session:
 
     @property
     def stats(self) -> DispatchStats:
-        """Events, handler calls, errors and timeouts so far."""
-        return self.dispatcher.stats if self.dispatcher else DispatchStats()
+        """Events, handler calls, errors, timeouts and late verdicts so far."""
+        stats = self.dispatcher.stats if self.dispatcher else DispatchStats()
+        if self._host_counters is not None:
+            stats.late_verdicts = self._host_counters.late_verdicts
+        return stats
 
     # -- lifetime -------------------------------------------------------------
 
@@ -131,9 +171,11 @@ class Session:
     async def _start(self) -> None:
         if self.machine is None:
             self.machine = await self._stack.enter_async_context(Machine(**self._machine_args))
+            self._booted = True
         self._portal = await self._stack.enter_async_context(
             Portal(self.machine.shm_path, deadline_ms=self.deadline_ms)
         )
+        self._host_counters = self._portal.host_counters
         table = PrototypeTable.from_meta(self._portal.syscalls)
         self._cache_prototypes(table)
         self.plugins._bind(self)
@@ -163,7 +205,9 @@ class Session:
         image = self.machine.image if self.machine else None
         if image is not None:
             with contextlib.suppress(OSError):
-                save_prototypes(prototype_cache(image.directory), table)
+                # a machine given to us may have run anything: only our own boot
+                # is pristine (see remember_prototypes)
+                remember_prototypes(image, table, pristine=self._booted)
 
     async def _cancel_tasks(self) -> None:
         for task in list(self._tasks):

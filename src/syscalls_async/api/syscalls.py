@@ -25,13 +25,16 @@ Example::
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
 import msgspec
 
-from ..machine import current_image
+from ..machine import Image, current_image
+from ..portal.abi import C
 from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
 from ..syscalls.registry import Hook, HookKwargs, HookOptions, Registry
 
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 #: what unregister, disable_syscall and enable_syscall accept
 Which = Hook | Callable[..., Any] | str
+log = logging.getLogger("syscalls")
 
 
 class SyscallsAPI:
@@ -121,13 +125,14 @@ class SyscallsAPI:
 
     def _ensure_prototypes(self) -> None:
         """Before any session ran, validate against the prototypes cached for the
-        current image (written by the first session that booted it)."""
+        current image (written by the first session that booted it; see
+        :func:`remember_prototypes`)."""
         if self.registry.prototypes is not None or self._cache_tried:
             return
         self._cache_tried = True
         image = current_image()
         if image is not None:
-            table = load_prototypes(prototype_cache(image.directory))
+            table = load_prototypes(prototype_cache(image.directory), image.digest)
             if table is not None:
                 self.registry.bind(table)
 
@@ -151,19 +156,93 @@ class SyscallsAPI:
         return list(self.registry)
 
 
+class PrototypeCache(msgspec.Struct, frozen=True):
+    """An image's syscall prototypes, as a pristine boot of it reported them."""
+
+    #: the digest of the image they belong to
+    image: str
+    prototypes: list[SyscallPrototype]
+
+
+_NAME = re.compile(r"sys_[a-z0-9_]{1,36}")
+_TYPE = re.compile(r"[A-Za-z0-9_ *]{1,47}")
+
+
 def prototype_cache(image_dir: Path) -> Path:
     return image_dir / "prototypes.json"
 
 
-def load_prototypes(path: Path) -> PrototypeTable | None:
-    try:
-        protos = msgspec.json.decode(path.read_bytes(), type=list[SyscallPrototype])
-    except (OSError, msgspec.DecodeError):
-        return None
-    return PrototypeTable(protos)
+def remember_prototypes(image: Image, table: PrototypeTable, *, pristine: bool) -> bool:
+    """Cache ``table`` for ``image`` if it may be; True if written.
+
+    The guest is untrusted and the cached table decides what later runs
+    accept before they boot, so it is written only from a *pristine* guest
+    (booted by the caller: nothing but the image's own init ran before the
+    portal read the table, while a workload could have reloaded the module
+    with any metadata) and only once per image.  A table that differs from
+    the cached one is logged and never written back.
+    """
+    if not pristine:
+        return False
+    path = prototype_cache(image.directory)
+    cached = load_prototypes(path, image.digest)
+    if cached is not None:
+        if sorted(cached, key=_nr) != sorted(table, key=_nr):
+            log.warning(
+                "the guest's syscall table differs from the one cached for image %s; "
+                "the cache is kept",
+                image.digest,
+            )
+        return False
+    save_prototypes(path, table, image.digest)
+    return True
 
 
-def save_prototypes(path: Path, table: PrototypeTable) -> None:
+def save_prototypes(path: Path, table: PrototypeTable, image_digest: str = "") -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(msgspec.json.encode(list(table)))
+    tmp.write_bytes(msgspec.json.encode(PrototypeCache(image_digest, list(table))))
     tmp.replace(path)
+
+
+def load_prototypes(path: Path, image_digest: str | None = None) -> PrototypeTable | None:
+    """The table cached at ``path`` (for the image ``image_digest`` if given);
+    None if there is none or it does not pass the checks (then it is ignored
+    whole, with a warning: never trusted in part)."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        cache = msgspec.json.decode(raw, type=PrototypeCache)
+        if image_digest is not None and cache.image != image_digest:
+            raise ValueError(f"it was written for image {cache.image!r}")
+        _check_prototypes(cache.prototypes)
+    except (msgspec.DecodeError, ValueError) as exc:
+        log.warning("ignoring the prototype cache %s: %s", path, exc)
+        return None
+    return PrototypeTable(cache.prototypes)
+
+
+def _nr(p: SyscallPrototype) -> int:
+    return p.nr
+
+
+def _check_prototypes(protos: list[SyscallPrototype]) -> None:
+    """What the portal's decoder guarantees of a guest's table, checked again."""
+    nrs: set[int] = set()
+    names: set[str] = set()
+    for p in protos:
+        if not 0 <= p.nr < C.SA_MAX_SYSCALLS or p.nr in nrs:
+            raise ValueError(f"bad or repeated syscall number {p.nr}")
+        nrs.add(p.nr)
+        if not p.known:
+            if (p.name, p.nargs, p.types, p.names) != (f"sys_unknown_{p.nr}", 0, (), ()):
+                raise ValueError(f"syscall {p.nr} has no metadata but says otherwise")
+            continue
+        if not _NAME.fullmatch(p.name) or p.name in names:
+            raise ValueError(f"syscall {p.nr} has a bad or repeated name {p.name!r}")
+        names.add(p.name)
+        if not 0 <= p.nargs <= C.SA_MAX_ARGS or not len(p.types) == len(p.names) == p.nargs:
+            raise ValueError(f"{p.name}: {p.nargs} arguments but {len(p.types)} types")
+        if not all(_TYPE.fullmatch(t) for t in p.types):
+            raise ValueError(f"{p.name}: bad argument types {p.types!r}")

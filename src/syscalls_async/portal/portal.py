@@ -19,6 +19,15 @@ Semantics:
   When the handler returns, the verdict it set is sent (default: continue
   unchanged).  A handler exception is logged and counted, and the verdict so
   far is sent.
+- A guest task that stops waiting before its verdict is written (its
+  deadline passed, it was killed, its slot was reused) has its handler
+  cancelled; the verdict is late, counted in ``late_verdicts`` and logged as a
+  warning.  A verdict written just as the task gave up is counted the same.
+- The guest cannot make the host run unbounded work: at most one handler runs
+  per slot (so at most ``SA_SLOT_COUNT`` at once).  An event on a slot whose
+  previous handler has not ended yet waits for it (counted in ``slot_busy``;
+  that handler was cancelled when its task stopped waiting); an event
+  republished with the epoch of the slot's live trap is refused and counted.
 - Everything read from the region is copied once and validated; invalid
   messages are refused and counted in :attr:`Portal.host_counters`.
 - Leaving the ``async with`` block clears the hooks (best effort), answers
@@ -119,6 +128,10 @@ class Portal:
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._active: dict[int, Trap] = {}
+        #: handler tasks per slot not yet ended (one runs, a newer one may wait)
+        self._slot_tasks: list[set[asyncio.Task[None]]] = [set() for _ in range(C.SA_SLOT_COUNT)]
+        #: epoch of the last verdict written per slot: an abandon naming it came too late
+        self._answered: dict[int, int] = {}
         self._last_seq = [0] * C.SA_SLOT_COUNT
         self._hooks: tuple[HookSpec, ...] = ()
         # recent table generations: events name the one they matched in
@@ -410,17 +423,24 @@ class Portal:
             trap = self._active.get(slot)
             if trap is not None and trap.event.epoch == epoch:
                 del self._active[slot]
-                self.host_counters.abandoned += 1
-                trap._fail(TrapGone(f"guest task {trap.event.pid} stopped waiting"))
+                self._gave_up(trap, "stopped waiting")
+            elif self._answered.get(slot) == epoch:
+                del self._answered[slot]
+                self._late("slot %d: the guest task gave up just as its verdict was written", slot)
         else:
             self.host_counters.refused += 1
             log.warning("slot %d: unknown message %d refused", slot, msg)
 
     def _on_event(self, slot: int, seq: int, epoch: int, data: bytes) -> None:
-        old = self._active.pop(slot, None)
+        old = self._active.get(slot)
+        if old is not None and old.event.epoch == epoch:
+            # the module changes the epoch on every claim: this is no new trap
+            self.host_counters.refused += 1
+            log.warning("slot %d: event republished over its live trap refused", slot)
+            return
         if old is not None:
-            self.host_counters.abandoned += 1
-            old._fail(TrapGone("the guest reused the slot"))
+            del self._active[slot]
+            self._gave_up(old, "stopped waiting (its slot was reused)")
         gen = _U32.unpack_from(data, _GEN_OFF)[0]
         table = self._tables.get(gen)
         try:
@@ -436,7 +456,32 @@ class Portal:
         ids = tuple(table[i].id for i in event.matched)
         trap = Trap(self, event, ids)
         self._active[slot] = trap
-        trap._task = self._spawn(self._run(trap))
+        before = {t for t in self._slot_tasks[slot] if not t.done()}
+        if before:
+            self.host_counters.slot_busy += 1
+        task = trap._task = self._spawn(self._run(trap, before))
+        self._slot_tasks[slot].add(task)
+        task.add_done_callback(self._slot_tasks[slot].discard)
+
+    def _gave_up(self, trap: Trap, why: str) -> None:
+        """The guest task of an unanswered trap no longer waits: its verdict is late."""
+        self.host_counters.abandoned += 1
+        e = trap.event
+        trap._fail(TrapGone(f"guest task {e.pid} {why}"))
+        self._late(
+            "slot %d: %r[%d] %s %.2f s after the host last heard from it (guest deadline "
+            "%g s): syscall %d went on without a verdict; its handler is cancelled",
+            e.slot, e.comm, e.pid, why, time.monotonic() - trap._heard,
+            self.deadline_ms / 1000, e.nr,
+        )  # fmt: skip
+        trap._cancel_handler()
+
+    def _late(self, fmt: str, *args: object) -> None:
+        self.host_counters.late_verdicts += 1
+        n = self.host_counters.late_verdicts
+        # every one is counted; a guest causing thousands gets a log line per power of two
+        if n <= 16 or not n & (n - 1):
+            log.warning(fmt + " [%d late verdicts so far]", *args, n)
 
     def _on_response(self, slot: int, seq: int, epoch: int, data: bytes) -> None:
         assert self._mm is not None
@@ -467,8 +512,12 @@ class Portal:
             )
         )
 
-    async def _run(self, trap: Trap) -> None:
+    async def _run(self, trap: Trap, before: set[asyncio.Task[None]]) -> None:
         try:
+            if before:
+                # the slot's previous handler was cancelled (its task stopped
+                # waiting) and ends soon; one handler per slot at a time
+                await asyncio.wait(before)
             if self.handler is not None:
                 await self.handler(trap)
         except asyncio.CancelledError:
@@ -487,6 +536,8 @@ class Portal:
         if self._active.get(slot) is not trap or self._mm is None or self.failure:
             return
         del self._active[slot]
+        trap._answered()
+        self._answered[slot] = trap.event.epoch
         action, mask, retval, args = trap._verdict()
         self._write_host(
             slot,

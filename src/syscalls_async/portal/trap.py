@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import msgspec
 
-from ..errors import GuestMemoryError, PortalProtocolError, TrapGone
+from ..errors import GuestMemoryError, OutOfRange, PortalProtocolError, TrapGone
 from . import decode
 from .abi import C
 from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
@@ -49,6 +50,35 @@ def _signed64(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
+def word64(value: int, what: str = "value") -> int:
+    """``value`` as the 64-bit word it denotes, written signed (-2**63 ..) or
+    unsigned (.. 2**64-1); anything wider is refused, never wrapped.
+
+    >>> word64(-1) == 2**64 - 1
+    True
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not -(1 << 63) <= value <= _MASK64:
+        raise OutOfRange(f"{what} {value} does not fit in 64 bits (-2**63 .. 2**64-1)")
+    return value & _MASK64
+
+
+def signed64(value: int, what: str = "value") -> int:
+    """``value`` (see :func:`word64`) as a signed 64-bit number."""
+    return _signed64(word64(value, what))
+
+
+def check_address(addr: int, size: int = 0, what: str = "access") -> None:
+    """Refuse a guest address range that leaves the 64-bit address space
+    (negative, at or past 2**64, or wrapping past its end)."""
+    if isinstance(addr, bool) or not isinstance(addr, int):
+        raise TypeError(f"{what}: a guest address is an int, not {type(addr).__name__}")
+    if addr < 0 or addr + max(size, 0) > 1 << 64 or addr > _MASK64:
+        span = f" + {size} bytes" if size else ""
+        raise OutOfRange(f"{what}: address {addr:#x}{span} is outside the 64-bit address space")
+
+
 class Trap:
     """A guest task stopped in a syscall, waiting for this host.
 
@@ -71,6 +101,8 @@ class Trap:
         self._skip = False
         self._retval: int | None = None
         self._args: dict[int, int] = {}
+        #: when the host last heard from the guest task (the event, a response)
+        self._heard = time.monotonic()
 
     # -- verdict --------------------------------------------------------------
 
@@ -78,8 +110,8 @@ class Trap:
         """Do not run the syscall; the task sees ``retval`` (enter only)."""
         if self.event.phase is not Phase.ENTER:
             raise ValueError("only an enter trap can skip the syscall")
+        self._retval = signed64(retval, "the return value")
         self._skip = True
-        self._retval = retval
 
     def set_arg(self, index: int, value: int) -> None:
         """Run the syscall with argument ``index`` changed (enter only)."""
@@ -87,13 +119,13 @@ class Trap:
             raise ValueError("arguments can only change at enter")
         if not 0 <= index < C.SA_MAX_ARGS:
             raise IndexError(index)
-        self._args[index] = value & _MASK64
+        self._args[index] = word64(value, f"argument {index}")
 
     def set_retval(self, value: int) -> None:
         """Change the return value the task sees (return only; at enter use skip)."""
         if self.event.phase is not Phase.RETURN:
             raise ValueError("set_retval is for return traps; use skip() at enter")
-        self._retval = value
+        self._retval = signed64(value, "the return value")
 
     @property
     def args(self) -> tuple[int, ...]:
@@ -120,6 +152,7 @@ class Trap:
 
     async def read_bytes(self, addr: int, size: int) -> bytes:
         """``size`` bytes of the task's memory at ``addr`` (chunked as needed)."""
+        check_address(addr, size, "read")
         out = bytearray()
         while len(out) < size:
             n = min(size - len(out), C.SA_SLOT_G2H_SIZE)
@@ -134,6 +167,9 @@ class Trap:
 
     async def read_cstring(self, addr: int, max_len: int = STR_MAX) -> bytes:
         """The NUL-terminated string at ``addr`` as bytes (without the NUL)."""
+        check_address(addr, 1, "string read")
+        # a string cannot run past the end of the address space
+        max_len = min(max_len, (1 << 64) - addr)
         out = bytearray()
         while len(out) < max_len:
             n = min(max_len - len(out), C.SA_SLOT_G2H_SIZE)
@@ -153,6 +189,7 @@ class Trap:
 
     async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]:
         """The strings of a NULL-terminated ``char *[]`` at ``addr`` (argv, envp)."""
+        check_address(addr, 8, "pointer list read")
         out: list[str] = []
         index = 0
         while len(out) < max_entries:
@@ -171,6 +208,7 @@ class Trap:
 
     async def write_bytes(self, addr: int, data: bytes) -> None:
         """Write ``data`` into the task's memory at ``addr``."""
+        check_address(addr, len(data), "write")
         done = 0
         while done < len(data) or not data:
             chunk = data[done : done + C.SA_SLOT_H2G_SIZE]
@@ -274,8 +312,20 @@ class Trap:
         return self._waiter is not None and seq == (self._seq + 2) & 0xFFFFFFFF
 
     def _respond(self, r: Response) -> None:
+        self._heard = time.monotonic()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(r)
+
+    def _answered(self) -> None:
+        """The verdict went out: later requests fail at once, not after a timeout."""
+        if self._gone is None:
+            self._fail(
+                TrapGone(
+                    f"the verdict for {self.event.comm!r}[{self.event.pid}]'s syscall "
+                    f"{self.event.nr} was already sent: its memory is reachable only "
+                    "while its handlers run"
+                )
+            )
 
     def _fail(self, exc: BaseException) -> None:
         self._gone = exc

@@ -131,6 +131,14 @@ class HostCounters(msgspec.Struct):
 
     events: int = 0
     refused: int = 0
+    #: traps whose guest task stopped waiting before the host answered
     abandoned: int = 0
     handler_errors: int = 0
     stale_responses: int = 0
+    #: verdicts that reached no waiting task: the task stopped waiting (its
+    #: deadline passed, or it was killed) before the verdict was written, or
+    #: just as it was written; the syscall went on without it
+    late_verdicts: int = 0
+    #: events that waited for their slot's previous handlers to end (at most one
+    #: handler runs per slot; a guest republishing faster than that waits)
+    slot_busy: int = 0

@@ -6,13 +6,20 @@ handlers that match in registration order on one shared
 :class:`~.event.SyscallEvent` -- so a later handler sees what an earlier one
 changed -- and turns the event's final state into the verdict.
 
-A handler that raises, or outlives ``handler_timeout``, is logged on the
-``syscalls`` logger with the event and counted in :attr:`Dispatcher.stats`;
-then its failure policy (:mod:`.policy`: the hook's ``on_error``, else the
-dispatcher's) decides: ``"continue"`` runs the remaining handlers and the
-guest continues with the verdict so far; ``FailClosed(errno)`` stops there
-and refuses the call with ``-errno``.  With ``fail_fast`` the first such
-failure is also handed to ``on_fatal`` (the session ends with it).
+``handler_timeout`` is the budget of one event: its handlers together.  A
+handler that raises, or is still running when the budget runs out, is
+logged on the ``syscalls`` logger with the event and counted in
+:attr:`Dispatcher.stats` (an async one that awaits after the budget ran out
+is cancelled there); then its failure policy (:mod:`.policy`: the hook's
+``on_error``, else the dispatcher's) decides: ``"continue"`` runs the
+remaining handlers and the guest continues with the verdict so far;
+``FailClosed(errno)`` stops there and refuses the call with ``-errno``.  With
+``fail_fast`` the first such failure is also handed to ``on_fatal`` (the
+session ends with it).  ``KeyboardInterrupt`` and ``SystemExit`` from a
+handler are counted and logged the same way, the verdict so far is still
+given to the trap, and then they propagate (out of the event loop, which
+stops the program; ``asyncio.run`` cleans up the session).  Cancellation
+(the portal or session closing) also leaves the verdict so far on the trap.
 
 A ``read_only`` hook's handler runs with the event's write guard on: any
 change to the call raises :class:`ReadOnlyHookError` at that point, is not
@@ -29,7 +36,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..errors import GuestMemoryError, PortalError
+from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import Phase
 from ..portal.types import SyscallEvent as RawEvent
@@ -59,6 +66,9 @@ class DispatchStats(msgspec.Struct):
     failed_closed: int = 0
     #: changes a read_only handler tried to make (refused with ReadOnlyHookError)
     read_only_refused: int = 0
+    #: verdicts that reached no waiting guest task (counted by the portal, which
+    #: the session reads them from)
+    late_verdicts: int = 0
 
 
 class Dispatcher:
@@ -95,6 +105,8 @@ class Dispatcher:
         regs = Regs(raw.regs, event)
         token = current_trap.set(trap)
         strings: dict[int, bytes | None] = {}
+        budget = self.handler_timeout
+        due = None if budget is None else asyncio.get_running_loop().time() + budget
         try:
             for hook in hooks:
                 if not hook.enabled:
@@ -106,14 +118,16 @@ class Dispatcher:
                 if not matched:
                     self.stats.filtered_on_host += 1
                     continue
-                if not await self._call(hook, regs, proto, event):
+                if not await self._call(hook, regs, proto, event, due):
                     policy = self.on_error if hook.on_error is None else hook.on_error
                     if isinstance(policy, FailClosed) and not hook.read_only:
                         self._fail_closed(hook, event, policy)
                         break
         finally:
             current_trap.reset(token)
-        _apply(trap, raw, event)
+            # whatever ended the handlers (KeyboardInterrupt, SystemExit, the
+            # portal cancelling them), the guest gets the verdict so far
+            _apply(trap, raw, event)
 
     async def _host_match(
         self, hook: Hook, raw: RawEvent, trap: Trap, strings: dict[int, bytes | None]
@@ -143,7 +157,12 @@ class Dispatcher:
         return True
 
     async def _call(
-        self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent
+        self,
+        hook: Hook,
+        regs: Regs,
+        proto: SyscallPrototype,
+        event: SyscallEvent,
+        due: float | None = None,
     ) -> bool:
         """Run one handler; False if it failed (raised, timed out, left a bad retval)."""
         args = [proto.domain(i).value(event.args[i]) for i in range(hook.nargs_passed)]
@@ -154,9 +173,9 @@ class Dispatcher:
         try:
             if hook.read_only:
                 with event.guard.read_only(hook.name):
-                    ok = await self._run(hook, regs, proto, event, args)
+                    ok = await self._run(hook, regs, proto, event, args, due)
             else:
-                ok = await self._run(hook, regs, proto, event, args)
+                ok = await self._run(hook, regs, proto, event, args, due)
         finally:
             if event.guard.refused > refused:
                 self.stats.read_only_refused += event.guard.refused - refused
@@ -167,14 +186,24 @@ class Dispatcher:
                     _describe(event),
                     event.guard.refused - refused,
                 )
-            if isinstance(event.retval, bool) or not isinstance(event.retval, int):
-                # a non-int would break the verdict of every handler: refuse it here
-                bad = event.retval
+            # a bad value would break the verdict of every handler: refuse it here
+            # and keep the one before (never wrapped to something else)
+            bad = event.retval
+            if isinstance(bad, bool) or not isinstance(bad, int):
                 event.retval = retval
                 self._failed(hook, event, TypeError(
                     f"handler {hook.name} set syscall.retval to {bad!r}; it must be an int"
                 ))  # fmt: skip
                 ok = False
+            elif not -(1 << 63) <= bad < 1 << 64:
+                event.retval = retval
+                self._failed(hook, event, OutOfRange(
+                    f"handler {hook.name} set syscall.retval to {bad}; it must fit in 64 "
+                    "bits (-2**63 .. 2**64-1)"
+                ))  # fmt: skip
+                ok = False
+            else:
+                event.retval = RETVAL.value(bad)
         return ok
 
     def _fail_closed(self, hook: Hook, event: SyscallEvent, policy: FailClosed) -> None:
@@ -192,10 +221,10 @@ class Dispatcher:
 
     async def _run(
         self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent,
-        args: list[int],
+        args: list[int], due: float | None,
     ) -> bool:  # fmt: skip
-        """Run one handler under its deadline; False if it failed."""
-        deadline = asyncio.timeout(self.handler_timeout)
+        """Run one handler under its event's deadline; False if it failed."""
+        deadline = asyncio.timeout_at(due)
         try:
             async with deadline:
                 result = hook.handler(regs, proto, event, *args)
@@ -208,7 +237,7 @@ class Dispatcher:
                 return False
             self.stats.handler_timeouts += 1
             log.error(
-                "handler %s outlived its %gs deadline on %s; cancelled",
+                "handler %s outlived the %gs deadline of its event on %s; cancelled",
                 hook.name,
                 self.handler_timeout,
                 _describe(event),
@@ -224,12 +253,20 @@ class Dispatcher:
             # can reach it, whatever the policy
             self.stats.handler_errors += 1
             log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
-        except Exception as exc:
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # the handler asked the program to stop: counted and logged like any
+            # failure, then it goes on (after the verdict so far is written, see
+            # __call__) out of the event loop, as asyncio does for these two
+            self._failed(hook, event, exc)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
             self._failed(hook, event, exc)
             return False
         return True
 
-    def _failed(self, hook: Hook, event: SyscallEvent, exc: Exception) -> None:
+    def _failed(self, hook: Hook, event: SyscallEvent, exc: BaseException) -> None:
         self.stats.handler_errors += 1
         log.error("handler %s failed on %s", hook.name, _describe(event), exc_info=exc)
         self._fatal(exc)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from ..errors import ReadOnlyHookError
+from ..portal.trap import word64
 from .prototypes import RETVAL
 
 #: x86_64 ``struct pt_regs`` in the order the portal sends it
@@ -187,7 +188,7 @@ class Regs:
         if name in ARG_REGS:
             event.args[ARG_REGS.index(name)] = value
         elif name == "rax" and event.phase == "return":
-            event.retval = RETVAL.value(value)
+            event.retval = RETVAL.value(word64(value, "rax"))
         else:
             raise AttributeError(
                 f"register {name} is read-only here: change arguments (rdi, rsi, rdx, r10, r8, "
