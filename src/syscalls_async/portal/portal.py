@@ -426,7 +426,7 @@ class Portal:
         try:
             if table is None:
                 raise PortalProtocolError(f"slot {slot}: event names unknown hook table {gen}")
-            event = decode.event(data, slot, seq, self._nr_syscalls, len(table))
+            event = decode.event(data, slot, seq, len(table))
         except PortalProtocolError as exc:
             self.host_counters.refused += 1
             log.warning("event refused: %s", exc)

@@ -195,6 +195,7 @@ def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:
         task=Task(raw.comm, raw.pid, raw.tgid),
         phase="enter" if raw.phase is Phase.ENTER else "return",
         retval=RETVAL.value(raw.retval) if raw.phase is Phase.RETURN else 0,
+        restarted=raw.restarted,
     )
 
 
@@ -206,6 +207,10 @@ def _apply(trap: Trap, raw: RawEvent, event: SyscallEvent) -> None:
         for i in sorted(event.args.changed):
             trap.set_arg(i, event.args[i])
     elif event.retval != RETVAL.value(raw.retval):
+        if raw.restarted:
+            # the call runs again: there is no result to replace
+            log.warning("retval of a restarted call cannot be changed: %s", _describe(event))
+            return
         trap.set_retval(event.retval)
 
 

@@ -90,7 +90,8 @@ class SyscallEvent:
 
     Assign ``args[i]`` to change an argument (on entry), set ``skip_syscall``
     and ``retval`` to skip the call and return ``retval`` instead, or set
-    ``retval`` on return to change what the task sees.
+    ``retval`` on return to change what the task sees (not on a
+    ``restarted`` return: that call has no result yet).
     """
 
     name: str
@@ -104,6 +105,10 @@ class SyscallEvent:
     retval: int = 0
     skip_syscall: bool = False
     skipped: bool = field(default=False)  # on return: the entry verdict skipped the call
+    #: on return: a signal interrupted the call and the kernel runs it again
+    #: (a new enter follows); ``retval`` is the kernel's -ERESTART* code and
+    #: cannot be changed
+    restarted: bool = False
 
     @property
     def pid(self) -> int:
