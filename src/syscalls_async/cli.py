@@ -361,7 +361,9 @@ def parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds a handler may run before it is cancelled (default 30)",
     )
-    p.add_argument("--stats", action="store_true", help="print dispatch counts at the end")
+    p.add_argument(
+        "--stats", action="store_true", help="print dispatch and guest counts at the end"
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     p.set_defaults(func=lambda a: asyncio.run(_run(a)))
 

@@ -23,6 +23,12 @@ does ``__aenter__`` return.
 On exit (normally, by error or cancellation) the hooks are cleared in the
 guest, open traps are answered, the portal detaches and the guest stops (if
 the session booted it); the plugins object can serve another session after.
+
+If the portal is lost while the session runs (the guest module unloaded or
+reloaded, the region overwritten), no hook is in force any more: the session
+fails with :class:`PortalLost`, which :meth:`Session.run` raises (a command
+running then is stopped, a later one never starts) and so does leaving the
+``async with`` block.
 """
 
 from __future__ import annotations
@@ -33,12 +39,15 @@ import logging
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+import msgspec
 
 from .._aio import Interrupted, unless_set
-from ..errors import HandlerError
+from ..errors import HandlerError, PortalError, PortalLost
 from ..machine import CommandResult, Image, Machine
 from ..portal import Portal
+from ..portal.types import GuestCounters
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.prototypes import PrototypeTable
 from .plugins import Plugin, Plugins, load_plugin_file, plugins
@@ -90,6 +99,7 @@ class Session:
         self._failed = asyncio.Event()
         self._scheduled: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._guest_base = self._guest_last = GuestCounters()
 
     @property
     def portal(self) -> Portal:
@@ -99,8 +109,18 @@ class Session:
 
     @property
     def stats(self) -> DispatchStats:
-        """Events, handler calls, errors and timeouts so far."""
-        return self.dispatcher.stats if self.dispatcher else DispatchStats()
+        """A snapshot of the counts so far: events, handler calls, errors and
+        timeouts, and in ``guest`` what the guest module counted during this
+        session (``no_slot``, ``deadline_expired``: hooked calls that ran
+        unhooked; see :class:`~syscalls_async.portal.types.GuestCounters`)."""
+        stats = self.dispatcher.stats if self.dispatcher else DispatchStats()
+        return msgspec.structs.replace(stats, guest=self._guest_delta())
+
+    def _guest_delta(self) -> GuestCounters:
+        if self._portal is not None and self._portal.failure is None:
+            with contextlib.suppress(PortalError):
+                self._guest_last = self._portal.guest_counters()
+        return self._guest_last - self._guest_base
 
     # -- lifetime -------------------------------------------------------------
 
@@ -120,7 +140,7 @@ class Session:
     ) -> None:
         await self._stop()
         if exc is None and self.failure is not None:
-            raise HandlerError(f"a handler failed: {self.failure!r}") from self.failure
+            self._raise_failure()
 
     async def _start(self) -> None:
         if self.machine is None:
@@ -128,6 +148,10 @@ class Session:
         self._portal = await self._stack.enter_async_context(
             Portal(self.machine.shm_path, deadline_ms=self.deadline_ms)
         )
+        self._guest_base = self._guest_last = self._portal.last_guest_counters
+        # the last counts stay readable after the portal detaches
+        self._stack.callback(self._guest_delta)
+        self._spawn(self._watch_portal(self._portal))
         table = PrototypeTable.from_meta(self._portal.syscalls)
         self._cache_prototypes(table)
         self.plugins._bind(self)
@@ -157,6 +181,11 @@ class Session:
         if image is not None:
             with contextlib.suppress(OSError):
                 save_prototypes(prototype_cache(image.directory), table)
+
+    async def _watch_portal(self, portal: Portal) -> None:
+        failure = await portal.wait_failure()
+        log.error("the session lost its portal: %s", failure)
+        self._on_fatal(failure if isinstance(failure, PortalLost) else PortalLost(str(failure)))
 
     async def _cancel_tasks(self) -> None:
         for task in list(self._tasks):
@@ -211,9 +240,13 @@ class Session:
         """Run a command in the guest (see :meth:`Machine.run`).
 
         With ``fail_fast``, a handler error while it runs raises
-        :class:`HandlerError` at once (the command is killed).
+        :class:`HandlerError` at once (the command is killed); so does
+        :class:`PortalLost` when the portal is lost, and every later call
+        raises it without running anything.
         """
         assert self.machine is not None
+        if self.failure is not None:
+            self._raise_failure()
         await self.plugins.syscalls.synced()
         return await self._unless_failed(self.machine.run(command, timeout=timeout, input=input))
 
@@ -223,4 +256,10 @@ class Session:
                 return await unless_set(aw, self._failed)
         except Interrupted:
             pass
+        self._raise_failure()
+
+    def _raise_failure(self) -> NoReturn:
+        if isinstance(self.failure, PortalLost):
+            # a new instance each time: the same one raised twice piles up tracebacks
+            raise PortalLost(str(self.failure)) from self.failure
         raise HandlerError(f"a handler failed: {self.failure!r}") from self.failure

@@ -25,7 +25,7 @@ import msgspec
 
 from ..errors import GuestMemoryError, PortalError
 from ..portal.trap import Trap
-from ..portal.types import Phase
+from ..portal.types import GuestCounters, Phase
 from ..portal.types import SyscallEvent as RawEvent
 from .event import Args, Regs, SyscallEvent, Task
 from .filters import STRING_READ
@@ -48,6 +48,8 @@ class DispatchStats(msgspec.Struct):
     filtered_on_host: int = 0
     #: hooks where the guest's prefilter and the host's check disagreed (should stay 0)
     guest_disagreed: int = 0
+    #: what the guest module counted (filled in by the session)
+    guest: GuestCounters = msgspec.field(default_factory=GuestCounters)
 
 
 class Dispatcher:
