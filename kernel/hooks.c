@@ -369,6 +369,22 @@ static void sa_publish(struct sa_snapshot *snap)
 	sa_snap_put(old);
 }
 
+/* The stub's probe and, on top of it, the redirection of numbers beyond
+ * the table to the stub: armed probe first, disarmed redirection first, so
+ * that a redirected call always meets the probe. The redirection is
+ * optional: without it those numbers stay unseen. */
+static int sa_oor_apply(bool ni, bool oor)
+{
+	int err;
+
+	if (!oor)
+		sa_arch_oor_arm(false);
+	err = sa_arch_ni_arm(ni || oor);
+	if (!err && oor && sa_arch_oor_arm(true))
+		pr_warn_once("syscall numbers beyond the table cannot be caught\n");
+	return err;
+}
+
 void sa_hooks_apply(u32 gen)
 {
 	struct sa_guest_header *g = sa_guest();
@@ -393,10 +409,7 @@ void sa_hooks_apply(u32 gen)
 		if (err)
 			kvfree(ips);
 		else
-			err = sa_arch_ni_arm(ni || oor);
-		/* optional: without it these numbers stay unseen */
-		if (!err && sa_arch_oor_arm(oor))
-			pr_warn_once("syscall numbers beyond the table cannot be caught\n");
+			err = sa_oor_apply(ni, oor);
 	} else {
 		if (snap)
 			sa_snap_free(snap);
