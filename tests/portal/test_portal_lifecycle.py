@@ -125,3 +125,37 @@ async def test_a_restarted_sleep_says_so_and_pairs_every_enter(
     assert after.signal_returns >= before.signal_returns + len(restarted)
     assert after.restart_lost == before.restart_lost
     assert ("sys_restart_syscall", 0) in rets or any(ret == 0 for _, ret in rets)
+
+
+async def test_a_task_killed_in_an_interrupted_call_gets_no_return_and_is_counted(
+    machine: Machine, portal: Portal
+) -> None:
+    phases: list[Phase] = []
+    entered = asyncio.Event()
+
+    async def note(trap: Trap) -> None:
+        phases.append(trap.event.phase)
+        entered.set()
+
+    portal.handler = note
+    names = ["nanosleep", "clock_nanosleep"]
+    await portal.set_hooks(
+        [
+            HookSpec(id=i, nr=portal.nr(n), enter=True, ret=True, comm="sleep")
+            for i, n in enumerate(names)
+        ]
+    )
+    before = portal.guest_counters()
+    pid = int((await machine.run("sleep 30 >/dev/null 2>&1 & echo $!")).stdout)
+    async with asyncio.timeout(30):
+        await entered.wait()
+    # SIGKILL: the sleep comes back with a restart code, and the task dies
+    # before the signal's delivery could decide anything
+    await machine.run(f"kill -9 {pid}")
+    async with asyncio.timeout(30):
+        while portal.guest_counters().restart_lost == before.restart_lost:
+            await asyncio.sleep(0.05)
+    after = portal.guest_counters()
+    assert after.restart_lost == before.restart_lost + 1
+    assert after.signal_returns == before.signal_returns
+    assert phases == [Phase.ENTER]
