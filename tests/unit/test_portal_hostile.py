@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from syscalls_async.errors import PortalError, PortalProtocolError, PortalVersionError, TrapGone
+from syscalls_async.errors import (
+    PortalError,
+    PortalLost,
+    PortalProtocolError,
+    PortalVersionError,
+    TrapGone,
+)
 from syscalls_async.portal import Portal, Trap
 from syscalls_async.portal import trap as trap_module
 from syscalls_async.portal.abi import C, ffi, slot_offset
@@ -196,3 +202,38 @@ async def test_request_to_a_vanished_task_gives_up(
     async with Portal(guest.path, handler, deadline_ms=100):
         guest.publish(3, valid_event(1), C.SA_MSG_EVENT)
         await _until(lambda: bool(errors))
+
+
+@pytest.mark.parametrize(
+    ("field", "fmt", "value", "why"),
+    [
+        ("magic", "<Q", 0x4141414141414141, "magic"),
+        ("boot_id", "<I", 0x5678, "reloaded"),
+        ("state", "<I", C.SA_STATE_STOPPED, "unloading"),
+    ],
+)
+async def test_a_vanished_portal_fails_with_portal_lost(
+    guest: FakeGuest, field: str, fmt: str, value: int, why: str
+) -> None:
+    async with Portal(guest.path) as portal:
+        guest.write(ffi.offsetof(G, field), struct.pack(fmt, value))
+        async with asyncio.timeout(10):
+            failure = await portal.wait_failure()
+        assert isinstance(failure, PortalLost) and why in str(failure)
+        with pytest.raises(PortalLost):
+            await portal.set_hooks([])
+
+
+async def test_guest_counted_losses_are_warnings(
+    guest: FakeGuest, caplog: pytest.LogCaptureFixture
+) -> None:
+    no_slot = (
+        C.SA_GUEST_OFF + ffi.offsetof(G, "counters") + ffi.offsetof("struct sa_counters", "no_slot")
+    )
+    async with Portal(guest.path) as portal:
+        guest.write(no_slot, struct.pack("<Q", 3))
+        await _until(lambda: any("no_slot: 3" in r.getMessage() for r in caplog.records))
+        assert portal.last_guest_counters.no_slot == 3
+    (record,) = [r for r in caplog.records if "no_slot" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.name.startswith("syscalls")
+    assert "3 hooked call(s) ran unhooked: no free event slot" in record.getMessage()
