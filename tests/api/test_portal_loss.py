@@ -78,3 +78,31 @@ async def test_an_overwritten_magic_ends_the_session(machine: Machine, plugins: 
     async with Portal(machine.shm_path) as portal:
         assert portal.hooks == ()
     assert (await machine.run(BLOCKED)).stdout.endswith(b" -9\n")
+
+
+async def test_reattach_puts_the_hooks_back_when_the_module_returns(
+    machine: Machine, plugins: Plugins
+) -> None:
+    _block(plugins)
+    try:
+        async with Session(plugins, machine=machine, reattach=60) as session:
+            assert (await session.run(BLOCKED)).stdout.endswith(b" 43\n")
+            first = session.portal
+            running = asyncio.create_task(session.run("sleep 30"))
+            async with asyncio.timeout(60):
+                while (await machine.run("rmmod syscalls_async")).exit_status != 0:
+                    await asyncio.sleep(0.2)
+                await first.wait_failure()
+                # it ran partly unhooked: stopped and said so
+                with pytest.raises(PortalLost, match="while the command ran"):
+                    await running
+            # started while no module is there: waits for the hooks instead of running
+            waiting = asyncio.create_task(session.run(BLOCKED))
+            assert (await machine.run(f"insmod {MODULE}")).exit_status == 0
+            assert (await waiting).stdout.endswith(b" 43\n")
+            assert session.portal is not first and session.failure is None
+            assert (await session.run(BLOCKED)).stdout.endswith(b" 43\n")
+            assert session.stats.guest.events >= 3
+    finally:
+        r = await machine.run(f"lsmod | grep -q syscalls_async || insmod {MODULE}")
+        assert r.exit_status == 0, r.stderr

@@ -28,7 +28,11 @@ If the portal is lost while the session runs (the guest module unloaded or
 reloaded, the region overwritten), no hook is in force any more: the session
 fails with :class:`PortalLost`, which :meth:`Session.run` raises (a command
 running then is stopped, a later one never starts) and so does leaving the
-``async with`` block.
+``async with`` block.  With ``reattach=SECONDS`` the session instead waits
+that long for a module to be ready again, attaches to it and puts the hooks
+in force again: a command running when the portal was lost still raises
+:class:`PortalLost` (it ran partly unhooked), commands started meanwhile wait
+for the hooks; only if no module comes back in time does the session fail.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ class Session:
     :param handler_timeout: seconds a handler may run before it is cancelled.
     :param fail_fast: end the session with the first handler error.
     :param deadline_ms: how long a trapped guest task waits for the host.
+    :param reattach: seconds to wait for the guest module to come back when
+        the portal is lost, then attach again (``None``: fail at once).
     """
 
     def __init__(
@@ -80,6 +86,7 @@ class Session:
         handler_timeout: float | None = 30.0,
         fail_fast: bool = False,
         deadline_ms: int = 3000,
+        reattach: float | None = None,
     ) -> None:
         self.plugins = plugins
         self.machine = machine
@@ -89,6 +96,7 @@ class Session:
         self.handler_timeout = handler_timeout
         self.fail_fast = fail_fast
         self.deadline_ms = deadline_ms
+        self.reattach = reattach
         self.failure: BaseException | None = None
         self.dispatcher: Dispatcher | None = None
         self._portal: Portal | None = None
@@ -99,7 +107,9 @@ class Session:
         self._failed = asyncio.Event()
         self._scheduled: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._guest_base = self._guest_last = GuestCounters()
+        self._guest_base = self._guest_last = self._guest_earlier = GuestCounters()
+        self._attached = asyncio.Event()
+        self._fatal = asyncio.Event()  # set with ``failure``; ``_failed`` also on a loss
 
     @property
     def portal(self) -> Portal:
@@ -117,10 +127,12 @@ class Session:
         return msgspec.structs.replace(stats, guest=self._guest_delta())
 
     def _guest_delta(self) -> GuestCounters:
-        if self._portal is not None and self._portal.failure is None:
-            with contextlib.suppress(PortalError):
-                self._guest_last = self._portal.guest_counters()
-        return self._guest_last - self._guest_base
+        if self._portal is not None:
+            if self._portal.failure is None:
+                with contextlib.suppress(PortalError):
+                    self._portal.guest_counters()
+            self._guest_last = self._portal.last_guest_counters
+        return self._guest_earlier + (self._guest_last - self._guest_base)
 
     # -- lifetime -------------------------------------------------------------
 
@@ -151,7 +163,7 @@ class Session:
         self._guest_base = self._guest_last = self._portal.last_guest_counters
         # the last counts stay readable after the portal detaches
         self._stack.callback(self._guest_delta)
-        self._spawn(self._watch_portal(self._portal))
+        self._spawn(self._watch_portal())
         table = PrototypeTable.from_meta(self._portal.syscalls)
         self._cache_prototypes(table)
         self.plugins._bind(self)
@@ -171,6 +183,7 @@ class Session:
         self._stack.push_async_callback(self._cancel_tasks)
         self._changed()
         await self.sync_hooks()
+        self._attached.set()
 
     async def _stop(self) -> None:
         await self._stack.aclose()
@@ -182,10 +195,47 @@ class Session:
             with contextlib.suppress(OSError):
                 save_prototypes(prototype_cache(image.directory), table)
 
-    async def _watch_portal(self, portal: Portal) -> None:
-        failure = await portal.wait_failure()
-        log.error("the session lost its portal: %s", failure)
-        self._on_fatal(failure if isinstance(failure, PortalLost) else PortalLost(str(failure)))
+    async def _watch_portal(self) -> None:
+        while True:
+            failure = await self.portal.wait_failure()
+            lost = failure if isinstance(failure, PortalLost) else PortalLost(str(failure))
+            if self.reattach is None:
+                log.error("the session lost its portal: %s", lost)
+                self._on_fatal(lost)
+                return
+            log.warning(
+                "the session lost its portal (%s); waiting %g s for it", lost, self.reattach
+            )
+            self._attached.clear()
+            self._failed.set()  # a command running now ran partly unhooked
+            self._guest_earlier = self._guest_delta()
+            try:
+                await self._attach_again()
+            except (PortalError, OSError) as exc:
+                self._on_fatal(PortalLost(f"{lost}; not back within {self.reattach:g} s: {exc}"))
+                return
+            if self.failure is not None:
+                return
+            self._failed = asyncio.Event()
+            self._attached.set()
+            log.warning("the session attached again: its hooks are in force")
+
+    async def _attach_again(self) -> None:
+        assert self.machine is not None and self.reattach is not None
+        portal = Portal(
+            self.machine.shm_path, deadline_ms=self.deadline_ms, attach_timeout=self.reattach
+        )
+        try:
+            await portal.__aenter__()
+        except BaseException:
+            await portal.aclose()
+            raise
+        self._stack.push_async_callback(portal.aclose)
+        portal.handler = self.dispatcher
+        self._portal = portal
+        self._guest_base = self._guest_last = portal.last_guest_counters
+        self._in_force = -1
+        await self.sync_hooks()
 
     async def _cancel_tasks(self) -> None:
         for task in list(self._tasks):
@@ -233,6 +283,7 @@ class Session:
         if self.failure is None:
             self.failure = exc
             self._failed.set()
+            self._fatal.set()
 
     async def run(
         self, command: str | Sequence[str], *, timeout: float = 60.0, input: bytes = b""
@@ -245,6 +296,10 @@ class Session:
         raises it without running anything.
         """
         assert self.machine is not None
+        if self.failure is None and not self._attached.is_set():
+            # the portal was lost and the session waits for it (reattach)
+            with contextlib.suppress(Interrupted):
+                await unless_set(self._attached.wait(), self._fatal)
         if self.failure is not None:
             self._raise_failure()
         await self.plugins.syscalls.synced()
@@ -256,6 +311,8 @@ class Session:
                 return await unless_set(aw, self._failed)
         except Interrupted:
             pass
+        if self.failure is None:
+            raise PortalLost("the portal was lost while the command ran (partly unhooked)")
         self._raise_failure()
 
     def _raise_failure(self) -> NoReturn:

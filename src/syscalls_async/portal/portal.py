@@ -370,6 +370,19 @@ class Portal:
             return "the guest module is unloading (or its state was overwritten)"
         return ""
 
+    def _last_counters(self) -> None:
+        """The counters an unloaded module left in the region, if they are
+        still its (a reloaded module starts again from zero)."""
+        if self._mm is None:
+            return
+        try:
+            now = decode.counters(self._mm[: C.SA_GUEST_SIZE])
+        except PortalError:
+            return
+        before = self.last_guest_counters
+        if all(getattr(now, f) >= getattr(before, f) for f in now.__struct_fields__):
+            self.last_guest_counters = now
+
     def _check_counters(self, mm: mmap.mmap) -> None:
         """Warn on the ``syscalls`` logger about every loss the guest counted."""
         before = self._warned_counters
@@ -402,6 +415,7 @@ class Portal:
             self._lost(PortalError(f"portal poller failed: {exc!r}"))
 
     def _lost(self, err: PortalError) -> None:
+        self._last_counters()
         self.failure = err
         self._failed.set()
         for trap in list(self._active.values()):

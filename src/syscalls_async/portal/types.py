@@ -144,6 +144,11 @@ class GuestCounters(msgspec.Struct, frozen=True):
             **{f: getattr(self, f) - getattr(other, f) for f in self.__struct_fields__}
         )
 
+    def __add__(self, other: GuestCounters) -> GuestCounters:
+        return GuestCounters(
+            **{f: getattr(self, f) + getattr(other, f) for f in self.__struct_fields__}
+        )
+
 
 class HostCounters(msgspec.Struct):
     """What the host refused or survived."""
