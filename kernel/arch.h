@@ -54,4 +54,24 @@ int sa_arch_ni_arm(bool on);               /* catch them or not */
 bool sa_arch_ni_armed(void);
 void sa_arch_ni_exit(void);                /* disarm for good */
 
+/*
+ * Numbers beyond the table (x86_64: the entry code answers them -ENOSYS
+ * itself, calling nothing). Optional: when armed they reach the wrapper
+ * with call->nr set to the number the task asked for.
+ */
+int sa_arch_oor_arm(bool on);
+bool sa_arch_oor_armed(void);
+
+/*
+ * What became of a call that returned a restart code, asked in the task's
+ * context once the kernel delivered the signal; "then" holds the user
+ * registers the call returned with. SA_OUTCOME_RESTART: it runs again;
+ * SA_OUTCOME_DONE: it ends with *ret; -errno: the registers say neither.
+ */
+#define SA_OUTCOME_DONE 0
+#define SA_OUTCOME_RESTART 1
+int sa_arch_signal_outcome(const struct pt_regs *then, long *ret);
+/* Change what such a call ends with (SA_OUTCOME_DONE only). */
+void sa_arch_set_signal_ret(const struct pt_regs *then, long ret);
+
 #endif

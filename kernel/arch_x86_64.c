@@ -8,7 +8,10 @@
 #include <linux/module.h>
 #include <linux/sched/task_stack.h>
 #include <linux/kprobes.h>
+#include <linux/tracepoint.h>
+#include <linux/uaccess.h>
 #include <asm/unistd.h>
+#include <asm/sigframe.h>
 #include "arch.h"
 #include "sa.h"
 
@@ -19,6 +22,9 @@ static const sa_x64_fn *sa_x64_table;
 /* The stub every unimplemented entry points at (it is just "return
  * -ENOSYS"; the ia32 table shares it). 0 if not found in the table. */
 static unsigned long sa_x64_ni;
+/* the first table entry that is the stub: numbers beyond the table are
+ * sent there (see sa_oor_probe) */
+static int sa_x64_ni_nr = -1;
 
 int sa_arch_init(unsigned long (*lookup)(const char *name))
 {
@@ -32,6 +38,7 @@ int sa_arch_init(unsigned long (*lookup)(const char *name))
 	for (nr = 0; ni && nr < NR_syscalls; nr++)
 		if ((unsigned long)sa_x64_table[nr] == ni) {
 			sa_x64_ni = ni;
+			sa_x64_ni_nr = nr;
 			break;
 		}
 	return 0;
@@ -65,11 +72,23 @@ u64 sa_arch_get_arg(const struct pt_regs *regs, unsigned int i)
 	return 0;
 }
 
+/* A number beyond the table, sent to the stub's entry by sa_oor_probe: the
+ * upper half of ax (always -ENOSYS at entry) carries this tag, the lower
+ * half the number. */
+#define SA_OOR_TAG 0x5341000000000000UL
+#define SA_OOR_MASK 0xffffffff00000000UL
+
 void sa_arch_read_call(struct sa_call *call)
 {
+	struct pt_regs *regs = call->regs;
 	unsigned int i;
 
-	call->nr = (int)call->regs->orig_ax;
+	call->nr = (int)regs->orig_ax;
+	if (call->nr == sa_x64_ni_nr && (regs->ax & SA_OOR_MASK) == SA_OOR_TAG) {
+		call->nr = (int)(u32)regs->ax;
+		regs->orig_ax = call->nr;
+		regs->ax = -ENOSYS;
+	}
 	for (i = 0; i < SA_MAX_ARGS; i++)
 		call->args[i] = sa_arch_get_arg(call->regs, i);
 }
@@ -106,7 +125,11 @@ unsigned int sa_arch_copy_regs(const struct pt_regs *regs, u64 *out, unsigned in
 
 long sa_arch_invoke(struct sa_call *call)
 {
-	sa_x64_fn fn = sa_x64_table[call->nr];
+	sa_x64_fn fn;
+
+	if (call->nr < 0 || call->nr >= NR_syscalls)
+		return -ENOSYS;
+	fn = sa_x64_table[call->nr];
 
 	/* The ni stub does nothing but this; calling it would also meet the
 	 * kprobe again. */
@@ -229,9 +252,116 @@ bool sa_arch_ni_armed(void)
 
 void sa_arch_ni_exit(void)
 {
+	sa_arch_oor_arm(false);
 	if (!sa_ni_registered)
 		return;
 	unregister_kprobe(&sa_ni_kp);   /* waits for running handlers */
 	sa_ni_registered = false;
 	sa_ni_armed = false;
+}
+
+/*
+ * Numbers beyond the table. do_syscall_64 answers them -ENOSYS itself (it
+ * inlines the stub here) and is noinstr, so neither ftrace nor a kprobe can
+ * see them there. The sys_enter tracepoint, which runs just before, may
+ * change the number the entry code dispatches on: it sends such a call to
+ * the stub's first entry, where the stub's probe catches it, and the wrapper
+ * puts the real number back (sa_arch_read_call). Registering the tracepoint
+ * moves every syscall to the entry code's slow path, so it is armed only
+ * while a hook needs these numbers. x32 numbers (bit 30) and ia32 calls are
+ * let through, and negative numbers (-1 is a call skipped by seccomp or a
+ * tracer).
+ */
+static struct tracepoint *sa_sys_enter;
+static bool sa_oor_on;
+
+static void notrace sa_oor_probe(void *data, struct pt_regs *regs, long id)
+{
+	u32 nr = (u32)id;
+
+	if ((int)nr < 0 || nr < NR_syscalls || regs != task_pt_regs(current) ||
+	    in_ia32_syscall())
+		return;
+	if ((nr & __X32_SYSCALL_BIT) && nr - __X32_SYSCALL_BIT < X32_NR_syscalls)
+		return;
+	regs->ax = SA_OOR_TAG | nr;
+	regs->orig_ax = sa_x64_ni_nr;
+}
+
+static void sa_find_sys_enter(struct tracepoint *tp, void *priv)
+{
+	if (!strcmp(tp->name, "sys_enter"))
+		sa_sys_enter = tp;
+}
+
+int sa_arch_oor_arm(bool on)
+{
+	int err;
+
+	if (on == sa_oor_on)
+		return 0;
+	if (on && (!sa_ni_registered || sa_x64_ni_nr < 0))
+		return -ENOENT;
+	if (!sa_sys_enter)
+		for_each_kernel_tracepoint(sa_find_sys_enter, NULL);
+	if (!sa_sys_enter)
+		return on ? -ENOENT : 0;
+	if (on) {
+		err = tracepoint_probe_register(sa_sys_enter, sa_oor_probe, NULL);
+	} else {
+		err = tracepoint_probe_unregister(sa_sys_enter, sa_oor_probe, NULL);
+		tracepoint_synchronize_unregister();
+	}
+	if (!err)
+		sa_oor_on = on;
+	return err;
+}
+
+bool sa_arch_oor_armed(void)
+{
+	return sa_oor_on;
+}
+
+/* The frame a signal handler was started with holds the registers the
+ * interrupted call returns with (after rt_sigreturn). */
+static struct sigcontext_64 __user *sa_x64_signal_mc(const struct pt_regs *now)
+{
+	struct rt_sigframe __user *f = (struct rt_sigframe __user *)now->sp;
+
+	return (struct sigcontext_64 __user *)&f->uc.uc_mcontext;
+}
+
+/* arch/x86/kernel/signal.c: a restart moves ip back over the 2-byte
+ * syscall instruction, in the registers (no handler) or in the frame. */
+int sa_arch_signal_outcome(const struct pt_regs *then, long *ret)
+{
+	const struct pt_regs *now = task_pt_regs(current);
+	struct sigcontext_64 __user *mc;
+	u64 ip, ax;
+
+	if (now->ip == then->ip - 2)
+		return SA_OUTCOME_RESTART;
+	if (now->ip == then->ip) {
+		*ret = now->ax;
+		return SA_OUTCOME_DONE;
+	}
+	mc = sa_x64_signal_mc(now);
+	if (get_user(ip, &mc->ip) || get_user(ax, &mc->ax))
+		return -EFAULT;
+	if (ip == then->ip - 2)
+		return SA_OUTCOME_RESTART;
+	if (ip != then->ip)
+		return -ESRCH;
+	*ret = ax;
+	return SA_OUTCOME_DONE;
+}
+
+void sa_arch_set_signal_ret(const struct pt_regs *then, long ret)
+{
+	struct pt_regs *now = task_pt_regs(current);
+
+	if (now->ip == then->ip)
+		now->ax = ret;
+	else if (put_user((u64)ret, &sa_x64_signal_mc(now)->ax))
+		sa_count(restart_lost);
 }

@@ -4,6 +4,8 @@
  * checked, put in force (ftrace on exactly the table entries some hook
  * needs), then acknowledged to the host.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/kernel.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
@@ -249,6 +251,8 @@ static struct sa_snapshot *sa_snap_build(u32 gen, int *err)
 			goto bad;
 		if (!(h->flags & SA_HOOK_ENABLED) || !want)
 			continue;
+		if (h->nr == SA_NR_ALL || h->nr == SA_NR_UNKNOWN)
+			snap->oor_flags |= want;
 		for (nr = 0; nr < nsys; nr++)
 			if (h->nr == nr || h->nr == SA_NR_ALL ||
 			    (h->nr == SA_NR_UNKNOWN && !sa_meta_known(nr)))
@@ -365,6 +369,22 @@ static void sa_publish(struct sa_snapshot *snap)
 	sa_snap_put(old);
 }
 
+/* The stub's probe and, on top of it, the redirection of numbers beyond
+ * the table to the stub: armed probe first, disarmed redirection first, so
+ * that a redirected call always meets the probe. The redirection is
+ * optional: without it those numbers stay unseen. */
+static int sa_oor_apply(bool ni, bool oor)
+{
+	int err;
+
+	if (!oor)
+		sa_arch_oor_arm(false);
+	err = sa_arch_ni_arm(ni || oor);
+	if (!err && oor && sa_arch_oor_arm(true))
+		pr_warn_once("syscall numbers beyond the table cannot be caught\n");
+	return err;
+}
+
 void sa_hooks_apply(u32 gen)
 {
 	struct sa_guest_header *g = sa_guest();
@@ -381,13 +401,15 @@ void sa_hooks_apply(u32 gen)
 		err = ips ? 0 : -ENOMEM;
 	}
 	if (!err) {
+		bool oor = snap->oor_flags;
+
 		/* In force for the wrapper first, then the entries hooked. */
 		sa_publish(snap);
 		err = sa_ftrace_set(ips, n);
 		if (err)
 			kvfree(ips);
 		else
-			err = sa_arch_ni_arm(ni);
+			err = sa_oor_apply(ni, oor);
 	} else {
 		if (snap)
 			sa_snap_free(snap);
@@ -396,7 +418,7 @@ void sa_hooks_apply(u32 gen)
 	if (!err)
 		sa_count(table_updates);
 	else
-		pr_warn("syscalls_async: hook table %u refused: %d\n", gen, err);
+		pr_warn("hook table %u refused: %d\n", gen, err);
 	WRITE_ONCE(g->hooks_status, err);
 	/* the ni stub is one more distinct entry when it is caught */
 	WRITE_ONCE(g->hooked_entries, sa_nips + sa_arch_ni_armed());
@@ -423,7 +445,7 @@ int sa_hooks_init(void)
 	}
 	err = sa_arch_ni_init();
 	if (err && err != -ENOENT)
-		pr_warn("syscalls_async: unimplemented syscalls cannot be caught: %d\n", err);
+		pr_warn("unimplemented syscalls cannot be caught: %d\n", err);
 	for (nr = 0; nr < nsys; nr++) {
 		unsigned long ip = sa_arch_table_entry(nr);
 
@@ -446,9 +468,9 @@ int sa_hooks_init(void)
 	ftrace_free_filter(&probe);
 	sa_guest()->untraceable = bad;
 	if (bad)
-		pr_info("syscalls_async: %u syscall entries cannot be hooked\n", bad);
+		pr_info("%u syscall entries cannot be hooked\n", bad);
 	if (ni)
-		pr_info("syscalls_async: %u unimplemented syscall entries caught at their shared stub\n",
+		pr_info("%u unimplemented syscall entries caught at their shared stub\n",
 			ni);
 	return 0;
 }

@@ -4,6 +4,8 @@
  * its verdicts. This file: load/unload and the control thread that follows
  * the host's hook table and heartbeat.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/module.h>
 #include <linux/kprobes.h>
 #include <linux/kthread.h>
@@ -76,6 +78,7 @@ static int sa_control_fn(void *unused)
 
 	while (!kthread_should_stop()) {
 		sa_follow_host(&last_hb, &last_change);
+		sa_restart_reap();
 		WRITE_ONCE(sa_guest()->heartbeat, sa_guest()->heartbeat + 1);
 		usleep_range(500, 1000);
 	}
@@ -133,18 +136,23 @@ static int __init sa_init(void)
 	err = sa_hooks_init();
 	if (err)
 		goto err_unmap;
+	err = sa_restart_init();
+	if (err)
+		goto err_hooks;
 	sa_control = kthread_run(sa_control_fn, NULL, "syscalls_async");
 	if (IS_ERR(sa_control)) {
 		err = PTR_ERR(sa_control);
-		goto err_hooks;
+		goto err_restart;
 	}
 	sa_guest()->state = SA_STATE_READY;
 	smp_wmb();
 	WRITE_ONCE(sa_guest()->magic, SA_MAGIC);
-	pr_info("syscalls_async: portal ready, %zu bytes, %u syscalls\n",
+	pr_info("portal ready, %zu bytes, %u syscalls\n",
 		sa_shm_size, sa_arch_nr_syscalls());
 	return 0;
 
+err_restart:
+	sa_restart_exit();
 err_hooks:
 	sa_hooks_exit();
 err_unmap:
@@ -161,10 +169,12 @@ static void __exit sa_exit(void)
 	 * module was going). */
 	sa_hooks_exit();
 	wait_event(sa_inflight_wq, atomic_read(&sa_inflight) == 0);
+	/* no wrapper leaves notes any more; queued task work held the module */
+	sa_restart_exit();
 	synchronize_rcu_tasks();
 	WRITE_ONCE(sa_guest()->magic, 0);
 	sa_shm_unmap();
-	pr_info("syscalls_async: unloaded\n");
+	pr_info("unloaded\n");
 }
 
 module_init(sa_init);

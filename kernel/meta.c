@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Syscall prototypes from the kernel's own ftrace syscall metadata. */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/kernel.h>
 #include <linux/string.h>
 #include <trace/syscall.h>
@@ -51,7 +53,7 @@ void sa_meta_write(void)
 	if (tablep)
 		table = *tablep;
 	if (!table)
-		pr_warn("syscalls_async: no syscall metadata, all syscalls unknown\n");
+		pr_warn("no syscall metadata, all syscalls unknown\n");
 	for (nr = 0; nr < n; nr++) {
 		struct sa_meta *out = sa_shm + SA_META_OFF + nr * SA_META_SIZE;
 

@@ -45,7 +45,7 @@
 
 /* SA_CDEF_BEGIN */
 #define SA_MAGIC 0x54524f5043535953
-#define SA_VERSION 1
+#define SA_VERSION 2
 
 #define SA_ARCH_X86_64 1
 
@@ -140,6 +140,11 @@
 #define SA_PHASE_ENTER 1
 #define SA_PHASE_RETURN 2
 
+/* sa_slot_guest.eflags (event flags) */
+/* a return phase: a signal interrupted the call and the kernel runs it
+ * again (retval is the kernel's -ERESTART* code, not a result) */
+#define SA_EV_RESTARTED 1
+
 /* sa_slot_host.action bits */
 #define SA_ACT_SKIP 1
 #define SA_ACT_SET_ARGS 2
@@ -178,16 +183,19 @@ struct sa_counters {
 	uint64_t events;            /* events published to the host */
 	uint64_t verdicts;          /* verdicts applied */
 	uint64_t requests;          /* portal requests served */
-	uint64_t deadline_expired;  /* host silent past the deadline */
+	uint64_t deadline_expired;  /* no answer within the deadline */
 	uint64_t fatal_signal;      /* waits ended by a fatal signal */
 	uint64_t no_slot;           /* no free slot before the deadline */
 	uint64_t bad_host_msg;      /* host messages refused */
 	uint64_t host_dead_skips;   /* hooked calls passed while the host was gone */
 	uint64_t table_updates;     /* hook tables put in force */
 	uint64_t table_rejects;     /* hook tables refused as invalid */
-	uint64_t restarts_hidden;   /* ERESTART* kept from the host */
+	uint64_t restart_lost;      /* interrupted calls whose outcome went unseen */
 	uint64_t filter_faults;     /* string filters that could not read */
-	uint64_t reserved[4];
+	uint64_t host_lost;         /* waits ended because the host stopped beating */
+	uint64_t signal_returns;    /* returns sent once a signal decided the outcome */
+	uint64_t out_of_range;      /* calls of numbers beyond the table sent */
+	uint64_t reserved[1];
 };
 
 struct sa_guest_header {
@@ -261,7 +269,7 @@ struct sa_slot_guest {
 	uint32_t msg;               /* SA_MSG_EVENT / RESPONSE / ABANDON */
 	/* event */
 	uint32_t phase;             /* SA_PHASE_* */
-	int32_t nr;
+	int32_t nr;                 /* may lie beyond the table (no metadata) */
 	uint32_t pid;               /* thread id */
 	uint32_t tgid;
 	char comm[16];
@@ -280,7 +288,9 @@ struct sa_slot_guest {
 	uint32_t rflags;            /* SA_RF_* */
 	uint64_t fault_addr;
 	uint64_t next;              /* where to continue a chunked request */
-	uint8_t pad[128];
+	uint32_t eflags;            /* SA_EV_*, events */
+	uint32_t pad1;
+	uint8_t pad[120];
 };
 
 struct sa_slot_host {

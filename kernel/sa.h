@@ -16,7 +16,8 @@
 /* One trapped syscall as the generic code sees it. */
 struct sa_call {
 	struct pt_regs *regs;       /* the task's user registers */
-	int nr;
+	int nr;                     /* may lie beyond the table */
+	u32 eflags;                 /* SA_EV_* for the return event */
 	u64 args[SA_MAX_ARGS];
 	long ret;
 };
@@ -27,6 +28,7 @@ struct sa_snapshot {
 	u32 gen;
 	u32 count;
 	u8 *nr_flags;               /* per nr: SA_HOOK_ENTER | SA_HOOK_RETURN */
+	u8 oor_flags;               /* the same for numbers beyond the table */
 	struct sa_hook hooks[];
 };
 
@@ -54,6 +56,7 @@ static inline void *sa_slot_base(unsigned int i)
 /* A message starts with no response fields set (events and responses alike). */
 static inline void sa_resp_clear(struct sa_slot_guest *g)
 {
+	g->eflags = 0;
 	g->status = 0;
 	g->len = 0;
 	g->count = 0;
@@ -101,5 +104,15 @@ void sa_serve(struct sa_slot_guest *g, void *g2h, const void *h2g,
 
 /* wrapper.c */
 long sa_syscall(struct sa_call *call);
+bool sa_is_restart(long ret);
+long sa_sanitize_ret(s64 v);
+bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v);
+bool sa_wants(int nr, u8 want);
+
+/* restart.c: the return of a call a signal interrupted */
+int sa_restart_init(void);
+void sa_restart_exit(void);
+void sa_restart_defer(const struct sa_call *call);
+void sa_restart_reap(void);
 
 #endif

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* The ivshmem-plain device: BAR 2 is the shared region. */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/pci.h>
 #include <linux/io.h>
 #include "sa.h"
@@ -19,7 +21,7 @@ int sa_shm_map(void)
 
 	sa_pdev = pci_get_device(SA_IVSHMEM_VENDOR, SA_IVSHMEM_DEVICE, NULL);
 	if (!sa_pdev) {
-		pr_err("syscalls_async: no ivshmem-plain device\n");
+		pr_err("no ivshmem-plain device\n");
 		return -ENODEV;
 	}
 	err = pci_enable_device_mem(sa_pdev);
@@ -31,7 +33,7 @@ int sa_shm_map(void)
 	start = pci_resource_start(sa_pdev, SA_IVSHMEM_BAR);
 	len = pci_resource_len(sa_pdev, SA_IVSHMEM_BAR);
 	if (len < SA_REGION_MIN_SIZE) {
-		pr_err("syscalls_async: shared region too small (%llu)\n",
+		pr_err("shared region too small (%llu)\n",
 		       (unsigned long long)len);
 		err = -ENOSPC;
 		goto err_release;

@@ -57,17 +57,22 @@ static bool sa_slot_try(struct sa_slot *s, unsigned int i)
 	return cmpxchg(&s->g->owner, 0, 1) == 0;
 }
 
-/* Wait for a free slot; false if none came before the deadline. */
-static bool sa_slot_claim(struct sa_slot *s, unsigned long deadline)
+/* Wait (killably) for a free slot: 0, -ETIMEDOUT if none came before the
+ * deadline, -EINTR on a fatal signal. */
+static int sa_slot_claim(struct sa_slot *s, unsigned long deadline)
 {
-	unsigned int start = raw_smp_processor_id() * (SA_SLOT_COUNT / 2), i;
+	/* CPUs start their search at different places to claim without
+	 * contention */
+	unsigned int start = raw_smp_processor_id() * SA_SLOT_COUNT / nr_cpu_ids, i;
 
 	for (;;) {
 		for (i = 0; i < SA_SLOT_COUNT; i++)
 			if (sa_slot_try(s, (start + i) % SA_SLOT_COUNT))
 				goto claimed;
-		if (time_after(jiffies, deadline) || fatal_signal_pending(current))
-			return false;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		if (time_after(jiffies, deadline))
+			return -ETIMEDOUT;
 		sa_sleep_us(20, 50);
 	}
 claimed:
@@ -75,7 +80,7 @@ claimed:
 	s->seq = READ_ONCE(s->g->seq);
 	if (s->seq & 1)
 		s->seq++;
-	return true;
+	return 0;
 }
 
 static void sa_slot_begin(struct sa_slot *s)
@@ -125,6 +130,7 @@ static void sa_write_event(struct sa_slot *s, const struct sa_call *call,
 	g->hooks_gen = gen;
 	g->nregs = sa_arch_copy_regs(call->regs, g->regs, SA_MAX_REGS);
 	sa_resp_clear(g);
+	g->eflags = phase == SA_PHASE_RETURN ? call->eflags : 0;
 	sa_slot_publish(s, SA_MSG_EVENT);
 	sa_count(events);
 }
@@ -170,7 +176,7 @@ static int sa_wait_answer(struct sa_slot *s, struct sa_slot_host *ans)
 			return -ETIMEDOUT;
 		}
 		if (!READ_ONCE(sa_host_alive)) {
-			sa_count(deadline_expired);
+			sa_count(host_lost);
 			return -EPIPE;
 		}
 		sa_pause(since);
@@ -200,9 +206,13 @@ int sa_exchange(const struct sa_call *call, u32 phase, const u64 *matched,
 	struct sa_slot s;
 	int err;
 
-	if (!sa_slot_claim(&s, deadline)) {
-		sa_count(no_slot);
-		return -EBUSY;
+	err = sa_slot_claim(&s, deadline);
+	if (err) {
+		if (err == -EINTR)
+			sa_count(fatal_signal);
+		else
+			sa_count(no_slot);
+		return err;
 	}
 	sa_write_event(&s, call, phase, matched, gen);
 	for (;;) {

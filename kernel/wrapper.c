@@ -10,21 +10,41 @@
 #include "arch.h"
 
 /* include/linux/errno.h: kernel-internal restart codes */
-static bool sa_is_restart(long ret)
+bool sa_is_restart(long ret)
 {
 	return ret == -ERESTARTSYS || ret == -ERESTARTNOINTR ||
 	       ret == -ERESTARTNOHAND || ret == -ERESTART_RESTARTBLOCK;
 }
 
 /* A verdict never hands a restart code to the task. */
-static long sa_sanitize_ret(s64 v)
+long sa_sanitize_ret(s64 v)
 {
 	return sa_is_restart(v) ? -EINTR : (long)v;
 }
 
+static u8 sa_snap_wants(const struct sa_snapshot *snap, int nr)
+{
+	if (nr >= 0 && nr < sa_arch_nr_syscalls())
+		return snap->nr_flags[nr];
+	return snap->oor_flags;
+}
+
+/* Does any enabled hook of this phase (SA_HOOK_ENTER / _RETURN) exist for nr? */
+bool sa_wants(int nr, u8 want)
+{
+	struct sa_snapshot *snap = sa_snap_get();
+	bool any;
+
+	if (!snap)
+		return false;
+	any = sa_snap_wants(snap, nr) & want;
+	sa_snap_put(snap);
+	return any;
+}
+
 /* Ask the host about this call in this phase; false if nothing matched or
  * the host did not answer (the call then goes on as if unhooked). */
-static bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
+bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 {
 	u8 want = phase == SA_PHASE_ENTER ? SA_HOOK_ENTER : SA_HOOK_RETURN;
 	struct sa_snapshot *snap;
@@ -35,8 +55,7 @@ static bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 	snap = sa_snap_get();
 	if (!snap)
 		return false;
-	if (call->nr >= 0 && call->nr < sa_arch_nr_syscalls() &&
-	    (snap->nr_flags[call->nr] & want))
+	if (sa_snap_wants(snap, call->nr) & want)
 		hit = sa_hooks_match(snap, call, phase, matched);
 	gen = snap->gen;
 	sa_snap_put(snap);
@@ -46,6 +65,8 @@ static bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 		sa_count(host_dead_skips);
 		return false;
 	}
+	if (call->nr < 0 || call->nr >= sa_arch_nr_syscalls())
+		sa_count(out_of_range);
 	return sa_exchange(call, phase, matched, gen, v) == 0;
 }
 
@@ -79,7 +100,7 @@ static void sa_restore_args(struct sa_call *call, u32 mask, const u64 *saved)
 	sa_arch_write_args(call->regs, saved, back);
 }
 
-static long sa_run(struct sa_call *call, bool have_ref)
+static long sa_run(struct sa_call *call)
 {
 	struct sa_verdict v = {};
 	u64 saved[SA_MAX_ARGS];
@@ -97,8 +118,7 @@ static long sa_run(struct sa_call *call, bool have_ref)
 	if (!skipped) {
 		if (sa_arch_noreturn(call->nr)) {
 			/* Never comes back: leave nothing held. */
-			if (have_ref)
-				module_put(THIS_MODULE);
+			module_put(THIS_MODULE);
 			sa_inflight_exit();
 			return sa_arch_invoke(call);
 		}
@@ -107,9 +127,10 @@ static long sa_run(struct sa_call *call, bool have_ref)
 			sa_restore_args(call, changed, saved);
 	}
 	if (sa_is_restart(call->ret)) {
-		/* The call will run again or become -EINTR after the signal:
-		 * its result is not known yet. */
-		sa_count(restarts_hidden);
+		/* The call will run again or become -EINTR once the signal is
+		 * delivered: its return goes to the host after that. */
+		if (sa_wants(call->nr, SA_HOOK_RETURN))
+			sa_restart_defer(call);
 		return call->ret;
 	}
 	memset(&v, 0, sizeof(v));
@@ -120,20 +141,18 @@ static long sa_run(struct sa_call *call, bool have_ref)
 
 long sa_syscall(struct sa_call *call)
 {
-	bool have_ref;
 	long ret;
 
 	/* The in-flight count lets unload wait for tasks that got here while
 	 * the module was going; the module reference makes rmmod refuse while
 	 * a task sleeps in a hooked call. */
 	atomic_inc(&sa_inflight);
-	have_ref = try_module_get(THIS_MODULE);
-	if (!have_ref) {
+	if (!try_module_get(THIS_MODULE)) {
 		ret = sa_arch_invoke(call);
 		sa_inflight_exit();
 		return ret;
 	}
-	ret = sa_run(call, have_ref);
+	ret = sa_run(call);
 	module_put(THIS_MODULE);
 	sa_inflight_exit();
 	return ret;

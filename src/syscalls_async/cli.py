@@ -398,7 +398,9 @@ def parser() -> argparse.ArgumentParser:
         "(a name or number, default EPERM) instead of letting it run; hooks with their own "
         "on_error keep theirs (just before PLUGIN write --fail-closed=ERRNO)",
     )
-    p.add_argument("--stats", action="store_true", help="print dispatch counts at the end")
+    p.add_argument(
+        "--stats", action="store_true", help="print dispatch and guest counts at the end"
+    )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     p.set_defaults(func=lambda a: asyncio.run(_run(a)))
 

@@ -68,6 +68,13 @@ class PortalProtocolError(PortalError):
     """The guest wrote something invalid; it was refused and counted."""
 
 
+class PortalLost(PortalError):
+    """The portal went away while attached: the guest module was unloaded or
+    reloaded, or the region no longer holds a valid portal (magic, boot id,
+    state).  No hook is in force any more; a session raises this from
+    :meth:`Session.run` and on exit instead of running commands unhooked."""
+
+
 class TrapGone(PortalError):
     """The trapped guest task no longer waits (deadline, fatal signal, unload)."""
 

@@ -52,6 +52,21 @@ async def test_tracer_limited_to_some_syscalls(session: Session) -> None:
     assert records[0].retval is not None and records[0].retval > 0
 
 
+async def test_tracer_shows_an_interrupted_read_as_strace_does(session: Session) -> None:
+    records: list[TraceRecord] = []
+    tracer = Tracer(session.plugins, comm="interrupt", syscalls=["read"], emit=records.append)
+    await tracer.start()
+    await session.run("interrupt read-restart; interrupt read")
+    await tracer.stop()
+    shown = [r.format().split(" = ", 1)[1] for r in records]
+    assert shown == [
+        "? ERESTARTSYS (To be restarted if SA_RESTART is set)",
+        "1",
+        "-1 EINTR (Interrupted system call)",
+    ]
+    assert [r.restarted for r in records] == [True, False, False]
+
+
 def test_trace_command_prints_json_records() -> None:
     proc = subprocess.run(
         [

@@ -84,16 +84,22 @@ async def test_fatal_signal_ends_the_wait(machine: Machine, portal: Portal) -> N
     release.set()
 
 
-async def test_restarted_sleep_hides_the_restart_code(machine: Machine, portal: Portal) -> None:
+async def test_a_restarted_sleep_says_so_and_pairs_every_enter(
+    machine: Machine, portal: Portal
+) -> None:
     rets: list[tuple[str, int]] = []
+    restarted: list[tuple[str, int]] = []
+    enters: list[str] = []
     sleeping = asyncio.Event()
 
     async def note(trap: Trap) -> None:
         name = portal.syscalls[trap.event.nr].name
         if trap.event.phase is Phase.RETURN:
-            rets.append((name, trap.event.retval))
-        elif name != "sys_restart_syscall":
-            sleeping.set()
+            (restarted if trap.event.restarted else rets).append((name, trap.event.retval))
+        else:
+            enters.append(name)
+            if name != "sys_restart_syscall":
+                sleeping.set()
 
     portal.handler = note
     names = ["nanosleep", "clock_nanosleep", "restart_syscall"]
@@ -110,6 +116,46 @@ async def test_restarted_sleep_hides_the_restart_code(machine: Machine, portal: 
     await machine.run("kill -STOP $(cat /tmp/sa_sleep); kill -CONT $(cat /tmp/sa_sleep)")
     r = await run
     assert r.stdout == b"rc=0\n"
+    # a restart code only ever shows as a restarted return, never as a result
     assert all(not -516 <= ret <= -512 for _, ret in rets), rets
-    assert portal.guest_counters().restarts_hidden > before.restarts_hidden
+    assert restarted and all(-516 <= ret <= -512 for _, ret in restarted), restarted
+    # every enter got exactly one return: a result or "restarted"
+    assert len(enters) == len(rets) + len(restarted), (enters, rets, restarted)
+    after = portal.guest_counters()
+    assert after.signal_returns >= before.signal_returns + len(restarted)
+    assert after.restart_lost == before.restart_lost
     assert ("sys_restart_syscall", 0) in rets or any(ret == 0 for _, ret in rets)
+
+
+async def test_a_task_killed_in_an_interrupted_call_gets_no_return_and_is_counted(
+    machine: Machine, portal: Portal
+) -> None:
+    phases: list[Phase] = []
+    entered = asyncio.Event()
+
+    async def note(trap: Trap) -> None:
+        phases.append(trap.event.phase)
+        entered.set()
+
+    portal.handler = note
+    names = ["nanosleep", "clock_nanosleep"]
+    await portal.set_hooks(
+        [
+            HookSpec(id=i, nr=portal.nr(n), enter=True, ret=True, comm="sleep")
+            for i, n in enumerate(names)
+        ]
+    )
+    before = portal.guest_counters()
+    pid = int((await machine.run("sleep 30 >/dev/null 2>&1 & echo $!")).stdout)
+    async with asyncio.timeout(30):
+        await entered.wait()
+    # SIGKILL: the sleep comes back with a restart code, and the task dies
+    # before the signal's delivery could decide anything
+    await machine.run(f"kill -9 {pid}")
+    async with asyncio.timeout(30):
+        while portal.guest_counters().restart_lost == before.restart_lost:
+            await asyncio.sleep(0.05)
+    after = portal.guest_counters()
+    assert after.restart_lost == before.restart_lost + 1
+    assert after.signal_returns == before.signal_returns
+    assert phases == [Phase.ENTER]

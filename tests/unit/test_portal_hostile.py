@@ -17,6 +17,7 @@ import pytest
 from syscalls_async.errors import (
     OutOfRange,
     PortalError,
+    PortalLost,
     PortalProtocolError,
     PortalVersionError,
     TrapGone,
@@ -362,3 +363,38 @@ async def test_a_slots_next_handler_waits_for_the_previous_one_to_end(guest: Fak
     first, second = spans
     assert (first[0], second[0]) == ("epoch 1", "epoch 2")
     assert second[1] >= first[2]  # never both at once
+
+
+@pytest.mark.parametrize(
+    ("field", "fmt", "value", "why"),
+    [
+        ("magic", "<Q", 0x4141414141414141, "magic"),
+        ("boot_id", "<I", 0x5678, "reloaded"),
+        ("state", "<I", C.SA_STATE_STOPPED, "unloading"),
+    ],
+)
+async def test_a_vanished_portal_fails_with_portal_lost(
+    guest: FakeGuest, field: str, fmt: str, value: int, why: str
+) -> None:
+    async with Portal(guest.path) as portal:
+        guest.write(ffi.offsetof(G, field), struct.pack(fmt, value))
+        async with asyncio.timeout(10):
+            failure = await portal.wait_failure()
+        assert isinstance(failure, PortalLost) and why in str(failure)
+        with pytest.raises(PortalLost):
+            await portal.set_hooks([])
+
+
+async def test_guest_counted_losses_are_warnings(
+    guest: FakeGuest, caplog: pytest.LogCaptureFixture
+) -> None:
+    no_slot = (
+        C.SA_GUEST_OFF + ffi.offsetof(G, "counters") + ffi.offsetof("struct sa_counters", "no_slot")
+    )
+    async with Portal(guest.path) as portal:
+        guest.write(no_slot, struct.pack("<Q", 3))
+        await _until(lambda: any("no_slot: 3" in r.getMessage() for r in caplog.records))
+        assert portal.last_guest_counters.no_slot == 3
+    (record,) = [r for r in caplog.records if "no_slot" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.name.startswith("syscalls")
+    assert "3 hooked call(s) ran unhooked: no free event slot" in record.getMessage()

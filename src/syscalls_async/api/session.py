@@ -23,6 +23,16 @@ does ``__aenter__`` return.
 On exit (normally, by error or cancellation) the hooks are cleared in the
 guest, open traps are answered, the portal detaches and the guest stops (if
 the session booted it); the plugins object can serve another session after.
+
+If the portal is lost while the session runs (the guest module unloaded or
+reloaded, the region overwritten), no hook is in force any more: the session
+fails with :class:`PortalLost`, which :meth:`Session.run` raises (a command
+running then is stopped, a later one never starts) and so does leaving the
+``async with`` block.  With ``reattach=SECONDS`` the session instead waits
+that long for a module to be ready again, attaches to it and puts the hooks
+in force again: a command running when the portal was lost still raises
+:class:`PortalLost` (it ran partly unhooked), commands started meanwhile wait
+for the hooks; only if no module comes back in time does the session fail.
 """
 
 from __future__ import annotations
@@ -34,12 +44,15 @@ import math
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+import msgspec
 
 from .._aio import Interrupted, unless_set
-from ..errors import HandlerError, OutOfRange
+from ..errors import HandlerError, OutOfRange, PortalError, PortalLost
 from ..machine import CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
+from ..portal.types import GuestCounters
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.policy import OnError, failure_policy
 from ..syscalls.prototypes import PrototypeTable
@@ -96,6 +109,8 @@ class Session:
     :param on_error: what a handler failure does to its call, for hooks that do not
         say (``"continue"``, ``"fail_closed"`` or ``FailClosed(errno)``; see
         :mod:`syscalls_async.syscalls.policy`).  Checked here, before any boot.
+    :param reattach: seconds to wait for the guest module to come back when
+        the portal is lost, then attach again (``None``: fail at once).
     """
 
     def __init__(
@@ -110,6 +125,7 @@ class Session:
         handler_timeout: float = 30.0,
         fail_fast: bool = False,
         on_error: OnError = "continue",
+        reattach: float | None = None,
     ) -> None:
         self.plugins = plugins
         self.machine = machine
@@ -123,6 +139,8 @@ class Session:
         self.deadline_ms = guest_deadline_ms(self.handler_timeout)
         self._host_counters: HostCounters | None = None
         self._booted = False
+        self._late_earlier = 0  # late verdicts of portals before a re-attach
+        self.reattach = reattach
         self.failure: BaseException | None = None
         self.dispatcher: Dispatcher | None = None
         self._portal: Portal | None = None
@@ -133,6 +151,9 @@ class Session:
         self._failed = asyncio.Event()
         self._scheduled: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._guest_base = self._guest_last = self._guest_earlier = GuestCounters()
+        self._attached = asyncio.Event()
+        self._fatal = asyncio.Event()  # set with ``failure``; ``_failed`` also on a loss
 
     @property
     def portal(self) -> Portal:
@@ -142,11 +163,24 @@ class Session:
 
     @property
     def stats(self) -> DispatchStats:
-        """Events, handler calls, errors, timeouts and late verdicts so far."""
+        """A snapshot of the counts so far: events, handler calls, errors,
+        timeouts and late verdicts, and in ``guest`` what the guest module
+        counted during this session (``no_slot``, ``deadline_expired``: hooked
+        calls that ran unhooked; see
+        :class:`~syscalls_async.portal.types.GuestCounters`)."""
         stats = self.dispatcher.stats if self.dispatcher else DispatchStats()
+        late = self._late_earlier
         if self._host_counters is not None:
-            stats.late_verdicts = self._host_counters.late_verdicts
-        return stats
+            late += self._host_counters.late_verdicts
+        return msgspec.structs.replace(stats, guest=self._guest_delta(), late_verdicts=late)
+
+    def _guest_delta(self) -> GuestCounters:
+        if self._portal is not None:
+            if self._portal.failure is None:
+                with contextlib.suppress(PortalError):
+                    self._portal.guest_counters()
+            self._guest_last = self._portal.last_guest_counters
+        return self._guest_earlier + (self._guest_last - self._guest_base)
 
     # -- lifetime -------------------------------------------------------------
 
@@ -166,7 +200,7 @@ class Session:
     ) -> None:
         await self._stop()
         if exc is None and self.failure is not None:
-            raise HandlerError(f"a handler failed: {self.failure!r}") from self.failure
+            self._raise_failure()
 
     async def _start(self) -> None:
         if self.machine is None:
@@ -176,6 +210,10 @@ class Session:
             Portal(self.machine.shm_path, deadline_ms=self.deadline_ms)
         )
         self._host_counters = self._portal.host_counters
+        self._guest_base = self._guest_last = self._portal.last_guest_counters
+        # the last counts stay readable after the portal detaches
+        self._stack.callback(self._guest_delta)
+        self._spawn(self._watch_portal())
         table = PrototypeTable.from_meta(self._portal.syscalls)
         self._cache_prototypes(table)
         self.plugins._bind(self)
@@ -196,6 +234,7 @@ class Session:
         self._stack.push_async_callback(self._cancel_tasks)
         self._changed()
         await self.sync_hooks()
+        self._attached.set()
 
     async def _stop(self) -> None:
         await self._stack.aclose()
@@ -208,6 +247,51 @@ class Session:
                 # a machine given to us may have run anything: only our own boot
                 # is pristine (see remember_prototypes)
                 remember_prototypes(image, table, pristine=self._booted)
+
+    async def _watch_portal(self) -> None:
+        while True:
+            failure = await self.portal.wait_failure()
+            lost = failure if isinstance(failure, PortalLost) else PortalLost(str(failure))
+            if self.reattach is None:
+                log.error("the session lost its portal: %s", lost)
+                self._on_fatal(lost)
+                return
+            log.warning(
+                "the session lost its portal (%s); waiting %g s for it", lost, self.reattach
+            )
+            self._attached.clear()
+            self._failed.set()  # a command running now ran partly unhooked
+            self._guest_earlier = self._guest_delta()
+            try:
+                await self._attach_again()
+            except (PortalError, OSError) as exc:
+                self._on_fatal(PortalLost(f"{lost}; not back within {self.reattach:g} s: {exc}"))
+                return
+            if self.failure is not None:
+                return
+            self._failed = asyncio.Event()
+            self._attached.set()
+            log.warning("the session attached again: its hooks are in force")
+
+    async def _attach_again(self) -> None:
+        assert self.machine is not None and self.reattach is not None
+        portal = Portal(
+            self.machine.shm_path, deadline_ms=self.deadline_ms, attach_timeout=self.reattach
+        )
+        try:
+            await portal.__aenter__()
+        except BaseException:
+            await portal.aclose()
+            raise
+        self._stack.push_async_callback(portal.aclose)
+        portal.handler = self.dispatcher
+        self._portal = portal
+        if self._host_counters is not None:
+            self._late_earlier += self._host_counters.late_verdicts
+        self._host_counters = portal.host_counters
+        self._guest_base = self._guest_last = portal.last_guest_counters
+        self._in_force = -1
+        await self.sync_hooks()
 
     async def _cancel_tasks(self) -> None:
         for task in list(self._tasks):
@@ -255,6 +339,7 @@ class Session:
         if self.failure is None:
             self.failure = exc
             self._failed.set()
+            self._fatal.set()
 
     async def run(
         self, command: str | Sequence[str], *, timeout: float = 60.0, input: bytes = b""
@@ -262,9 +347,17 @@ class Session:
         """Run a command in the guest (see :meth:`Machine.run`).
 
         With ``fail_fast``, a handler error while it runs raises
-        :class:`HandlerError` at once (the command is killed).
+        :class:`HandlerError` at once (the command is killed); so does
+        :class:`PortalLost` when the portal is lost, and every later call
+        raises it without running anything.
         """
         assert self.machine is not None
+        if self.failure is None and not self._attached.is_set():
+            # the portal was lost and the session waits for it (reattach)
+            with contextlib.suppress(Interrupted):
+                await unless_set(self._attached.wait(), self._fatal)
+        if self.failure is not None:
+            self._raise_failure()
         await self.plugins.syscalls.synced()
         return await self._unless_failed(self.machine.run(command, timeout=timeout, input=input))
 
@@ -274,4 +367,12 @@ class Session:
                 return await unless_set(aw, self._failed)
         except Interrupted:
             pass
+        if self.failure is None:
+            raise PortalLost("the portal was lost while the command ran (partly unhooked)")
+        self._raise_failure()
+
+    def _raise_failure(self) -> NoReturn:
+        if isinstance(self.failure, PortalLost):
+            # a new instance each time: the same one raised twice piles up tracebacks
+            raise PortalLost(str(self.failure)) from self.failure
         raise HandlerError(f"a handler failed: {self.failure!r}") from self.failure

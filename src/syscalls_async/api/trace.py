@@ -31,6 +31,13 @@ from .plugins import Plugins
 #: longest string argument shown (longer ones end with "...")
 STRING_SHOWN = 64
 _NO_RETURN = ("exit", "exit_group")
+#: the kernel's restart codes (include/linux/errno.h), as strace names them
+_RESTARTS = {
+    512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
+    513: ("ERESTARTNOINTR", "To be restarted"),
+    514: ("ERESTARTNOHAND", "To be restarted if no handler"),
+    516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
+}
 
 
 class TraceRecord(msgspec.Struct, frozen=True):
@@ -44,6 +51,8 @@ class TraceRecord(msgspec.Struct, frozen=True):
     args: list[int | str]
     retval: int | None  # None: the call does not return
     error: str | None = None  # errno name when retval is -errno
+    #: a signal interrupted the call and the kernel runs it again (a new record follows)
+    restarted: bool = False
 
     def format(self) -> str:
         """The record as strace would print it."""
@@ -51,6 +60,9 @@ class TraceRecord(msgspec.Struct, frozen=True):
         name = self.name.removeprefix("sys_")
         if self.retval is None:
             result = "?"
+        elif self.restarted:
+            code, why = _RESTARTS.get(-self.retval, (self.error, "To be restarted"))
+            result = f"? {code} ({why})"
         elif self.error:
             result = f"-1 {self.error} ({os.strerror(-self.retval)})"
         else:
@@ -147,6 +159,7 @@ class Tracer:
                 args=args,
                 retval=retval,
                 error=error,
+                restarted=syscall.restarted,
             )
         )
 

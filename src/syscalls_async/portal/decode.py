@@ -107,25 +107,35 @@ def _event_struct() -> struct.Struct:
 
 
 _EVENT = _event_struct()
+_EFLAGS = struct.Struct("<I")
+_EFLAGS_OFF = ffi.offsetof("struct sa_slot_guest", "eflags")
+_EV_KNOWN = C.SA_EV_RESTARTED
 _A = 9  # index of args[0] in the unpacked tuple
 _M = _A + C.SA_MAX_ARGS + 3  # matched[0]
 _R = _M + C.SA_MATCH_WORDS + 2  # regs[0]
 
 
-def event(data: bytes, slot: int, seq: int, nr_syscalls: int, nhooks: int) -> SyscallEvent:
-    """An SA_MSG_EVENT slot copy (the guest part) as a :class:`SyscallEvent`."""
-    if len(data) < _EVENT.size:
+def event(data: bytes, slot: int, seq: int, nhooks: int) -> SyscallEvent:
+    """An SA_MSG_EVENT slot copy (the guest part) as a :class:`SyscallEvent`.
+
+    ``nr`` may lie beyond the guest's syscall table: such calls
+    exist (the kernel answers them -ENOSYS) and reach all-syscall and unknown
+    hooks.  Negative numbers are refused: the guest never sends them."""
+    if len(data) < max(_EVENT.size, _EFLAGS_OFF + 4):
         raise PortalProtocolError(f"slot {slot}: event of {len(data)} bytes")
     v = _EVENT.unpack_from(data)
     msg, phase, nr, nregs = v[3], v[4], v[5], v[_M + C.SA_MATCH_WORDS]
+    eflags = _EFLAGS.unpack_from(data, _EFLAGS_OFF)[0]
     if msg != C.SA_MSG_EVENT:
         raise PortalProtocolError(f"slot {slot}: message {msg} is not an event")
     if phase not in _PHASES:
         raise PortalProtocolError(f"slot {slot}: bad phase {phase}")
-    if not 0 <= nr < nr_syscalls:
-        raise PortalProtocolError(f"slot {slot}: syscall number {nr} out of range")
+    if nr < 0:
+        raise PortalProtocolError(f"slot {slot}: syscall number {nr}")
     if nregs > C.SA_MAX_REGS:
         raise PortalProtocolError(f"slot {slot}: {nregs} registers")
+    if eflags & ~_EV_KNOWN or (eflags and phase != Phase.RETURN):
+        raise PortalProtocolError(f"slot {slot}: event flags {eflags:#x} in phase {phase}")
     return SyscallEvent(
         slot=slot,
         epoch=v[2],
@@ -142,6 +152,7 @@ def event(data: bytes, slot: int, seq: int, nr_syscalls: int, nhooks: int) -> Sy
         matched=_bits(v[_M : _M + C.SA_MATCH_WORDS], nhooks),
         regs=v[_R : _R + nregs],
         hooks_gen=v[_M + C.SA_MATCH_WORDS + 1],
+        restarted=bool(eflags & C.SA_EV_RESTARTED),
     )
 
 
@@ -253,10 +264,3 @@ def proc_info(data: bytes) -> ProcInfo:
         argv=tuple(a.decode("utf-8", "surrogateescape") for a in args),
         truncated=bool(p.flags & C.SA_RF_TRUNCATED),
     )
-
-
-_U32 = struct.Struct("<I")
-
-
-def u32_at(buf: Any, off: int) -> int:
-    return int(_U32.unpack_from(buf, off)[0])

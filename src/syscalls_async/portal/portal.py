@@ -52,7 +52,7 @@ from typing import Any
 
 import msgspec
 
-from ..errors import PortalError, PortalProtocolError, PortalVersionError, TrapGone
+from ..errors import PortalError, PortalLost, PortalProtocolError, PortalVersionError, TrapGone
 from . import decode
 from .abi import (
     DOORBELL_OFF,
@@ -79,10 +79,26 @@ _H = "struct sa_host_header"
 _MSG_OFF = ffi.offsetof("struct sa_slot_guest", "msg")
 _EPOCH_OFF = ffi.offsetof("struct sa_slot_guest", "epoch")
 _GEN_OFF = ffi.offsetof("struct sa_slot_guest", "hooks_gen")
+_MAGIC_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "magic")
+_BOOT_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "boot_id")
+_STATE_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "state")
 _KEEP_TABLES = 8
 #: how long a host's heartbeat must stand still to count it as gone (its
 #: poller beats at least every PollPolicy.max_sleep)
 _LIVENESS_WINDOW = 0.05
+#: how often the poller looks at the guest's counters
+_COUNTERS_PERIOD = 0.25
+#: guest counters whose growth means hooked calls ran unhooked or events were
+#: lost: each growth is a warning
+_LOSSES = {
+    "no_slot": "{n} hooked call(s) ran unhooked: no free event slot within the deadline",
+    "deadline_expired": "{n} hooked call(s) ran unhooked: no verdict within the deadline",
+    "host_lost": "{n} hooked call(s) ran unhooked: the host's heartbeat stopped",
+    "host_dead_skips": "{n} hooked call(s) ran unhooked: no live host",
+    "bad_host_msg": "{n} hooked call(s) ran unhooked: the guest refused the host's answer",
+    "restart_lost": "{n} interrupted call(s) got no return event",
+    "table_rejects": "{n} hook table(s) refused by the guest",
+}
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
@@ -123,6 +139,9 @@ class Portal:
         self.syscalls: list[SyscallMeta] = []
         self.boot_id = 0
         self.failure: PortalError | None = None
+        #: the guest's counters when last read (kept after the portal is lost)
+        self.last_guest_counters = GuestCounters()
+        self._warned_counters = GuestCounters()  # what the poller last warned about
         self._failed = asyncio.Event()
         self._mm: mmap.mmap | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -186,15 +205,18 @@ class Portal:
             self._hooks = tuple(hooks)
 
     async def wait_failure(self) -> PortalError:
-        """Wait until the portal is lost (module unloaded or reloaded) and return why."""
+        """Wait until the portal is lost and return why: :class:`PortalLost`
+        (module unloaded or reloaded, region overwritten) or the
+        :class:`PortalError` that stopped the poller."""
         await self._failed.wait()
         assert self.failure is not None
         return self.failure
 
     def guest_counters(self) -> GuestCounters:
-        """The module's counters, read now."""
+        """The module's counters, read now (since the module was loaded)."""
         mm = self._live()
-        return decode.counters(mm[: C.SA_GUEST_SIZE])
+        self.last_guest_counters = decode.counters(mm[: C.SA_GUEST_SIZE])
+        return self.last_guest_counters
 
     def hooked_entries(self) -> int:
         """How many distinct syscall entries the guest has hooked now."""
@@ -282,6 +304,8 @@ class Portal:
             self._nr_syscalls,
         )
         self._by_name = {m.name: m.nr for m in self.syscalls if m.known}
+        self.last_guest_counters = decode.counters(mm[: C.SA_GUEST_SIZE])
+        self._warned_counters = self.last_guest_counters
         self._gen = _U32.unpack_from(mm, HOST_HOOKS_GEN_OFF)[0]
         for i in range(C.SA_SLOT_COUNT):
             self._last_seq[i] = _U32.unpack_from(mm, slot_offset(i) + SLOT_SEQ_OFF)[0]
@@ -325,11 +349,9 @@ class Portal:
         assert self._mm is not None
         mm = self._mm
         last_bell = -1
-        last_activity = time.monotonic()
+        last_activity = last_counters = time.monotonic()
         sleep = self.poll.min_sleep
         rescan = False
-        boot_off = ffi.offsetof(_G, "boot_id")
-        magic_off = ffi.offsetof(_G, "magic")
         while True:
             self._beat()
             bell = _U64.unpack_from(mm, DOORBELL_OFF)[0]
@@ -338,17 +360,54 @@ class Portal:
                 rescan = self._scan()
                 last_activity = time.monotonic()
                 sleep = self.poll.min_sleep
-            elif (
-                _U32.unpack_from(mm, boot_off)[0] != self.boot_id
-                or _U64.unpack_from(mm, magic_off)[0] != C.SA_MAGIC
-            ):
-                self._lost(PortalError("the guest module was unloaded or reloaded"))
+            lost = self._gone(mm)
+            if lost:
+                self._lost(PortalLost(lost))
                 return
+            if time.monotonic() - last_counters >= _COUNTERS_PERIOD:
+                last_counters = time.monotonic()
+                self._check_counters(mm)
             if time.monotonic() - last_activity < self.poll.spin:
                 await asyncio.sleep(0)
             else:
                 await asyncio.sleep(sleep)
                 sleep = min(sleep * 2, self.poll.max_sleep)
+
+    def _gone(self, mm: mmap.mmap) -> str:
+        """Why the region no longer holds this portal, or ``""``."""
+        if _U64.unpack_from(mm, _MAGIC_OFF)[0] != C.SA_MAGIC:
+            return "the guest module was unloaded (or the portal's magic overwritten)"
+        if _U32.unpack_from(mm, _BOOT_OFF)[0] != self.boot_id:
+            return "the guest module was reloaded"
+        if _U32.unpack_from(mm, _STATE_OFF)[0] != C.SA_STATE_READY:
+            return "the guest module is unloading (or its state was overwritten)"
+        return ""
+
+    def _last_counters(self) -> None:
+        """The counters an unloaded module left in the region, if they are
+        still its (a reloaded module starts again from zero)."""
+        if self._mm is None:
+            return
+        try:
+            now = decode.counters(self._mm[: C.SA_GUEST_SIZE])
+        except PortalError:
+            return
+        before = self.last_guest_counters
+        if all(getattr(now, f) >= getattr(before, f) for f in now.__struct_fields__):
+            self.last_guest_counters = now
+
+    def _check_counters(self, mm: mmap.mmap) -> None:
+        """Warn on the ``syscalls`` logger about every loss the guest counted."""
+        before = self._warned_counters
+        try:
+            now = decode.counters(mm[: C.SA_GUEST_SIZE])
+        except PortalError:
+            return
+        self.last_guest_counters = self._warned_counters = now
+        for name, what in _LOSSES.items():
+            grew = getattr(now, name) - getattr(before, name)
+            if grew > 0:
+                log.warning("guest: %s (%s: %d)", what.format(n=grew), name, getattr(now, name))
 
     def _spawn(
         self, coro: Coroutine[Any, Any, None], name: str | None = None
@@ -369,6 +428,7 @@ class Portal:
             self._lost(PortalError(f"portal poller failed: {exc!r}"))
 
     def _lost(self, err: PortalError) -> None:
+        self._last_counters()
         self.failure = err
         self._failed.set()
         for trap in list(self._active.values()):
@@ -446,7 +506,7 @@ class Portal:
         try:
             if table is None:
                 raise PortalProtocolError(f"slot {slot}: event names unknown hook table {gen}")
-            event = decode.event(data, slot, seq, self._nr_syscalls, len(table))
+            event = decode.event(data, slot, seq, len(table))
         except PortalProtocolError as exc:
             self.host_counters.refused += 1
             log.warning("event refused: %s", exc)

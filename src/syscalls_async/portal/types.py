@@ -51,6 +51,9 @@ class SyscallEvent(msgspec.Struct, frozen=True):
     matched: tuple[int, ...]
     regs: tuple[int, ...]
     hooks_gen: int = 0
+    #: a return phase: a signal interrupted the call and the kernel runs it
+    #: again; ``retval`` is the kernel's -ERESTART* code, not a result
+    restarted: bool = False
 
 
 class ProcInfo(msgspec.Struct, frozen=True):
@@ -110,20 +113,41 @@ class ProcEntry(msgspec.Struct, frozen=True):
 
 
 class GuestCounters(msgspec.Struct, frozen=True):
-    """The module's counters from the portal header."""
+    """The module's counters from the portal header (``kernel/portal_abi.h``
+    says what each counts).  Subtracting two gives what happened between."""
 
-    events: int
-    verdicts: int
-    requests: int
-    deadline_expired: int
-    fatal_signal: int
-    no_slot: int
-    bad_host_msg: int
-    host_dead_skips: int
-    table_updates: int
-    table_rejects: int
-    restarts_hidden: int
-    filter_faults: int
+    events: int = 0
+    verdicts: int = 0
+    requests: int = 0
+    #: hooked calls that ran unhooked: no answer within the deadline
+    deadline_expired: int = 0
+    fatal_signal: int = 0
+    #: hooked calls that ran unhooked: no free slot within the deadline
+    no_slot: int = 0
+    bad_host_msg: int = 0
+    #: hooked calls that ran unhooked: the host had stopped beating
+    host_dead_skips: int = 0
+    table_updates: int = 0
+    table_rejects: int = 0
+    #: interrupted calls whose return event could not be sent
+    restart_lost: int = 0
+    filter_faults: int = 0
+    #: waits ended because the host stopped beating
+    host_lost: int = 0
+    #: return events sent once a signal decided an interrupted call's outcome
+    signal_returns: int = 0
+    #: events of syscall numbers beyond the table
+    out_of_range: int = 0
+
+    def __sub__(self, other: GuestCounters) -> GuestCounters:
+        return GuestCounters(
+            **{f: getattr(self, f) - getattr(other, f) for f in self.__struct_fields__}
+        )
+
+    def __add__(self, other: GuestCounters) -> GuestCounters:
+        return GuestCounters(
+            **{f: getattr(self, f) + getattr(other, f) for f in self.__struct_fields__}
+        )
 
 
 class HostCounters(msgspec.Struct):

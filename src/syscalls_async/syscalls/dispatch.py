@@ -38,7 +38,7 @@ import msgspec
 
 from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.trap import TrapProtocol as Trap
-from ..portal.types import Phase
+from ..portal.types import GuestCounters, Phase
 from ..portal.types import SyscallEvent as RawEvent
 from .event import Args, Regs, SyscallEvent, Task
 from .filters import STRING_READ
@@ -69,6 +69,8 @@ class DispatchStats(msgspec.Struct):
     #: verdicts that reached no waiting guest task (counted by the portal, which
     #: the session reads them from)
     late_verdicts: int = 0
+    #: what the guest module counted (filled in by the session)
+    guest: GuestCounters = msgspec.field(default_factory=GuestCounters)
 
 
 class Dispatcher:
@@ -287,6 +289,7 @@ def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:
         task=Task(raw.comm, raw.pid, raw.tgid),
         phase="enter" if raw.phase is Phase.ENTER else "return",
         retval=RETVAL.value(raw.retval) if raw.phase is Phase.RETURN else 0,
+        restarted=raw.restarted,
     )
 
 
@@ -298,6 +301,10 @@ def _apply(trap: Trap, raw: RawEvent, event: SyscallEvent) -> None:
         for i in sorted(event.args.changed):
             trap.set_arg(i, event.args[i])
     elif event.retval != RETVAL.value(raw.retval):
+        if raw.restarted:
+            # the call runs again: there is no result to replace
+            log.warning("retval of a restarted call cannot be changed: %s", _describe(event))
+            return
         trap.set_retval(event.retval)
 
 

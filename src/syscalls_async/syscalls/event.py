@@ -120,7 +120,8 @@ class SyscallEvent:
 
     Assign ``args[i]`` to change an argument (on entry), set ``skip_syscall``
     and ``retval`` to skip the call and return ``retval`` instead, or set
-    ``retval`` on return to change what the task sees.
+    ``retval`` on return to change what the task sees (not on a
+    ``restarted`` return: that call has no result yet).
     """
 
     name: str
@@ -134,6 +135,10 @@ class SyscallEvent:
     retval: int = 0
     skip_syscall: bool = False
     skipped: bool = field(default=False)  # on return: the entry verdict skipped the call
+    #: on return: a signal interrupted the call and the kernel runs it again
+    #: (a new enter follows); ``retval`` is the kernel's -ERESTART* code and
+    #: cannot be changed
+    restarted: bool = False
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("skip_syscall", "retval") and "args" in self.__dict__:

@@ -154,6 +154,10 @@ class PrototypeTable:
     def __len__(self) -> int:
         return len(self._by_nr)
 
+    def __contains__(self, nr: object) -> bool:
+        """Whether ``nr`` is in the guest's table (numbers beyond it exist too)."""
+        return nr in self._by_nr
+
     def by_name(self, name: str) -> SyscallPrototype | None:
         return self._by_name.get(normalize(name))
 

@@ -363,7 +363,7 @@ class Registry:
         self._ids = itertools.count(1)
         self.prototypes: PrototypeTable | None = None
         self.listeners: list[Callable[[], None]] = []
-        self._candidates: dict[tuple[int, bool], list[Hook]] = {}
+        self._candidates: dict[tuple[int | None, bool], list[Hook]] = {}
 
     def __iter__(self) -> Iterator[Hook]:
         return iter(list(self._hooks.values()))
@@ -495,8 +495,13 @@ class Registry:
         return [h.spec() for h in hooks], hooks
 
     def candidates(self, nr: int, enter: bool) -> list[Hook]:
-        """Enabled hooks that may handle syscall ``nr`` in this direction, in order."""
-        key = (nr, enter)
+        """Enabled hooks that may handle syscall ``nr`` in this direction, in order.
+
+        ``nr`` may lie beyond the guest's table (all-syscall and unknown hooks
+        see those calls); all such numbers share one cache entry, so a guest
+        cannot grow the cache by sending many."""
+        beyond = self.prototypes is not None and nr not in self.prototypes
+        key = (None if beyond else nr, enter)
         cached = self._candidates.get(key)
         if cached is None:
             known = self.prototypes.by_nr(nr).known if self.prototypes else True
