@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from .._text import printable
 from ..errors import GuestMemoryError, PortalError
 from ..portal.trap import Trap
 from ..portal.types import Phase
@@ -211,6 +212,6 @@ def _apply(trap: Trap, raw: RawEvent, event: SyscallEvent) -> None:
 
 def _describe(event: SyscallEvent) -> str:
     return (
-        f"{event.name} {event.phase} by {event.task.comm}[{event.task.pid}] "
+        f"{event.name} {event.phase} by {printable(event.task.comm)}[{event.task.pid}] "
         f"args={event.args!r} retval={event.retval}"
     )
