@@ -32,17 +32,18 @@ _prctl.restype = ctypes.c_int
 _REAP = 'read -r _ignored; rm -rf -- "$@"'
 
 
-def die_with_parent() -> Callable[[], None]:
+def die_with_parent(parent: int | None = None) -> Callable[[], None]:
     """A ``preexec_fn`` that makes the child get SIGKILL when its parent thread exits.
 
-    It checks the parent afterwards: if the parent died between ``fork`` and
-    ``prctl``, the child kills itself instead of running orphaned.
+    It checks the parent afterwards: if the child's parent is not ``parent``
+    (default: the calling process) -- it died between ``fork`` and ``prctl``
+    -- the child kills itself instead of running orphaned.
     """
-    parent = os.getpid()
+    expected = os.getpid() if parent is None else parent
 
     def preexec() -> None:
-        if _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != expected:
+            signal.raise_signal(signal.SIGKILL)
 
     return preexec
 
