@@ -135,7 +135,7 @@ class _DemoHooks:
 
     @staticmethod
     def say(text: str) -> None:
-        print(f"  hook> {text}", flush=True)
+        print(f"  hook> {printable(text)}", flush=True)  # paths and comms are the guest's
 
     async def exec_monitor(
         self,
@@ -222,7 +222,7 @@ async def _demo(args: argparse.Namespace) -> int:
         result = await session.run(command, timeout=args.timeout)
         for stream, mark in ((result.stdout, "|"), (result.stderr, "!")):
             for line in stream.decode(errors="replace").splitlines():
-                print(f"  {mark} {line}")
+                print(f"  {mark} {printable(line)}")
         print(f"  (exit status {result.exit_status})", flush=True)
         return result
 
