@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from syscalls_async.machine.console import MAX_LINE, TAIL_LINE_CHARS, Console
+from syscalls_async.machine.console import MAX_LINE, SUBSCRIBER_LINES, TAIL_LINE_CHARS, Console
 
 
 async def _pump(console: Console, *chunks: bytes) -> list[str]:
@@ -74,4 +74,19 @@ async def test_a_panic_is_reported_once_with_the_escaped_line(tmp_path: Path) ->
         b"Kernel panic - not syncing: again\n",
     )
     assert panics == ["[ 1.0] Kernel panic - not syncing: \\x1b[2Jboom"]
+    console.close()
+
+
+async def test_a_subscriber_that_does_not_read_holds_a_bounded_backlog(tmp_path: Path) -> None:
+    console = Console(tmp_path / "log", lambda line: None)
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"".join(b"%d\n" % i for i in range(SUBSCRIBER_LINES + 5)))
+    reader.feed_eof()
+    with console.subscribe() as q:
+        async with asyncio.timeout(5):
+            await console.pump(reader)
+        assert q.qsize() == SUBSCRIBER_LINES + 1  # the lines, then the end
+        assert console.dropped_lines == 5
+        lines = [q.get_nowait() for _ in range(SUBSCRIBER_LINES + 1)]
+    assert lines[0] == "0" and lines[-2] == str(SUBSCRIBER_LINES - 1) and lines[-1] is None
     console.close()

@@ -5,7 +5,9 @@ Everything here is bounded, whatever the guest prints: a line longer than
 ``split_lines``), the log file keeps the first ``log_limit`` bytes and then
 says how much it dropped (``dropped_bytes``), and the tail quoted in error
 messages keeps :data:`TAIL_LINES` lines of at most :data:`TAIL_LINE_CHARS`
-characters, with control characters escaped.
+characters, with control characters escaped.  A subscriber that falls more
+than :data:`SUBSCRIBER_LINES` lines behind loses the newer ones (counted in
+``dropped_lines``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ MAX_LINE = 64 * 1024
 TAIL_LINE_CHARS = 500
 #: default cap of the console log file
 LOG_LIMIT = 64 * 1024 * 1024
+#: lines a subscriber may have unread before newer ones are dropped for it
+SUBSCRIBER_LINES = 10_000
 _READ_SIZE = 64 * 1024
 
 
@@ -49,6 +53,8 @@ class Console:
         self.split_lines = 0
         #: console bytes not written to the log file (over ``log_limit``)
         self.dropped_bytes = 0
+        #: lines not handed to a subscriber that was SUBSCRIBER_LINES behind
+        self.dropped_lines = 0
         self._logged = 0
         self._log: BinaryIO = open(log_path, "wb")  # noqa: SIM115 - closed in close()
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -103,7 +109,12 @@ class Console:
             shown += f"... ({len(text) - TAIL_LINE_CHARS} more characters)"
         self._tail.append(shown)
         for q in self._subscribers:
-            q.put_nowait(text)
+            if q.qsize() >= SUBSCRIBER_LINES:
+                if not self.dropped_lines:
+                    log.warning("a console subscriber fell %d lines behind", SUBSCRIBER_LINES)
+                self.dropped_lines += 1
+            else:
+                q.put_nowait(text)
         if not self._panicked and PANIC.search(line):
             self._panicked = True
             self._on_panic(shown)
@@ -125,7 +136,7 @@ class Console:
 
     def _end(self) -> None:
         for q in self._subscribers:
-            q.put_nowait(None)
+            q.put_nowait(None)  # there is always room for the end
 
     def tail(self, lines: int = TAIL_LINES) -> str:
         """The last console lines, control characters escaped, for error messages."""
@@ -135,13 +146,15 @@ class Console:
     def subscribe(self) -> Iterator[asyncio.Queue[str | None]]:
         """Receive every console line from now on (raw guest text); ``None`` marks the end.
 
+        At most :data:`SUBSCRIBER_LINES` lines wait unread; newer ones are dropped.
+
         Example::
 
             with machine.console.subscribe() as lines:
                 while (line := await lines.get()) is not None:
                     print(line)
         """
-        q: asyncio.Queue[str | None] = asyncio.Queue()
+        q: asyncio.Queue[str | None] = asyncio.Queue(SUBSCRIBER_LINES + 1)
         self._subscribers.add(q)
         try:
             yield q
