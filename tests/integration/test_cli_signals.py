@@ -60,51 +60,77 @@ async def _gone(paths: list[Path], within: float) -> list[Path]:
     return [p for p in paths if p.exists()]
 
 
+async def _start(tmpdir: Path, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syscalls_async.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+    )
+
+
+async def _signal_leaves_nothing(
+    proc: asyncio.subprocess.Process, tmpdir: Path, signum: signal.Signals, status: int
+) -> None:
+    """Send ``signum`` to the running CLI; its exit ``status``, then nothing of it left."""
+    assert proc.stderr is not None
+    qemu = [pid for pid, comm in _children(proc.pid).items() if comm.startswith("qemu")]
+    assert len(qemu) == 1, _children(proc.pid)
+    pidfd = os.pidfd_open(qemu[0])
+    shm = list(Path("/dev/shm").glob(f"syscalls-async-{proc.pid}-*"))
+    temp = list(tmpdir.iterdir())
+    assert len(shm) == 1 and len(temp) == 1, (shm, temp)
+
+    proc.send_signal(signum)
+    async with asyncio.timeout(WAIT):
+        assert await proc.wait() == status, await proc.stderr.read()
+    try:
+        assert _wait_exit(pidfd, WAIT), f"QEMU {qemu[0]} still runs"
+    finally:
+        os.close(pidfd)
+    assert await _gone(shm + temp, WAIT) == []
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 async def test_signal_of_run_leaves_nothing_behind(tmp_path: Path, signum: signal.Signals) -> None:
     plugin = tmp_path / "up.py"
     plugin.write_text(PLUGIN)
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "syscalls_async.cli",
-        "run",
-        "--smp",
-        "1",
-        str(plugin),
-        "--",
-        "sh",
-        "-c",
+    proc = await _start(
+        tmpdir, "run", "--smp", "1", str(plugin), "--", "sh", "-c",
         "send_syscall getppid; sleep 1000",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "TMPDIR": str(tmpdir)},
-    )
+    )  # fmt: skip
     assert proc.stdout is not None and proc.stderr is not None
     try:
         async with asyncio.timeout(WAIT):
             line = await proc.stdout.readline()
         assert line == b"hooked\n", (line, await proc.stderr.read())
+        status = -signum if signum == signal.SIGKILL else 128 + signum
+        await _signal_leaves_nothing(proc, tmpdir, signum, status)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
-        qemu = [pid for pid, comm in _children(proc.pid).items() if comm.startswith("qemu")]
-        assert len(qemu) == 1, _children(proc.pid)
-        pidfd = os.pidfd_open(qemu[0])
-        shm = list(Path("/dev/shm").glob(f"syscalls-async-{proc.pid}-*"))
-        temp = list(tmpdir.iterdir())
-        assert len(shm) == 1 and len(temp) == 1, (shm, temp)
 
-        proc.send_signal(signum)
+async def test_ctrl_c_of_exec_leaves_nothing_behind(tmp_path: Path) -> None:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    log = tmp_path / "console.log"
+    proc = await _start(
+        tmpdir, "exec", "--smp", "1", "--console-log", str(log), "--", "sh", "-c",
+        "echo guest-up > /dev/console; sleep 1000",
+    )  # fmt: skip
+    try:
+        # exec prints nothing before the command ends: the console log says the guest is up
         async with asyncio.timeout(WAIT):
-            status = await proc.wait()
-        expected = -signum if signum == signal.SIGKILL else 128 + signum
-        assert status == expected, await proc.stderr.read()
-        try:
-            assert _wait_exit(pidfd, WAIT), f"QEMU {qemu[0]} still runs"
-        finally:
-            os.close(pidfd)
-        assert await _gone(shm + temp, WAIT) == []
+            while not (log.exists() and b"guest-up" in log.read_bytes()):
+                await asyncio.sleep(0.1)
+        await _signal_leaves_nothing(proc, tmpdir, signal.SIGINT, 130)
     finally:
         if proc.returncode is None:
             proc.kill()
