@@ -17,14 +17,17 @@ import argparse
 import asyncio
 import errno
 import logging
+import math
+import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TextIO
 
 import msgspec
 
 from . import bench
+from ._text import json_safe, printable
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
 from .api.session import check_handler_timeout
@@ -137,7 +140,7 @@ class _DemoHooks:
 
     @staticmethod
     def say(text: str) -> None:
-        print(f"  hook> {text}", flush=True)
+        print(f"  hook> {printable(text)}", flush=True)  # paths and comms are the guest's
 
     async def exec_monitor(
         self,
@@ -224,7 +227,7 @@ async def _demo(args: argparse.Namespace) -> int:
         result = await session.run(command, timeout=args.timeout)
         for stream, mark in ((result.stdout, "|"), (result.stderr, "!")):
             for line in stream.decode(errors="replace").splitlines():
-                print(f"  {mark} {line}")
+                print(f"  {mark} {printable(line)}")
         print(f"  (exit status {result.exit_status})", flush=True)
         return result
 
@@ -294,9 +297,9 @@ async def _demo(args: argparse.Namespace) -> int:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     if args.output is None:
-        return asyncio.run(_trace(args, sys.stderr))
+        return run_async(_trace(args, sys.stderr))
     with open(args.output, "w") as out:
-        return asyncio.run(_trace(args, out))
+        return run_async(_trace(args, out))
 
 
 async def _trace(args: argparse.Namespace, out: TextIO) -> int:
@@ -307,7 +310,7 @@ async def _trace(args: argparse.Namespace, out: TextIO) -> int:
     encoder = msgspec.json.Encoder()
 
     def emit(record: TraceRecord) -> None:
-        line = encoder.encode(record).decode() if args.json else record.format()
+        line = json_safe(encoder.encode(record).decode()) if args.json else record.format()
         print(line, file=out, flush=True)
 
     async with Session(
@@ -322,10 +325,72 @@ async def _trace(args: argparse.Namespace, out: TextIO) -> int:
     return _print_result(result)
 
 
+#: signals that end a command cleanly (the guest is stopped, nothing is left behind)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main``; SIGTERM or SIGHUP cancel it, so it cleans up, and give 128 + N.
+
+    (SIGINT does the same through asyncio and :class:`KeyboardInterrupt`: 130.)
+    """
+
+    async def supervised() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        received: list[signal.Signals] = []
+
+        def stop(signum: signal.Signals) -> None:
+            if not received:  # a second signal must not cut the clean-up short
+                received.append(signum)
+                print(f"syscalls-async: {signum.name}: stopping the guest", file=sys.stderr)
+                task.cancel()
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stop, signum)
+        try:
+            return await main
+        except asyncio.CancelledError:
+            if received:
+                return 128 + received[0]
+            raise
+        finally:
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+
+    return asyncio.run(supervised())
+
+
+def positive(kind: Callable[[str], float], example: str) -> Callable[[str], float]:
+    """An argparse ``type`` that accepts only finite numbers above 0."""
+
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a number greater than 0 (e.g. {example}), not {text!r}"
+            )
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    return convert
+
+
 def _add_machine_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--smp", type=int, default=2, help="virtual CPUs (default 2)")
-    p.add_argument("--memory", type=int, default=1024, help="guest RAM in MiB (default 1024)")
-    p.add_argument("--timeout", type=float, default=600, help="command timeout in seconds")
+    p.add_argument("--smp", type=positive(int, "2"), default=2, help="virtual CPUs (default 2)")
+    p.add_argument(
+        "--memory", type=positive(int, "1024"), default=1024, help="guest RAM in MiB (default 1024)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive(float, "600"),
+        default=600,
+        help="command timeout in seconds (default 600)",
+    )
     p.add_argument("--console-log", help="keep the guest console log in this file")
 
 
@@ -339,10 +404,8 @@ def _errno_arg(text: str) -> int:
 
 
 def _handler_timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    """A positive number (as every time option), and at most the module's wait."""
+    value = positive(float, "30")(text)
     try:
         return check_handler_timeout(value)
     except ValueError as exc:
@@ -370,7 +433,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("exec", help="boot the guest, run a command in it, exit with its status")
     _add_machine_options(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
-    p.set_defaults(func=lambda a: asyncio.run(_exec(a)))
+    p.set_defaults(func=lambda a: run_async(_exec(a)))
 
     p = sub.add_parser("run", help="load a plugin file and run a command with its hooks live")
     _add_machine_options(p)
@@ -402,7 +465,7 @@ def parser() -> argparse.ArgumentParser:
         "--stats", action="store_true", help="print dispatch and guest counts at the end"
     )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
-    p.set_defaults(func=lambda a: asyncio.run(_run(a)))
+    p.set_defaults(func=lambda a: run_async(_run(a)))
 
     p = sub.add_parser(
         "trace", help="strace-like: run a command and print each of its syscalls, decoded"
@@ -420,7 +483,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="boot the guest and show the framework at work")
     _add_machine_options(p)
-    p.set_defaults(func=lambda a: asyncio.run(_demo(a)))
+    p.set_defaults(func=lambda a: run_async(_demo(a)))
 
     p = sub.add_parser("bench", help="measure the cost of each kind of hook, in one boot")
     _add_machine_options(p)
@@ -438,7 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.func(args)
     except SyscallsAsyncError as exc:
-        print(f"syscalls-async: {exc}", file=sys.stderr)
+        # messages may quote guest text (console lines, agent replies)
+        print(f"syscalls-async: {printable(str(exc), multiline=True)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -8,6 +8,7 @@ import pytest
 
 from syscalls_async import CommandTimeout
 from syscalls_async.machine import Machine
+from syscalls_async.machine.agent import MAX_COMMANDS
 
 
 @pytest.mark.parametrize("status", [0, 1, 43, 255])
@@ -81,3 +82,15 @@ async def test_unknown_syscall_name_is_refused(machine: Machine) -> None:
     result = await machine.run("send_syscall no_such_call")
     assert result.exit_status == 2
     assert b"unknown syscall" in result.stderr
+
+
+async def test_more_commands_than_the_agent_runs_at_once_wait_their_turn(
+    machine: Machine,
+) -> None:
+    count = MAX_COMMANDS + 6
+    results = await asyncio.gather(
+        *(machine.run(f"sleep 1; echo {i}", timeout=120) for i in range(count))
+    )
+    assert [(r.exit_status, r.stdout) for r in results] == [
+        (0, f"{i}\n".encode()) for i in range(count)
+    ]

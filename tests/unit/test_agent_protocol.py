@@ -12,7 +12,13 @@ import struct
 import pytest
 
 from syscalls_async import CommandFailed, CommandTimeout, MachineError
-from syscalls_async.machine.agent import HEADER, AgentChannel, Frame, wait_status_to_exit
+from syscalls_async.machine.agent import (
+    HEADER,
+    MAX_COMMANDS,
+    AgentChannel,
+    Frame,
+    wait_status_to_exit,
+)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +138,49 @@ async def test_oversized_input_is_refused_before_sending() -> None:
         await chan.run("cat", timeout=5, input=b"x" * 70000)
     assert sink.data == b""
     task.cancel()
+
+
+async def test_commands_over_the_agents_limit_wait_for_a_free_place() -> None:
+    chan, reader, sink, task = await _channel()
+    runs = [asyncio.create_task(chan.run(f"c{i}", timeout=5)) for i in range(MAX_COMMANDS + 2)]
+    sent = await _sent(sink, MAX_COMMANDS)
+    for _ in range(10):
+        await asyncio.sleep(0)  # give the two extra commands every chance to be sent
+    assert len(sink.frames()) == MAX_COMMANDS  # the agent would refuse a 65th
+    reader.feed_data(_frame(Frame.EXIT, sent[0][1], struct.pack("<i", 0)))
+    reader.feed_data(_frame(Frame.EXIT, sent[1][1], struct.pack("<i", 0)))
+    frames = await _sent(sink, MAX_COMMANDS + 2)
+    for _kind, ident, _payload in frames[2:]:
+        reader.feed_data(_frame(Frame.EXIT, ident, struct.pack("<i", 3 << 8)))
+    results = await asyncio.gather(*runs)
+    assert [r.exit_status for r in results] == [0, 0] + [3] * MAX_COMMANDS
+    assert [f[2][4:] for f in frames] == [f"c{i}".encode() for i in range(MAX_COMMANDS + 2)]
+    task.cancel()
+
+
+async def test_waiting_for_a_place_counts_in_the_timeout() -> None:
+    chan, _reader, sink, task = await _channel()
+    busy = [asyncio.create_task(chan.run("busy", timeout=5)) for _ in range(MAX_COMMANDS)]
+    await _sent(sink, MAX_COMMANDS)
+    with pytest.raises(CommandTimeout, match=r"within 0\.1 s"):
+        await chan.run("late", timeout=0.1)
+    assert len(sink.frames()) == MAX_COMMANDS
+    for run in busy:
+        run.cancel()
+    task.cancel()
+
+
+async def test_a_reset_channel_is_reported_by_the_closed_callback() -> None:
+    async def closed() -> MachineError:
+        return MachineError("QEMU was killed by signal 9 (SIGKILL)")
+
+    reader = asyncio.StreamReader()
+    sink = _Sink()
+    chan = AgentChannel(reader, sink, closed=closed)  # type: ignore[arg-type]
+    task = asyncio.create_task(chan.serve())
+    run = asyncio.create_task(chan.run("x", timeout=5))
+    await _sent(sink)
+    reader.set_exception(ConnectionResetError(104, "Connection reset by peer"))
+    with pytest.raises(MachineError, match="killed by signal 9"):
+        await run
+    await task  # ends quietly: no traceback for a closed channel

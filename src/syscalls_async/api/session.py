@@ -214,6 +214,7 @@ class Session:
         # the last counts stay readable after the portal detaches
         self._stack.callback(self._guest_delta)
         self._spawn(self._watch_portal())
+        self._stack.callback(self._abandon_portal_if_machine_failed)
         table = PrototypeTable.from_meta(self._portal.syscalls)
         self._cache_prototypes(table)
         self.plugins._bind(self)
@@ -239,6 +240,12 @@ class Session:
     async def _stop(self) -> None:
         await self._stack.aclose()
         self._portal = None
+
+    def _abandon_portal_if_machine_failed(self) -> None:
+        # runs before the portal detaches: a dead guest cannot acknowledge anything
+        if self.machine is not None and self.machine.failure is not None and self._portal:
+            first_line = str(self.machine.failure).splitlines()[0]
+            self._portal.abandon(f"the machine failed: {first_line}")
 
     def _cache_prototypes(self, table: PrototypeTable) -> None:
         image = self.machine.image if self.machine else None

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from .._text import printable, quoted
 from ..errors import GuestMemoryError, TrapGone
 from ..syscalls.event import SyscallEvent
 from ..syscalls.names import normalize
@@ -55,7 +56,7 @@ class TraceRecord(msgspec.Struct, frozen=True):
     restarted: bool = False
 
     def format(self) -> str:
-        """The record as strace would print it."""
+        """The record as strace would print it, guest text with controls escaped."""
         args = ", ".join(_show(a) for a in self.args)
         name = self.name.removeprefix("sys_")
         if self.retval is None:
@@ -67,12 +68,12 @@ class TraceRecord(msgspec.Struct, frozen=True):
             result = f"-1 {self.error} ({os.strerror(-self.retval)})"
         else:
             result = f"{self.retval:#x}" if self.retval > 0xFFFF else str(self.retval)
-        return f"[{self.pid}] {self.comm}: {name}({args}) = {result}"
+        return f"[{self.pid}] {printable(self.comm)}: {name}({args}) = {result}"
 
 
 def _show(a: int | str) -> str:
     if isinstance(a, str):
-        return msgspec.json.encode(a).decode()
+        return quoted(a)
     return f"{a:#x}" if a > 0xFFFF or a < -0xFFFF else str(a)
 
 

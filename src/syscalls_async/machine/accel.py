@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from .image import cache_dir
+from .reaper import die_with_parent
 
 log = logging.getLogger("syscalls.machine")
 
@@ -52,6 +53,7 @@ async def _kernel_speaks_under_kvm(qemu: str, kernel: str) -> bool:
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
+        preexec_fn=die_with_parent(),  # the probe must not outlive a killed host either
     )
     assert proc.stdout is not None
     try:

@@ -2,7 +2,8 @@
 
 Frames are a packed ``<BII`` header (type, command id, payload length) and
 the payload; the numbers mirror ``guest/agent_proto.h``.  Several commands
-may run at once; each has its own id.
+may run at once, each with its own id; the agent runs at most
+:data:`MAX_COMMANDS` at a time and later ones wait on the host for a free place.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import enum
 import itertools
 import struct
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..errors import CommandFailed, CommandTimeout, MachineError
@@ -19,6 +21,8 @@ HEADER = struct.Struct("<BII")
 MAX_PAYLOAD = 65536
 #: stdin is handed over in the RUN frame, so it must fit in one.
 MAX_INPUT = MAX_PAYLOAD - 4096
+#: commands the agent runs at once (MAX_CHILDREN in guest/agent.c)
+MAX_COMMANDS = 64
 
 
 class Frame(enum.IntEnum):
@@ -69,12 +73,22 @@ class AgentChannel:
     """Talks to the guest agent over a connected stream.
 
     :meth:`serve` reads frames until the stream ends; run it as a background
-    task.  :meth:`run` sends a command and waits for its result.
+    task.  :meth:`run` sends a command and waits for its result.  ``closed``
+    is awaited when the stream ends and returns the error to report (the
+    machine explains it by QEMU's exit); by default "the channel closed".
     """
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        closed: Callable[[], Awaitable[MachineError]] | None = None,
+    ) -> None:
         self._reader = reader
         self._writer = writer
+        self._closed = closed
+        self._places = asyncio.Semaphore(MAX_COMMANDS)
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self.ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -89,8 +103,11 @@ class AgentChannel:
                     raise MachineError(f"agent sent a {length}-byte frame (max {MAX_PAYLOAD})")
                 payload = await self._reader.readexactly(length)
                 self._dispatch(kind, ident, payload)
-        except asyncio.IncompleteReadError:
-            self.fail(MachineError("the guest's command channel closed"))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            if self._closed is None:
+                self.fail(MachineError("the guest's command channel closed"))
+            else:
+                self.fail(await self._closed())
         except MachineError as exc:
             self.fail(exc)
 
@@ -128,6 +145,10 @@ class AgentChannel:
         self._writer.write(HEADER.pack(kind, ident, len(payload)) + payload)
 
     async def run(self, command: str, *, timeout: float, input: bytes = b"") -> CommandResult:
+        """Run ``command``; with :data:`MAX_COMMANDS` already running, wait for one to end.
+
+        The wait counts in ``timeout``.
+        """
         if self._failure is not None:
             raise self._failure
         if len(input) > MAX_INPUT:
@@ -135,13 +156,29 @@ class AgentChannel:
         payload = struct.pack("<I", len(input)) + input + command.encode()
         if len(payload) > MAX_PAYLOAD:
             raise ValueError(f"command and input exceed {MAX_PAYLOAD} bytes")
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._places.acquire()
+        except TimeoutError:
+            raise CommandTimeout(command, timeout, b"", b"") from None
+        try:
+            return await self._run(command, payload, timeout, deadline)
+        finally:
+            self._places.release()
+
+    async def _run(
+        self, command: str, payload: bytes, timeout: float, deadline: float
+    ) -> CommandResult:
+        if self._failure is not None:
+            raise self._failure
         ident = next(self._ids)
         pending = _Pending(command, asyncio.get_running_loop().create_future())
         self._pending[ident] = pending
         try:
             self._send(Frame.RUN, ident, payload)
             await self._writer.drain()
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(deadline):
                 status = await asyncio.shield(pending.done)
         except BaseException as exc:
             if not pending.done.done():

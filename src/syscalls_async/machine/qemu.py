@@ -9,7 +9,9 @@ Example::
 Lifetime: ``__aenter__`` returns once the guest agent reports ready (the
 portal module, when the image has it, is loaded before that).  On leaving the
 block -- normally, by an exception or by cancellation -- QEMU is stopped, and
-the temporary directory and the shared-memory file are removed.  Background
+the temporary directory and the shared-memory file are removed.  If the
+process dies without leaving the block (SIGKILL), QEMU gets SIGKILL from the
+kernel and a reaper removes the files (see :mod:`.reaper`).  Background
 tasks (console, command channel, QMP events, process watch) live in a task
 group owned by the machine and never outlive it.
 
@@ -27,6 +29,7 @@ import os
 import secrets
 import shlex
 import shutil
+import signal
 import tempfile
 from collections.abc import Awaitable, Coroutine, Sequence
 from pathlib import Path
@@ -36,11 +39,13 @@ from typing import Any, TypeVar
 from qemu.qmp import QMPClient
 
 from .._aio import Interrupted, unless_set
+from .._text import printable
 from ..errors import BootTimeout, GuestPanic, MachineError
 from .accel import choose_accel
 from .agent import AgentChannel, CommandResult
-from .console import Console
+from .console import LOG_LIMIT, Console
 from .image import Image, build_image
+from .reaper import Reaper, die_with_parent
 
 log = logging.getLogger("syscalls.machine")
 T = TypeVar("T")
@@ -49,6 +54,8 @@ QEMU = "qemu-system-x86_64"
 SHM_DIR = Path("/dev/shm")
 DEFAULT_SHM_SIZE = 16 * 1024 * 1024
 KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
+#: how long a closed command channel waits for QEMU's exit to explain it
+CHANNEL_CLOSE_GRACE = 2.0
 
 
 class Machine:
@@ -61,6 +68,8 @@ class Machine:
     :param accel: ``"kvm"``, ``"tcg"`` or ``None`` to detect.
     :param boot_timeout: seconds until the guest must be ready.
     :param console_log: keep the console log here (else in the temp dir).
+    :param console_log_limit: bytes of console output the log keeps (the
+        first ones; a note at the end says how many were dropped).
     :param kernel_args: appended to the kernel command line.
     """
 
@@ -74,6 +83,7 @@ class Machine:
         accel: str | None = None,
         boot_timeout: float = 120.0,
         console_log: str | os.PathLike[str] | None = None,
+        console_log_limit: int = LOG_LIMIT,
         kernel_args: str = "",
     ) -> None:
         if shm_size <= 0 or shm_size & (shm_size - 1):
@@ -85,12 +95,14 @@ class Machine:
         self.accel = accel
         self.boot_timeout = boot_timeout
         self._console_log = Path(console_log) if console_log else None
+        self._console_log_limit = console_log_limit
         self._kernel_args = kernel_args
         self.kernel_release = ""
         self.failure: MachineError | None = None
         self._tmp: Path | None = None
         self._shm: Path | None = None
         self._proc: asyncio.subprocess.Process | None = None
+        self._reaper: Reaper | None = None
         self._qmp: QMPClient | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -180,9 +192,11 @@ class Machine:
             self.image = await asyncio.to_thread(build_image)
         accel = self.accel or await choose_accel(QEMU, self.image.kernel)
         self._tmp = Path(tempfile.mkdtemp(prefix="syscalls-async-"))
-        self._shm = self._create_shm()
+        self._shm = self._shm_name()
+        self._reaper = await Reaper.start([self._tmp, self._shm])
+        self._create_shm(self._shm)
         console_log = self._console_log or self._tmp / "console.log"
-        self._console = Console(console_log, self._on_panic)
+        self._console = Console(console_log, self._on_panic, log_limit=self._console_log_limit)
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
 
@@ -199,6 +213,7 @@ class Machine:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # a terminal's ^C reaches us, not QEMU directly
+            preexec_fn=die_with_parent(),  # even SIGKILL of this process ends QEMU
         )
         self._spawn(self._watch_process())
         async with self._boot_deadline():
@@ -207,7 +222,7 @@ class Machine:
             reader, _ = await self._unless_failed(console_conn)
             self._spawn(self._console.pump(reader))
             agent_reader, agent_writer = await self._unless_failed(agent_conn)
-            self._agent = AgentChannel(agent_reader, agent_writer)
+            self._agent = AgentChannel(agent_reader, agent_writer, closed=self._channel_closed)
             self._spawn(self._agent.serve())
             self.kernel_release = await self._unless_failed(self._agent.ready)
         log.info("guest ready (%s, %s)", self.kernel_release, accel)
@@ -289,14 +304,16 @@ class Machine:
             "pvpanic",
         ]
 
-    def _create_shm(self) -> Path:
-        path = SHM_DIR / f"syscalls-async-{os.getpid()}-{secrets.token_hex(6)}"
+    @staticmethod
+    def _shm_name() -> Path:
+        return SHM_DIR / f"syscalls-async-{os.getpid()}-{secrets.token_hex(6)}"
+
+    def _create_shm(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             os.ftruncate(fd, self.shm_size)
         finally:
             os.close(fd)
-        return path
 
     async def _listen(
         self, name: str
@@ -330,6 +347,9 @@ class Machine:
         try:
             await coro
         except Exception as exc:
+            if self._stopping:
+                log.debug("machine background task ended while stopping: %r", exc)
+                return
             log.exception("machine background task failed")
             self._fail(MachineError(f"internal error: {exc!r}", self._tail()))
 
@@ -357,8 +377,16 @@ class Machine:
         code = await self._proc.wait()
         if self._console is not None and self._console._panicked:
             return
-        err = self._stderr.decode(errors="replace").strip()
-        self._fail(MachineError(f"QEMU exited with status {code}: {err}", self._tail()))
+        err = printable(self._stderr.decode(errors="replace").strip(), multiline=True)
+        how = _exit_reason("QEMU", code)
+        self._fail(MachineError(f"{how}: {err}" if err else how, self._tail()))
+
+    async def _channel_closed(self) -> MachineError:
+        # QEMU closing the channel usually means QEMU is ending: say why it ended.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CHANNEL_CLOSE_GRACE):
+                await self._failed.wait()
+        return self.failure or MachineError("the guest's command channel closed", self._tail())
 
     async def _watch_qmp_events(self) -> None:
         assert self._qmp is not None
@@ -419,3 +447,17 @@ class Machine:
             self._shm.unlink(missing_ok=True)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._reaper is not None:
+            reaper, self._reaper = self._reaper, None
+            await reaper.aclose()
+
+
+def _exit_reason(what: str, code: int) -> str:
+    """``returncode`` in words: a negative one is the signal that killed the process."""
+    if code >= 0:
+        return f"{what} exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = "a real-time signal"
+    return f"{what} was killed by signal {-code} ({name})"

@@ -212,6 +212,14 @@ class Portal:
         assert self.failure is not None
         return self.failure
 
+    def abandon(self, why: str) -> None:
+        """The guest is gone (QEMU died, kernel panic): fail every waiter now.
+
+        :meth:`aclose` then detaches without waiting for a guest that cannot answer.
+        """
+        if self.failure is None:
+            self._lost(PortalError(why))
+
     def guest_counters(self) -> GuestCounters:
         """The module's counters, read now (since the module was loaded)."""
         mm = self._live()

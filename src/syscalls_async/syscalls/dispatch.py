@@ -36,6 +36,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from .._text import printable
 from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import GuestCounters, Phase
@@ -310,6 +311,6 @@ def _apply(trap: Trap, raw: RawEvent, event: SyscallEvent) -> None:
 
 def _describe(event: SyscallEvent) -> str:
     return (
-        f"{event.name} {event.phase} by {event.task.comm}[{event.task.pid}] "
+        f"{event.name} {event.phase} by {printable(event.task.comm)}[{event.task.pid}] "
         f"args={event.args!r} retval={event.retval}"
     )
