@@ -132,6 +132,7 @@ static int __init sa_init(void)
 	if (err)
 		return err;
 	sa_header_init();
+	sa_ring_init();
 	sa_meta_write();
 	err = sa_hooks_init();
 	if (err)

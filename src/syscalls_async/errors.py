@@ -105,6 +105,15 @@ class ReadOnlyHookError(SyscallsAsyncError):
     """
 
 
+class ObserveOnlyError(SyscallsAsyncError):
+    """An observe-only (``read_only=True``) handler asked for something only a
+    waiting guest task can serve: its task did not wait, so guest memory,
+    process information and verdicts are out of reach.  What the guest
+    captured at the time of the call is there instead: the arguments, and the
+    user strings the prototype marks (``syscall.strings[i]``, which
+    ``plugins.mem.read_str`` answers from)."""
+
+
 class HandlerContextError(SyscallsAsyncError):
     """A guest-memory or process call was made outside a syscall handler."""
 

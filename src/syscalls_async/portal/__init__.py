@@ -8,9 +8,11 @@ header's location) and :mod:`syscalls_async.errors`.
 from __future__ import annotations
 
 from .hooks import NR_ALL, NR_UNKNOWN, FilterKind, GuestFilter, HookSpec
-from .portal import Handler, PollPolicy, Portal
-from .trap import Trap, TrapProtocol
+from .portal import Handler, Observer, PollPolicy, Portal
+from .ring import RingStats
+from .trap import ObservedTrap, Trap, TrapProtocol
 from .types import (
+    CapturedString,
     FdInfo,
     GuestCounters,
     HostCounters,
@@ -25,6 +27,7 @@ from .types import (
 __all__ = [
     "NR_ALL",
     "NR_UNKNOWN",
+    "CapturedString",
     "FdInfo",
     "FilterKind",
     "GuestCounters",
@@ -33,11 +36,14 @@ __all__ = [
     "HookSpec",
     "HostCounters",
     "Mapping",
+    "ObservedTrap",
+    "Observer",
     "Phase",
     "PollPolicy",
     "Portal",
     "ProcEntry",
     "ProcInfo",
+    "RingStats",
     "SyscallEvent",
     "SyscallMeta",
     "Trap",

@@ -69,6 +69,8 @@ _SIZES = {
     "struct sa_fd_entry": "SA_FD_ENTRY_SIZE",
     "struct sa_task_entry": "SA_TASK_ENTRY_SIZE",
     "struct sa_proc_info": "SA_PROC_INFO_SIZE",
+    "struct sa_ring_header": "SA_RING_HDR_SIZE",
+    "struct sa_ring_rec": "SA_REC_SIZE",
 }
 
 
@@ -93,6 +95,14 @@ DOORBELL_OFF = C.SA_GUEST_OFF + ffi.offsetof("struct sa_guest_header", "doorbell
 HOOKS_ACK_OFF = C.SA_GUEST_OFF + ffi.offsetof("struct sa_guest_header", "hooks_ack")
 HOST_HEARTBEAT_OFF = C.SA_HOST_OFF + ffi.offsetof("struct sa_host_header", "heartbeat")
 HOST_HOOKS_GEN_OFF = C.SA_HOST_OFF + ffi.offsetof("struct sa_host_header", "hooks_gen")
+
+
+HOST_RING_SIZE_OFF = C.SA_HOST_OFF + ffi.offsetof("struct sa_host_header", "ring_size")
+
+
+def ring_offset(index: int) -> int:
+    """Byte offset of ring ``index``'s header in the region."""
+    return int(C.SA_RINGS_OFF + index * C.SA_RING_STRIDE)
 
 
 def slot_offset(index: int) -> int:

@@ -58,7 +58,8 @@ class HookSpec(msgspec.Struct, frozen=True):
     """One hook table entry.  ``nr`` is a syscall number, NR_ALL or NR_UNKNOWN.
 
     ``pid`` filters on the process id (tgid); ``comm`` is exact, at most 15
-    bytes.  ``args[i]`` filters argument ``i`` (``None``: any).
+    bytes.  ``args[i]`` filters argument ``i`` (``None``: any).  ``observe``:
+    the guest task does not wait; the event goes into a ring.
     """
 
     id: int
@@ -70,6 +71,7 @@ class HookSpec(msgspec.Struct, frozen=True):
     pid: int | None = None
     args: tuple[GuestFilter | None, ...] = ()
     retval: GuestFilter | None = None
+    observe: bool = False
 
 
 _MASK64 = (1 << 64) - 1
@@ -108,6 +110,7 @@ def encode_hooks(hooks: Sequence[HookSpec]) -> bytes:
             (C.SA_HOOK_ENABLED if spec.enabled else 0)
             | (C.SA_HOOK_ENTER if spec.enter else 0)
             | (C.SA_HOOK_RETURN if spec.ret else 0)
+            | (C.SA_HOOK_OBSERVE if spec.observe else 0)
         )
         if spec.pid is not None:
             h.flags |= C.SA_HOOK_PID

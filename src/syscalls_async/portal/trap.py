@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import msgspec
 
-from ..errors import GuestMemoryError, OutOfRange, PortalProtocolError, TrapGone
+from ..errors import GuestMemoryError, ObserveOnlyError, OutOfRange, PortalProtocolError, TrapGone
 from . import decode
 from .abi import C
-from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
+from .types import CapturedString, FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
 
 if TYPE_CHECKING:
     from .portal import Portal
@@ -335,6 +335,83 @@ class Trap:
     def _cancel_handler(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+class ObservedTrap:
+    """An observe-only event from a ring: its guest task did not wait.
+
+    It answers string reads of the arguments the guest captured (the
+    address must be one of the event's string arguments); every other
+    request, and every verdict, raises :class:`ObserveOnlyError` saying why.
+    """
+
+    def __init__(self, event: SyscallEvent, hook_ids: tuple[int, ...]) -> None:
+        self.event = event
+        self.hook_ids = hook_ids
+
+    def _refuse(self, what: str) -> ObserveOnlyError:
+        e = self.event
+        return ObserveOnlyError(
+            f"{what} is not available to an observe-only (read_only=True) handler: the guest "
+            f"task {e.comm!r}[{e.pid}] did not wait in syscall {e.nr}, so only what was "
+            "captured at the call is known (syscall.args, and the user strings the prototype "
+            "marks in syscall.strings, which plugins.mem.read_str answers); register the hook "
+            "without read_only to read guest memory"
+        )
+
+    def capture(self, addr: int) -> tuple[int, CapturedString] | None:
+        """The argument index and string captured at ``addr``, if any."""
+        for i, s in enumerate(self.event.strings):
+            if s is not None and self.event.args[i] == addr:
+                return i, s
+        return None
+
+    def skip(self, retval: int) -> None:
+        raise self._refuse("skipping the call")
+
+    def set_arg(self, index: int, value: int) -> None:
+        raise self._refuse("changing an argument")
+
+    def set_retval(self, value: int) -> None:
+        raise self._refuse("changing the return value")
+
+    async def read_bytes(self, addr: int, size: int) -> bytes:
+        raise self._refuse(f"reading {size} bytes at {addr:#x}")
+
+    async def read_cstring(self, addr: int, max_len: int = STR_MAX) -> bytes:
+        found = self.capture(addr)
+        if found is None:
+            raise self._refuse(f"the string at {addr:#x} (not a captured string argument)")
+        i, s = found
+        if s.fault:
+            raise GuestMemoryError(addr, 14, f"string capture of argument {i}")
+        if s.truncated and max_len > len(s.data):
+            raise self._refuse(
+                f"argument {i}'s string past its first {len(s.data)} bytes (the capture was "
+                f"truncated; syscall.strings[{i}] holds those bytes)"
+            )
+        return s.data[:max_len]
+
+    async def read_str(self, addr: int, max_len: int = STR_MAX) -> str:
+        return (await self.read_cstring(addr, max_len)).decode("utf-8", "surrogateescape")
+
+    async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]:
+        raise self._refuse(f"the pointer list at {addr:#x}")
+
+    async def write_bytes(self, addr: int, data: bytes) -> None:
+        raise self._refuse(f"writing {len(data)} bytes at {addr:#x}")
+
+    async def proc_info(self) -> ProcInfo:
+        raise self._refuse("process information")
+
+    async def mappings(self) -> list[Mapping]:
+        raise self._refuse("the memory mappings")
+
+    async def fds(self) -> list[FdInfo]:
+        raise self._refuse("the open file descriptors")
+
+    async def processes(self) -> list[ProcEntry]:
+        raise self._refuse("the process list")
 
 
 class TrapProtocol(Protocol):

@@ -9,6 +9,7 @@ from typing import Any, overload
 
 from ..errors import ReadOnlyHookError
 from ..portal.trap import word64
+from ..portal.types import CapturedString
 from .prototypes import RETVAL
 
 #: x86_64 ``struct pt_regs`` in the order the portal sends it
@@ -139,6 +140,12 @@ class SyscallEvent:
     #: (a new enter follows); ``retval`` is the kernel's -ERESTART* code and
     #: cannot be changed
     restarted: bool = False
+    #: an observe-only event (a ``read_only`` hook's): the task did not wait
+    observed: bool = False
+    #: observe-only events: per argument, the user string the guest captured
+    #: at the call (``None`` where the prototype marks no string); see
+    #: :class:`~syscalls_async.portal.types.CapturedString`
+    strings: tuple[CapturedString | None, ...] = (None,) * 6
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("skip_syscall", "retval") and "args" in self.__dict__:

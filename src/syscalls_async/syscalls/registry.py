@@ -284,6 +284,7 @@ class Hook:
             pid=self.pid,
             args=tuple(None if f is None else f.guest() for f in self.arg_filters),
             retval=None if self.retval_filter is None else self.retval_filter.guest(),
+            observe=self.read_only,
         )
 
 
@@ -363,7 +364,7 @@ class Registry:
         self._ids = itertools.count(1)
         self.prototypes: PrototypeTable | None = None
         self.listeners: list[Callable[[], None]] = []
-        self._candidates: dict[tuple[int | None, bool], list[Hook]] = {}
+        self._candidates: dict[tuple[int | None, bool, bool], list[Hook]] = {}
 
     def __iter__(self) -> Iterator[Hook]:
         return iter(list(self._hooks.values()))
@@ -494,14 +495,15 @@ class Registry:
         hooks = [h for h in self if h.enabled and h.resolved]
         return [h.spec() for h in hooks], hooks
 
-    def candidates(self, nr: int, enter: bool) -> list[Hook]:
-        """Enabled hooks that may handle syscall ``nr`` in this direction, in order.
+    def candidates(self, nr: int, enter: bool, observed: bool = False) -> list[Hook]:
+        """Enabled hooks that may handle syscall ``nr`` in this direction, in order:
+        the blocking ones, or with ``observed`` the observe-only (read_only) ones.
 
         ``nr`` may lie beyond the guest's table (all-syscall and unknown hooks
         see those calls); all such numbers share one cache entry, so a guest
         cannot grow the cache by sending many."""
         beyond = self.prototypes is not None and nr not in self.prototypes
-        key = (None if beyond else nr, enter)
+        key = (None if beyond else nr, enter, observed)
         cached = self._candidates.get(key)
         if cached is None:
             known = self.prototypes.by_nr(nr).known if self.prototypes else True
@@ -511,6 +513,7 @@ class Registry:
                 if h.enabled
                 and h.resolved
                 and (h.enter if enter else h.ret)
+                and h.read_only == observed
                 and (
                     h.spec_nr == nr
                     or h.spec_nr == NR_ALL

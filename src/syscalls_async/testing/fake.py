@@ -34,8 +34,8 @@ from ..api.plugins import Plugin, Plugins, load_plugin_file, plugins
 from ..api.syscalls import load_prototypes, prototype_cache
 from ..errors import GuestMemoryError, HandlerError
 from ..machine import current_image
-from ..portal.trap import STR_MAX
-from ..portal.types import FdInfo, Phase, ProcEntry, ProcInfo
+from ..portal.trap import STR_MAX, ObservedTrap
+from ..portal.types import CapturedString, FdInfo, Phase, ProcEntry, ProcInfo
 from ..portal.types import Mapping as MemoryMapping
 from ..portal.types import SyscallEvent as RawEvent
 from ..syscalls.dispatch import Dispatcher, DispatchStats
@@ -47,6 +47,8 @@ _MASK64 = (1 << 64) - 1
 _MAX_ARGS = len(ARG_REGS)
 #: where the kit's fake tasks "run" (any values do; these look like x86_64 user space)
 FAKE_PC, FAKE_SP = 0x401000, 0x7FFC0000
+#: bytes of a user string an observed event captures (``SA_STR_CAP``)
+CAPTURE = 256
 #: the guest kernel whose prototypes the kit ships (the bundled guest's)
 BUNDLED_KERNEL = "6.1.0-amd64"
 
@@ -552,12 +554,39 @@ class FakeGuest:
         event = self.event(syscall, *args, phase=phase, retval=retval, comm=comm, pid=pid, tid=tid)
         return await self.dispatch(event)
 
+    def observed(self, event: RawEvent) -> RawEvent:
+        """``event`` as an observe-only (``read_only``) hook gets it from a ring:
+        the user strings the prototype marks (``const char *``) captured from
+        :attr:`memory` as the guest would (at most ``CAPTURE`` bytes each)."""
+        proto = self.prototypes.by_nr(event.nr)
+        strings: list[CapturedString | None] = []
+        for i in range(_MAX_ARGS):
+            if not proto.known or i >= proto.nargs or proto.types[i] != "const char *":
+                strings.append(None)
+                continue
+            try:
+                data = self.memory.read_cstring(event.args[i], CAPTURE)
+            except GuestMemoryError:
+                strings.append(CapturedString(b"", fault=True))
+                continue
+            strings.append(CapturedString(data, truncated=len(data) >= CAPTURE))
+        return msgspec.structs.replace(
+            event, observed=True, strings=tuple(strings), regs=(), slot=0, epoch=0, seq=0
+        )
+
     async def dispatch(self, event: RawEvent, **trap_options: Any) -> Verdict:
-        """Run the hooks on a built event (``trap_options`` as for :class:`FakeTrap`)."""
+        """Run the hooks on a built event (``trap_options`` as for :class:`FakeTrap`):
+        the observe-only (``read_only``) ones on its observed copy first (the guest
+        writes their ring record before it waits), then the blocking ones."""
+        del self._failures[:]
+        before = self.dispatcher.stats.handler_calls
+        if not event.observed and self.registry.candidates(
+            event.nr, event.phase is Phase.ENTER, observed=True
+        ):
+            ids = tuple(h.id for h in self.registry)
+            await self.dispatcher(ObservedTrap(self.observed(event), ids))
         trap = FakeTrap(event, self.memory, tuple(h.id for h in self.registry), **trap_options)
         self.traps.append(trap)
-        before = self.dispatcher.stats.handler_calls
-        del self._failures[:]
         await self.dispatcher(trap)
         verdict = trap.verdict(self.dispatcher.stats.handler_calls - before)
         if self.raise_errors and self._failures:
