@@ -30,7 +30,6 @@ from ..machine.qemu import QEMU
 from ..portal import HookSpec, Portal, Trap
 from .report import (
     CASES,
-    OBSERVE_ONLY_MISSING,
     BenchError,
     BenchReport,
     Counts,
@@ -236,6 +235,7 @@ class _Run:
                 )
                 idle = await self._host_idle()
                 await self._time("h", GETPPID, self.options.idle_count, idle=True)
+            self.throughput["g"] = await self._observe_only(session)
             self.guest_counters = msgspec.structs.asdict(session.portal.guest_counters())
         return idle
 
@@ -251,13 +251,40 @@ class _Run:
         return HostIdle(seconds=round(wall, 3), cpu_fraction=cpu / wall)
 
 
-def _observe_only() -> Throughput:
-    return Throughput(
-        title="observe-only hook, trivial handler",
-        call=GETPPID,
-        available=False,
-        reason=OBSERVE_ONLY_MISSING,
-    )
+    async def _observe_only(self, session: Session) -> Throughput:
+        """(g): an observe-only (read_only) hook with a handler that counts:
+        events handed to it per second (from the start of the guest's calls to
+        the end of the last handler), with 1 and 2 processes, and the drops."""
+        handled = 0
+
+        def count(regs: object, proto: object, syscall: object) -> None:
+            nonlocal handled
+            handled += 1
+
+        def dropped() -> int:
+            stats = session.stats
+            return sum(stats.ring_drops) + stats.queue_drops
+
+        n = self.options.hooked_count
+        self.say(f"(g) observe-only hook, trivial handler: 1 and 2 processes x {n} calls")
+        rates: list[float] = []
+        drops = dropped()
+        async with self._hooked(
+            session.plugins, count, "getppid", comm_filter=PROGRAM, read_only=True
+        ):
+            for processes in (1, 2):
+                before, start = handled, time.perf_counter()
+                await self._events_per_second(processes)
+                await session.flush_observed()
+                rates.append((handled - before) / (time.perf_counter() - start))
+        return Throughput(
+            title="observe-only hook, trivial handler",
+            call=GETPPID,
+            available=True,
+            one_process=rates[0],
+            two_processes=rates[1],
+            drops=dropped() - drops,
+        )
 
 
 async def run_bench(
@@ -287,7 +314,6 @@ async def run_bench(
         await run.floor()
         await run.portal_alone()
         idle = await run.plugin_api()
-        run.throughput["g"] = _observe_only()
         order = [k for k in CASES if k in run.cases]
         cases = {k: run.cases[k] for k in order}
         throughput = {k: run.throughput[k] for k in ("g", "g0")}
