@@ -250,7 +250,6 @@ class _Run:
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         return HostIdle(seconds=round(wall, 3), cpu_fraction=cpu / wall)
 
-
     async def _observe_only(self, session: Session) -> Throughput:
         """(g): an observe-only (read_only) hook with a handler that counts:
         events handed to it per second (from the start of the guest's calls to
