@@ -30,7 +30,8 @@ _DROPS_OFF = ffi.offsetof("struct sa_ring_header", "drops")
 _SIZE_OFF = ffi.offsetof("struct sa_ring_header", "size")
 TAIL_OFF = ffi.offsetof("struct sa_ring_header", "tail")
 _MASK64 = (1 << 64) - 1
-_PHASES = {int(p) for p in Phase}
+_PHASES = {int(p): p for p in Phase}
+_NO_STRINGS: tuple[CapturedString | None, ...] = (None,) * C.SA_MAX_ARGS
 _STR_KNOWN = C.SA_STR_CAPTURED | C.SA_STR_TRUNCATED | C.SA_STR_FAULT
 
 _REC_FIELDS = [
@@ -147,6 +148,8 @@ def _matched(words: tuple[int, ...], nhooks: int) -> tuple[int, ...]:
 
 
 def _strings(v: tuple[int, ...], body: bytes) -> tuple[CapturedString | None, ...]:
+    if not any(v[_SL : _SF + C.SA_MAX_ARGS]):
+        return _NO_STRINGS  # the common case: a syscall without string arguments
     out: list[CapturedString | None] = []
     pos = 0
     for i in range(C.SA_MAX_ARGS):
@@ -198,7 +201,7 @@ def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> Sysca
         slot=ring,
         epoch=0,
         seq=0,
-        phase=Phase(phase),
+        phase=_PHASES[phase],
         nr=nr,
         pid=v[4],
         tgid=v[5],
