@@ -1,6 +1,6 @@
 """Watch every file a program opens, without ever making it wait: an observe-only hook.
 
-Run:  syscalls-async run examples/watch_opens.py --stats -- sh -c 'cat /etc/passwd; ls /nope'
+Run:  syscalls-async run --stats examples/watch_opens.py -- sh -c 'cat /etc/passwd; cat /nope'
 
 ``read_only=True`` makes the hook observe-only: the guest writes each openat into a
 per-CPU ring with what was captured at the call (the arguments, the path: the first
