@@ -238,7 +238,12 @@ def put(guest: FakeGuest, i: int, records: list[bytes]) -> None:
     head_off = ring_offset(i) + ffi.offsetof(H, "head")
     head = struct.unpack("<Q", guest.read(head_off, 8))[0]
     for r in records:
-        guest.write(ring_offset(i) + C.SA_RING_HDR_SIZE + head % C.SA_RING_DATA_MIN, r)
+        off = head % C.SA_RING_DATA_MIN
+        if len(r) > C.SA_RING_DATA_MIN - off:  # never across the end: pad to it first
+            guest.write(ring_offset(i) + C.SA_RING_HDR_SIZE + off, pad(C.SA_RING_DATA_MIN - off))
+            head += C.SA_RING_DATA_MIN - off
+            off = 0
+        guest.write(ring_offset(i) + C.SA_RING_HDR_SIZE + off, r)
         head += len(r)
     guest.write(head_off, struct.pack("<Q", head))
 
@@ -296,3 +301,20 @@ async def test_a_guest_moving_its_head_wildly_is_refused_not_followed(guest: Fak
             guest.write(ring_offset(3) + ffi.offsetof(H, "head"), struct.pack("<Q", head))
             portal.drain_rings()
         assert portal.ring_stats.refused >= 3 and portal.failure is None
+
+
+async def test_flush_waits_for_what_was_recorded_not_for_an_endless_stream(
+    guest: FakeGuest,
+) -> None:
+    seen: list[int] = []
+
+    async def observer(trap: ObservedTrap) -> None:
+        seen.append(trap.event.pid)
+        # every event makes another one: the stream never ends
+        put(guest, 0, [rec(gen=trap.event.hooks_gen, matched=1, pid=trap.event.pid + 1)])
+
+    async with Portal(guest.path, observer=observer) as portal:
+        await portal.set_hooks([HookSpec(id=5, nr=39, observe=True)])
+        put(guest, 0, [rec(gen=portal.hooks_generation, matched=1, pid=p) for p in range(3)])
+        await portal.flush_observed(timeout=10)
+        assert seen[:3] == [0, 1, 2]

@@ -68,6 +68,8 @@ T = TypeVar("T")
 #: runs out still finds its task waiting, even on a slow host
 VERDICT_MARGIN = 0.25
 VERDICT_MARGIN_MIN = 0.5
+#: how long Session.run waits for the observe-only handlers of its command's events
+FLUSH_TIMEOUT = 30.0
 #: the guest module waits at most 600 s; the budget leaves room for the margin
 MAX_HANDLER_TIMEOUT = 480.0
 
@@ -400,14 +402,22 @@ class Session:
             self._raise_failure()
         await self.plugins.syscalls.synced()
         result = await self._unless_failed(self.machine.run(command, timeout=timeout, input=input))
-        await self.flush_observed()
+        try:
+            await self.flush_observed(FLUSH_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "observe-only handlers still busy with this command's events %g s after it "
+                "ended; returning without them",
+                FLUSH_TIMEOUT,
+            )
         return result
 
-    async def flush_observed(self, timeout: float = 30.0) -> None:
+    async def flush_observed(self, timeout: float = FLUSH_TIMEOUT) -> None:
         """Return once every observe-only event the guest recorded so far has been
-        handed to its handlers and they ended (or it was counted as dropped).
-        :meth:`run` does this before it returns, so the handlers of a command's
-        observed events have run when its result is back."""
+        handed to its handlers and they ended (or it was counted as dropped);
+        later events are not waited for.  :meth:`run` does this before it
+        returns, so the handlers of a command's observed events have run when its
+        result is back.  ``TimeoutError`` after ``timeout`` seconds."""
         if self._portal is not None and self._portal.failure is None:
             await self._unless_failed(self._portal.flush_observed(timeout))
 

@@ -189,9 +189,9 @@ class Portal:
         self._obs_send, self._obs_recv = anyio.create_memory_object_stream[ObservedTrap](
             observe_queue
         )
-        self._obs_pending = 0
-        self._obs_idle = asyncio.Event()
-        self._obs_idle.set()
+        #: observed events queued for the observer so far, and handled so far
+        self._obs_queued = self._obs_done = 0
+        self._obs_progress = asyncio.Event()
         self.shm_path = Path(shm_path)
         self.handler = handler
         self.deadline_ms = deadline_ms
@@ -327,10 +327,14 @@ class Portal:
 
     async def flush_observed(self, timeout: float = 30.0) -> None:
         """Return once every record the rings hold now was handed to the observer
-        and its handling ended (or it was counted as dropped)."""
+        and its handling ended (or it was counted as dropped); events recorded
+        after this call are not waited for.  ``TimeoutError`` after ``timeout``."""
         self.drain_rings()
+        target = self._obs_queued
         async with asyncio.timeout(timeout):
-            await self._obs_idle.wait()
+            while self._obs_done < target:
+                self._obs_progress.clear()
+                await self._obs_progress.wait()
 
     def busy_slots(self) -> int:
         """Slots a guest task holds right now (for leak checks)."""
@@ -551,8 +555,7 @@ class Portal:
                     n,
                 )
             return
-        self._obs_pending += 1
-        self._obs_idle.clear()
+        self._obs_queued += 1
 
     async def _observe_loop(self) -> None:
         """Hand observed events to the observer, one at a time, in ring order."""
@@ -567,9 +570,8 @@ class Portal:
                     self.host_counters.handler_errors += 1
                     log.exception("observer failed on %s", trap.event)
                 finally:
-                    self._obs_pending -= 1
-                    if not self._obs_pending:
-                        self._obs_idle.set()
+                    self._obs_done += 1
+                    self._obs_progress.set()
 
     def _gone(self, mm: mmap.mmap) -> str:
         """Why the region no longer holds this portal, or ``""``."""
