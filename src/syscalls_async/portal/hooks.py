@@ -15,6 +15,11 @@ NR_UNKNOWN: int = C.SA_NR_UNKNOWN
 
 
 class FilterKind(enum.IntEnum):
+    """What a value filter tests; the values are the ABI's ``SA_F_*``.
+
+    The one enum of filter kinds: ``ValueFilter`` (``syscalls/``) builds them too.
+    """
+
     EXACT = C.SA_F_EXACT
     NOT_EQUAL = C.SA_F_NOT_EQUAL
     GREATER = C.SA_F_GREATER
@@ -34,6 +39,12 @@ class FilterKind(enum.IntEnum):
     @property
     def is_string(self) -> bool:
         return self >= FilterKind.STR_EXACT
+
+    @property
+    def label(self) -> str:
+        """The kind as users spell it (``exact``, ``string_startswith``)."""
+        name = self.name.lower()
+        return "string_" + name[4:] if self.is_string else name
 
 
 class GuestFilter(msgspec.Struct, frozen=True):

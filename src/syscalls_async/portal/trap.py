@@ -257,15 +257,7 @@ class Trap:
 
     async def processes(self) -> list[ProcEntry]:
         """Every process in the guest (tgid, parent, uid, comm)."""
-        out: list[ProcEntry] = []
-        while True:
-            r = await self._request(C.SA_REQ_PROCS, arg=len(out))
-            self._check(r)
-            out += decode.procs(r.data, r.count)
-            if not r.more:
-                return out
-            if not r.count:
-                raise PortalProtocolError("process chunk did not advance")
+        return await self._cursor_list(C.SA_REQ_PROCS, decode.procs, False, "process")
 
     @staticmethod
     def _check(r: Response) -> None:

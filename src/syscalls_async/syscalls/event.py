@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, MutableSequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, overload
 
 from ..errors import ReadOnlyHookError
@@ -134,7 +134,6 @@ class SyscallEvent:
     phase: str  # "enter" or "return"
     retval: int = 0
     skip_syscall: bool = False
-    skipped: bool = field(default=False)  # on return: the entry verdict skipped the call
     #: on return: a signal interrupted the call and the kernel runs it again
     #: (a new enter follows); ``retval`` is the kernel's -ERESTART* code and
     #: cannot be changed

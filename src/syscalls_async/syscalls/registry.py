@@ -399,7 +399,7 @@ class Registry:
             what = (
                 f"str {given!r} (a plain str means string_startswith)"
                 if isinstance(given, str)
-                else f"ValueFilter.{retval.kind.value}"
+                else f"ValueFilter.{retval.kind.label}"
             )
             raise RegistrationError(
                 f"{where}: retval_filter: expected None, an int or a numeric ValueFilter, not "
