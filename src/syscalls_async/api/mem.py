@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import HandlerContextError, OutOfRange, RequestTooLarge
+from ..errors import HandlerContextError, InvalidType, OutOfRange, RequestTooLarge
 from ..portal.trap import TrapProtocol as Trap
 from ..portal.trap import check_address, word64
 from ..syscalls.dispatch import current_trap
@@ -91,7 +91,7 @@ class Mem:
     async def write_int(self, addr: int, value: int) -> None:
         """A 32-bit int, written signed (-2**31 ..) or unsigned (.. 2**32-1)."""
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"write_int: value must be an int, not {type(value).__name__}")
+            raise InvalidType(f"write_int: value must be an int, not {type(value).__name__}")
         if not -(1 << 31) <= value < 1 << 32:
             raise OutOfRange(f"write_int: {value} does not fit in 32 bits (-2**31 .. 2**32-1)")
         await self.write_bytes(addr, struct.pack("<I", value & 0xFFFFFFFF))

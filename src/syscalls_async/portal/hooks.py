@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from ..errors import InvalidValue
 from .abi import C, ffi
 
 #: ``HookSpec.nr`` values that are not syscall numbers.
@@ -90,9 +91,9 @@ def _encode_filter(dst: object, f: GuestFilter | None) -> None:
     if f is None:
         return
     if f.width not in (32, 64):
-        raise ValueError(f"filter width must be 32 or 64, not {f.width}")
+        raise InvalidValue(f"filter width must be 32 or 64, not {f.width}")
     if len(f.text) >= C.SA_FILTER_STR_MAX:
-        raise ValueError(f"filter string longer than {C.SA_FILTER_STR_MAX - 1} bytes")
+        raise InvalidValue(f"filter string longer than {C.SA_FILTER_STR_MAX - 1} bytes")
     dst.kind = int(f.kind)  # type: ignore[attr-defined]
     dst.cmp = (C.SA_CMP_SIGNED if f.signed else 0) | (  # type: ignore[attr-defined]
         C.SA_CMP_32 if f.width == 32 else 0
@@ -106,13 +107,13 @@ def _encode_filter(dst: object, f: GuestFilter | None) -> None:
 def encode_hooks(hooks: Sequence[HookSpec]) -> bytes:
     """The hook table bytes for ``hooks`` (index in the sequence = table index)."""
     if len(hooks) > C.SA_MAX_HOOKS:
-        raise ValueError(f"at most {C.SA_MAX_HOOKS} hooks, not {len(hooks)}")
+        raise InvalidValue(f"at most {C.SA_MAX_HOOKS} hooks, not {len(hooks)}")
     table = ffi.new("struct sa_hook[]", max(len(hooks), 1))
     for h, spec in zip(table, hooks, strict=False):
         if spec.nr < C.SA_NR_UNKNOWN:
-            raise ValueError(f"bad syscall number {spec.nr}")
+            raise InvalidValue(f"bad syscall number {spec.nr}")
         if len(spec.args) > C.SA_MAX_ARGS:
-            raise ValueError(f"at most {C.SA_MAX_ARGS} argument filters")
+            raise InvalidValue(f"at most {C.SA_MAX_ARGS} argument filters")
         h.id = spec.id & 0xFFFFFFFF
         h.nr = spec.nr
         h.flags = (
@@ -126,12 +127,12 @@ def encode_hooks(hooks: Sequence[HookSpec]) -> bytes:
         if spec.comm is not None:
             comm = spec.comm.encode()
             if len(comm) >= C.SA_COMM_LEN:
-                raise ValueError(f"comm filter longer than {C.SA_COMM_LEN - 1} bytes: {comm!r}")
+                raise InvalidValue(f"comm filter longer than {C.SA_COMM_LEN - 1} bytes: {comm!r}")
             h.flags |= C.SA_HOOK_COMM
             ffi.memmove(h.comm, comm, len(comm))
         for i, f in enumerate(spec.args):
             _encode_filter(h.args[i], f)
         if spec.retval is not None and spec.retval.kind.is_string:
-            raise ValueError("return values have no string filters")
+            raise InvalidValue("return values have no string filters")
         _encode_filter(h.ret, spec.retval)
     return bytes(ffi.buffer(table))[: len(hooks) * C.SA_HOOK_SIZE]

@@ -1,13 +1,14 @@
 """The host end of the portal: attach to the shared region, poll it, answer.
 
-Example::
+Example (``syscall_nr`` is the syscalls layer's: the portal knows no names but
+the guest's)::
 
     async def handler(trap: Trap) -> None:
         if trap.event.args[1] == 0xabcd:
             trap.skip(43)
 
     async with Portal(machine.shm_path, handler) as portal:
-        await portal.set_hooks([HookSpec(id=1, nr=portal.nr("ioctl"))])
+        await portal.set_hooks([HookSpec(id=1, nr=syscall_nr(portal.syscalls, "ioctl"))])
         ...
 
 Semantics:
@@ -157,7 +158,6 @@ class Portal:
         self._tables: dict[int, tuple[HookSpec, ...]] = {}
         self._hooks_lock = asyncio.Lock()
         self._gen = 0
-        self._by_name: dict[str, int] = {}
         self._nr_syscalls = 0
 
     # -- public ---------------------------------------------------------------
@@ -171,14 +171,6 @@ class Portal:
     def hooks_generation(self) -> int:
         """The generation number of the hook table last put in force."""
         return self._gen
-
-    def nr(self, name: str) -> int:
-        """The syscall number of ``name`` ("openat" or "sys_openat")."""
-        key = name if name.startswith("sys_") else f"sys_{name}"
-        try:
-            return self._by_name[key]
-        except KeyError:
-            raise KeyError(f"no syscall {name!r} in the guest's metadata") from None
 
     async def set_hooks(self, hooks: Sequence[HookSpec], *, ack_timeout: float = 30.0) -> None:
         """Put ``hooks`` in force in the guest; returns after the guest's ack."""
@@ -311,7 +303,6 @@ class Portal:
             mm[C.SA_META_OFF : C.SA_META_OFF + self._nr_syscalls * C.SA_META_SIZE],
             self._nr_syscalls,
         )
-        self._by_name = {m.name: m.nr for m in self.syscalls if m.known}
         self.last_guest_counters = decode.counters(mm[: C.SA_GUEST_SIZE])
         self._warned_counters = self.last_guest_counters
         self._gen = _U32.unpack_from(mm, HOST_HOOKS_GEN_OFF)[0]
@@ -324,7 +315,7 @@ class Portal:
             "portal attached: boot %#x, %d syscalls (%d known)",
             self.boot_id,
             self._nr_syscalls,
-            len(self._by_name),
+            sum(m.known for m in self.syscalls),
         )
 
     async def _refuse_second_host(self, mm: mmap.mmap) -> None:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import msgspec
 
-from ..errors import GuestMemoryError, OutOfRange, PortalProtocolError, TrapGone
+from ..errors import (
+    GuestMemoryError,
+    IndexOutOfRange,
+    InvalidType,
+    InvalidValue,
+    OutOfRange,
+    PortalProtocolError,
+    TrapGone,
+)
 from . import decode
 from .abi import C
 from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
@@ -58,7 +66,7 @@ def word64(value: int, what: str = "value") -> int:
     True
     """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+        raise InvalidType(f"{what} must be an int, not {type(value).__name__}")
     if not -(1 << 63) <= value <= _MASK64:
         raise OutOfRange(f"{what} {value} does not fit in 64 bits (-2**63 .. 2**64-1)")
     return value & _MASK64
@@ -73,7 +81,7 @@ def check_address(addr: int, size: int = 0, what: str = "access") -> None:
     """Refuse a guest address range that leaves the 64-bit address space
     (negative, at or past 2**64, or wrapping past its end)."""
     if isinstance(addr, bool) or not isinstance(addr, int):
-        raise TypeError(f"{what}: a guest address is an int, not {type(addr).__name__}")
+        raise InvalidType(f"{what}: a guest address is an int, not {type(addr).__name__}")
     if addr < 0 or addr + max(size, 0) > 1 << 64 or addr > _MASK64:
         span = f" + {size} bytes" if size else ""
         raise OutOfRange(f"{what}: address {addr:#x}{span} is outside the 64-bit address space")
@@ -109,22 +117,22 @@ class Trap:
     def skip(self, retval: int) -> None:
         """Do not run the syscall; the task sees ``retval`` (enter only)."""
         if self.event.phase is not Phase.ENTER:
-            raise ValueError("only an enter trap can skip the syscall")
+            raise InvalidValue("only an enter trap can skip the syscall")
         self._retval = signed64(retval, "the return value")
         self._skip = True
 
     def set_arg(self, index: int, value: int) -> None:
         """Run the syscall with argument ``index`` changed (enter only)."""
         if self.event.phase is not Phase.ENTER:
-            raise ValueError("arguments can only change at enter")
+            raise InvalidValue("arguments can only change at enter")
         if not 0 <= index < C.SA_MAX_ARGS:
-            raise IndexError(index)
+            raise IndexOutOfRange(f"a syscall has {C.SA_MAX_ARGS} arguments: no index {index}")
         self._args[index] = word64(value, f"argument {index}")
 
     def set_retval(self, value: int) -> None:
         """Change the return value the task sees (return only; at enter use skip)."""
         if self.event.phase is not Phase.RETURN:
-            raise ValueError("set_retval is for return traps; use skip() at enter")
+            raise InvalidValue("set_retval is for return traps; use skip() at enter")
         self._retval = signed64(value, "the return value")
 
     @property

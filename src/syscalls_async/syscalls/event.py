@@ -7,7 +7,7 @@ from collections.abc import Iterator, MutableSequence
 from dataclasses import dataclass
 from typing import Any, overload
 
-from ..errors import ReadOnlyHookError
+from ..errors import InvalidType, ReadOnlyHookError
 from ..portal.trap import word64
 from .prototypes import RETVAL
 
@@ -90,19 +90,19 @@ class Args(MutableSequence[int]):
 
     def __setitem__(self, i: Any, v: Any) -> None:
         if isinstance(i, slice):
-            raise TypeError("assign syscall arguments one at a time")
+            raise InvalidType("assign syscall arguments one at a time")
         if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"a syscall argument is an int, not {type(v).__name__}")
+            raise InvalidType(f"a syscall argument is an int, not {type(v).__name__}")
         idx = range(6)[i]
         self.guard.check(f"syscall.args[{idx}]")
         self._values[idx] = v & _MASK64
         self.changed.add(idx)
 
     def __delitem__(self, i: Any) -> None:
-        raise TypeError("syscall arguments cannot be deleted")
+        raise InvalidType("syscall arguments cannot be deleted")
 
     def insert(self, index: int, value: int) -> None:
-        raise TypeError("syscall arguments cannot be inserted")
+        raise InvalidType("syscall arguments cannot be inserted")
 
     def __len__(self) -> int:
         return 6

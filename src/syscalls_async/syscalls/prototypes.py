@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ..errors import InvalidValue
 from ..portal.types import SyscallMeta
 from .names import normalize
 
@@ -172,3 +173,19 @@ class PrototypeTable:
 
     def __iter__(self) -> Iterator[SyscallPrototype]:
         return iter(self._by_nr.values())
+
+
+def syscall_nr(metas: Iterable[SyscallMeta], name: str) -> int:
+    """The number of syscall ``name`` (``ioctl``, ``sys_ioctl``, ...: any spelling
+    :func:`~.names.normalize` accepts) in a guest's metadata, for code that uses the
+    bare portal (the portal itself knows no names but the guest's)::
+
+        await portal.set_hooks([HookSpec(id=1, nr=syscall_nr(portal.syscalls, "ioctl"))])
+    """
+    table = PrototypeTable.from_meta(metas)
+    proto = table.by_name(name)
+    if proto is None:
+        close = table.close_matches(name)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise InvalidValue(f"no syscall {name!r} in the guest's metadata{hint}")
+    return proto.nr

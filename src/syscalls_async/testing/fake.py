@@ -32,7 +32,15 @@ import msgspec
 
 from ..api.plugins import Plugin, Plugins, load_plugin_file, plugins
 from ..api.syscalls import load_prototypes, prototype_cache
-from ..errors import GuestMemoryError, HandlerError
+from ..errors import (
+    GuestMemoryError,
+    HandlerError,
+    IndexOutOfRange,
+    InvalidType,
+    InvalidValue,
+    OutOfRange,
+    StateError,
+)
 from ..machine import current_image
 from ..portal.trap import STR_MAX
 from ..portal.types import FdInfo, Phase, ProcEntry, ProcInfo
@@ -121,9 +129,9 @@ class FakeMemory:
     def __setitem__(self, addr: int, data: bytes) -> None:
         """Map ``data`` at ``addr`` (a new region; overlapping another is an error)."""
         if not isinstance(addr, int) or not 0 <= addr <= _MASK64:
-            raise ValueError(f"an address is an int in [0, 2**64), not {addr!r}")
+            raise InvalidValue(f"an address is an int in [0, 2**64), not {addr!r}")
         if not isinstance(data, bytes | bytearray):
-            raise TypeError(f"a region holds bytes, not {type(data).__name__}")
+            raise InvalidType(f"a region holds bytes, not {type(data).__name__}")
         end = addr + len(data)
         i = bisect.bisect_right(self._starts, addr)
         before = self._starts[i - 1] if i else None
@@ -131,7 +139,7 @@ class FakeMemory:
         if (before is not None and before + len(self._regions[before]) > addr) or (
             after is not None and after < end
         ):
-            raise ValueError(f"region {addr:#x}..{end:#x} overlaps one already mapped")
+            raise InvalidValue(f"region {addr:#x}..{end:#x} overlaps one already mapped")
         self._starts.insert(i, addr)
         self._regions[addr] = bytearray(data)
 
@@ -235,10 +243,10 @@ def fake_event(
     table = prototypes if prototypes is not None else default_prototypes()
     proto = _resolve(syscall, table)
     if len(args) > _MAX_ARGS:
-        raise ValueError(f"a syscall has at most {_MAX_ARGS} arguments, {len(args)} given")
+        raise InvalidValue(f"a syscall has at most {_MAX_ARGS} arguments, {len(args)} given")
     if isinstance(phase, str):
         if phase not in ("enter", "return"):
-            raise ValueError(f"phase is 'enter' or 'return', not {phase!r}")
+            raise InvalidValue(f"phase is 'enter' or 'return', not {phase!r}")
         phase = Phase.ENTER if phase == "enter" else Phase.RETURN
     raw_args = tuple(_arg(a, i, memory) for i, a in enumerate(args)) + (0,) * (
         _MAX_ARGS - len(args)
@@ -260,24 +268,24 @@ def fake_event(
 
 def _resolve(syscall: str | int, table: PrototypeTable) -> SyscallPrototype:
     if isinstance(syscall, bool) or not isinstance(syscall, int | str):
-        raise TypeError(f"a syscall is a name or a number, not {syscall!r}")
+        raise InvalidType(f"a syscall is a name or a number, not {syscall!r}")
     if isinstance(syscall, int):
         if syscall < 0:
-            raise ValueError(f"a syscall number is not negative: {syscall}")
+            raise InvalidValue(f"a syscall number is not negative: {syscall}")
         return table.by_nr(syscall)
     proto = table.by_name(syscall)
     if proto is None:
         close = table.close_matches(syscall)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"no syscall named {syscall!r} in the prototype table{hint}")
+        raise InvalidValue(f"no syscall named {syscall!r} in the prototype table{hint}")
     return proto
 
 
 def _check_int(value: object, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} is an int, not {type(value).__name__}")
+        raise InvalidType(f"{what} is an int, not {type(value).__name__}")
     if not -(1 << 63) <= value <= _MASK64:
-        raise ValueError(f"{what} {value} does not fit in 64 bits")
+        raise OutOfRange(f"{what} {value} does not fit in 64 bits")
 
 
 def _arg(value: ArgValue, index: int, memory: FakeMemory | None) -> int:
@@ -288,14 +296,14 @@ def _arg(value: ArgValue, index: int, memory: FakeMemory | None) -> int:
         return _memory_for(memory, index).place_str(value)
     if isinstance(value, list | tuple) and all(isinstance(v, str | bytes) for v in value):
         return _memory_for(memory, index).place_ptrlist(value)
-    raise TypeError(
+    raise InvalidType(
         f"argument {index}: expected an int, a str/bytes or a list of them, not {value!r}"
     )
 
 
 def _memory_for(memory: FakeMemory | None, index: int) -> FakeMemory:
     if memory is None:
-        raise TypeError(f"argument {index} is placed in memory: give memory= (a FakeMemory)")
+        raise InvalidType(f"argument {index} is placed in memory: give memory= (a FakeMemory)")
     return memory
 
 
@@ -361,19 +369,19 @@ class FakeTrap:
 
     def skip(self, retval: int) -> None:
         if self.event.phase is not Phase.ENTER:
-            raise ValueError("only an enter trap can skip the syscall")
+            raise InvalidValue("only an enter trap can skip the syscall")
         self.calls.append(("skip", retval))
 
     def set_arg(self, index: int, value: int) -> None:
         if self.event.phase is not Phase.ENTER:
-            raise ValueError("arguments can only change at enter")
+            raise InvalidValue("arguments can only change at enter")
         if not 0 <= index < _MAX_ARGS:
-            raise IndexError(index)
+            raise IndexOutOfRange(f"a syscall has {_MAX_ARGS} arguments: no index {index}")
         self.calls.append(("set_arg", index, value & _MASK64))
 
     def set_retval(self, value: int) -> None:
         if self.event.phase is not Phase.RETURN:
-            raise ValueError("set_retval is for return traps; use skip() at enter")
+            raise InvalidValue("set_retval is for return traps; use skip() at enter")
         self.calls.append(("set_retval", value))
 
     def verdict(self, handlers_run: int = 0) -> Verdict:
@@ -477,7 +485,7 @@ class FakeGuest:
         raise_errors: bool = True,
     ) -> None:
         if plugins.session is not None:
-            raise RuntimeError(
+            raise StateError(
                 "these plugins belong to a running session; give FakeGuest a Plugins() of its own"
             )
         self.plugins = plugins
@@ -526,8 +534,9 @@ class FakeGuest:
 
     def load_plugin_file(self, path: str | Path) -> list[Plugin]:
         """Import a plugin file; its hooks register on the global ``plugins`` (so they
-        run here when this fake guest runs those, the default)."""
-        return load_plugin_file(path)
+        run here when this fake guest runs those, the default; a fake guest of a
+        ``Plugins()`` of its own refuses them, as a session does)."""
+        return load_plugin_file(path, into=self.plugins)
 
     def event(self, syscall: str | int, *args: ArgValue, **kwargs: Any) -> RawEvent:
         """:func:`fake_event` with this guest's prototypes and memory."""
