@@ -35,3 +35,18 @@ def test_the_machine_docstring_names_what_the_layer_imports() -> None:
     doc = syscalls_async.machine.__doc__ or ""
     for name in _package_imports("machine"):
         assert f"syscalls_async.{name}`" in doc
+
+
+def test_each_limit_is_written_once() -> None:
+    # derived once from the ABI (portal/abi.py) or the trap (portal/trap.py), imported elsewhere
+    once = {
+        "= (1 << 64) - 1": "portal/abi.py",
+        "SA_COMM_LEN - 1": "portal/abi.py",
+        "SA_FILTER_STR_MAX - 1": "portal/abi.py",
+        "= 1 << 20": "portal/trap.py",
+        "= 1024 * 1024\n": None,
+        "max_entries: int = 4096": None,
+    }
+    for text, home in once.items():
+        where = sorted(str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if text in p.read_text())
+        assert where == ([home] if home else []), text

@@ -77,3 +77,10 @@ def test_a_cache_written_before_the_flags_reads_as_hookable_and_whole() -> None:
     proto = msgspec.json.decode(old, type=SyscallPrototype)
     assert proto.hookable and not proto.truncated
     assert msgspec.json.decode(msgspec.json.encode(OPENAT), type=SyscallPrototype) == OPENAT
+
+
+def test_the_prototype_carries_every_fact_of_the_portal_s_record() -> None:
+    # two classes for one concept on two sides of a layer boundary: they must not drift
+    assert set(SyscallPrototype.__struct_fields__) == set(SyscallMeta.__struct_fields__)
+    (proto,) = PrototypeTable.from_meta([CUT])
+    assert all(getattr(proto, f) == getattr(CUT, f) for f in SyscallMeta.__struct_fields__)

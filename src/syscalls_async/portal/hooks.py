@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import msgspec
 
 from ..errors import InvalidValue
-from .abi import C, ffi
+from .abi import COMM_MAX, FILTER_STRING_MAX, MASK64, C, ffi
 
 #: ``HookSpec.nr`` values that are not syscall numbers.
 NR_ALL: int = C.SA_NR_ALL
@@ -84,22 +84,19 @@ class HookSpec(msgspec.Struct, frozen=True):
     retval: GuestFilter | None = None
 
 
-_MASK64 = (1 << 64) - 1
-
-
 def _encode_filter(dst: object, f: GuestFilter | None) -> None:
     if f is None:
         return
     if f.width not in (32, 64):
         raise InvalidValue(f"filter width must be 32 or 64, not {f.width}")
-    if len(f.text) >= C.SA_FILTER_STR_MAX:
-        raise InvalidValue(f"filter string longer than {C.SA_FILTER_STR_MAX - 1} bytes")
+    if len(f.text) > FILTER_STRING_MAX:
+        raise InvalidValue(f"filter string longer than {FILTER_STRING_MAX} bytes")
     dst.kind = int(f.kind)  # type: ignore[attr-defined]
     dst.cmp = (C.SA_CMP_SIGNED if f.signed else 0) | (  # type: ignore[attr-defined]
         C.SA_CMP_32 if f.width == 32 else 0
     )
-    dst.a = f.a & _MASK64  # type: ignore[attr-defined]
-    dst.b = f.b & _MASK64  # type: ignore[attr-defined]
+    dst.a = f.a & MASK64  # type: ignore[attr-defined]
+    dst.b = f.b & MASK64  # type: ignore[attr-defined]
     dst.str_len = len(f.text)  # type: ignore[attr-defined]
     ffi.memmove(dst.str, f.text, len(f.text))  # type: ignore[attr-defined]
 
@@ -126,8 +123,8 @@ def encode_hooks(hooks: Sequence[HookSpec]) -> bytes:
             h.pid = spec.pid
         if spec.comm is not None:
             comm = spec.comm.encode()
-            if len(comm) >= C.SA_COMM_LEN:
-                raise InvalidValue(f"comm filter longer than {C.SA_COMM_LEN - 1} bytes: {comm!r}")
+            if len(comm) > COMM_MAX:
+                raise InvalidValue(f"comm filter longer than {COMM_MAX} bytes: {comm!r}")
             h.flags |= C.SA_HOOK_COMM
             ffi.memmove(h.comm, comm, len(comm))
         for i, f in enumerate(spec.args):

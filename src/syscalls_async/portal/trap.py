@@ -19,16 +19,17 @@ from ..errors import (
     TrapGone,
 )
 from . import decode
-from .abi import C
+from .abi import MASK64, C
 from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
 
 if TYPE_CHECKING:
     from .portal import Portal
 
 T = TypeVar("T")
-_MASK64 = (1 << 64) - 1
 #: How many bytes read_str reads before giving up on finding the NUL.
 STR_MAX = 1 << 20
+#: How many entries read_ptrlist reads at most unless told otherwise.
+PTRLIST_MAX = 4096
 #: Seconds past the guest's deadline after which a request counts as lost.
 _RESPONSE_MARGIN = 5.0
 
@@ -54,7 +55,7 @@ class Response(msgspec.Struct, frozen=True):
 
 
 def _signed64(v: int) -> int:
-    v &= _MASK64
+    v &= MASK64
     return v - (1 << 64) if v >> 63 else v
 
 
@@ -67,9 +68,9 @@ def word64(value: int, what: str = "value") -> int:
     """
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidType(f"{what} must be an int, not {type(value).__name__}")
-    if not -(1 << 63) <= value <= _MASK64:
+    if not -(1 << 63) <= value <= MASK64:
         raise OutOfRange(f"{what} {value} does not fit in 64 bits (-2**63 .. 2**64-1)")
-    return value & _MASK64
+    return value & MASK64
 
 
 def signed64(value: int, what: str = "value") -> int:
@@ -82,7 +83,7 @@ def check_address(addr: int, size: int = 0, what: str = "access") -> None:
     (negative, at or past 2**64, or wrapping past its end)."""
     if isinstance(addr, bool) or not isinstance(addr, int):
         raise InvalidType(f"{what}: a guest address is an int, not {type(addr).__name__}")
-    if addr < 0 or addr + max(size, 0) > 1 << 64 or addr > _MASK64:
+    if addr < 0 or addr + max(size, 0) > 1 << 64 or addr > MASK64:
         span = f" + {size} bytes" if size else ""
         raise OutOfRange(f"{what}: address {addr:#x}{span} is outside the 64-bit address space")
 
@@ -195,7 +196,7 @@ class Trap:
         """The NUL-terminated string at ``addr``, decoded as UTF-8 (surrogateescape)."""
         return (await self.read_cstring(addr, max_len)).decode("utf-8", "surrogateescape")
 
-    async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]:
+    async def read_ptrlist(self, addr: int, max_entries: int = PTRLIST_MAX) -> list[str]:
         """The strings of a NULL-terminated ``char *[]`` at ``addr`` (argv, envp)."""
         check_address(addr, 8, "pointer list read")
         out: list[str] = []
@@ -287,9 +288,9 @@ class Trap:
                 C.SA_MSG_REQUEST,
                 payload,
                 req=req,
-                addr=addr & _MASK64,
+                addr=addr & MASK64,
                 len=length,
-                arg=arg & _MASK64,
+                arg=arg & MASK64,
             )
             # A waiting guest task answers at once; one that is gone without a
             # word (module or guest died) must not hang the handler forever.
@@ -355,7 +356,7 @@ class TrapProtocol(Protocol):
     async def read_bytes(self, addr: int, size: int) -> bytes: ...
     async def read_cstring(self, addr: int, max_len: int = STR_MAX) -> bytes: ...
     async def read_str(self, addr: int, max_len: int = STR_MAX) -> str: ...
-    async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]: ...
+    async def read_ptrlist(self, addr: int, max_entries: int = PTRLIST_MAX) -> list[str]: ...
     async def write_bytes(self, addr: int, data: bytes) -> None: ...
     async def proc_info(self) -> ProcInfo: ...
     async def mappings(self) -> list[Mapping]: ...

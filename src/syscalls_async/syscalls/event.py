@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from ..errors import InvalidType, ReadOnlyHookError
+from ..portal.abi import MASK64
 from ..portal.trap import word64
 from .prototypes import RETVAL
 
@@ -36,7 +37,6 @@ PT_REGS = (
     "ss",
 )
 ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
-_MASK64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class Args(MutableSequence[int]):
             raise InvalidType(f"a syscall argument is an int, not {type(v).__name__}")
         idx = range(6)[i]
         self.guard.check(f"syscall.args[{idx}]")
-        self._values[idx] = v & _MASK64
+        self._values[idx] = v & MASK64
         self.changed.add(idx)
 
     def __delitem__(self, i: Any) -> None:
@@ -177,7 +177,7 @@ class Regs:
         if name in ARG_REGS:
             return event.args[ARG_REGS.index(name)]
         if name == "rax" and event.phase == "return":
-            return event.retval & _MASK64
+            return event.retval & MASK64
         if name in ("pc", "ip"):
             return values.get("rip", event.pc)
         if name == "sp":

@@ -20,13 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import RegistrationError
+from ..portal.abi import FILTER_STRING_MAX as STRING_MAX
 from ..portal.abi import C
 from ..portal.hooks import FilterKind, GuestFilter
 from .prototypes import Domain
 
 #: the guest compares at most this many bytes of a string argument
 STRING_READ = C.SA_FILTER_STR_READ
-STRING_MAX = C.SA_FILTER_STR_MAX - 1
 
 
 def _int(v: object, what: str) -> int:

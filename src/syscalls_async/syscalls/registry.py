@@ -27,7 +27,7 @@ from typing import Any, TypedDict
 import msgspec
 
 from ..errors import RegistrationError
-from ..portal.abi import C
+from ..portal.abi import COMM_MAX, C
 from ..portal.hooks import NR_ALL, NR_UNKNOWN, HookSpec
 from .filters import BoundFilter, ValueFilter, coerce
 from .names import Target, TargetKind, parse_target
@@ -38,7 +38,6 @@ log = logging.getLogger("syscalls")
 #: syscalls whose truncated metadata was already warned about (once per process)
 _warned_truncated: set[str] = set()
 
-COMM_MAX = C.SA_COMM_LEN - 1
 MAX_ARGS = C.SA_MAX_ARGS
 #: the guest's hook table has this many entries; registered hooks are counted against it,
 #: disabled ones too, so that enabling one can never overflow the table

@@ -42,7 +42,8 @@ from ..errors import (
     StateError,
 )
 from ..machine import current_image
-from ..portal.trap import STR_MAX
+from ..portal.abi import MASK64
+from ..portal.trap import PTRLIST_MAX, STR_MAX
 from ..portal.types import FdInfo, Phase, ProcEntry, ProcInfo
 from ..portal.types import Mapping as MemoryMapping
 from ..portal.types import SyscallEvent as RawEvent
@@ -51,7 +52,6 @@ from ..syscalls.event import ARG_REGS, PT_REGS
 from ..syscalls.policy import OnError, failure_policy
 from ..syscalls.prototypes import RETVAL, PrototypeTable, SyscallPrototype
 
-_MASK64 = (1 << 64) - 1
 _MAX_ARGS = len(ARG_REGS)
 #: where the kit's fake tasks "run" (any values do; these look like x86_64 user space)
 FAKE_PC, FAKE_SP = 0x401000, 0x7FFC0000
@@ -128,7 +128,7 @@ class FakeMemory:
 
     def __setitem__(self, addr: int, data: bytes) -> None:
         """Map ``data`` at ``addr`` (a new region; overlapping another is an error)."""
-        if not isinstance(addr, int) or not 0 <= addr <= _MASK64:
+        if not isinstance(addr, int) or not 0 <= addr <= MASK64:
             raise InvalidValue(f"an address is an int in [0, 2**64), not {addr!r}")
         if not isinstance(data, bytes | bytearray):
             raise InvalidType(f"a region holds bytes, not {type(data).__name__}")
@@ -252,12 +252,12 @@ def fake_event(
         _MAX_ARGS - len(args)
     )
     _check_int(retval, "retval")
-    retval &= _MASK64
+    retval &= MASK64
     regs = dict.fromkeys(PT_REGS, 0)
     regs.update(zip(ARG_REGS, raw_args, strict=True))
     # rax holds -ENOSYS at entry, as on Linux, and the result on return
     regs.update(orig_rax=proto.nr, rip=FAKE_PC, rsp=FAKE_SP)
-    regs["rax"] = retval if phase is Phase.RETURN else -errno.ENOSYS & _MASK64
+    regs["rax"] = retval if phase is Phase.RETURN else -errno.ENOSYS & MASK64
     return RawEvent(
         slot=0, epoch=1, seq=1, phase=phase, nr=proto.nr,
         pid=pid if tid is None else tid, tgid=pid, comm=comm,
@@ -284,14 +284,14 @@ def _resolve(syscall: str | int, table: PrototypeTable) -> SyscallPrototype:
 def _check_int(value: object, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidType(f"{what} is an int, not {type(value).__name__}")
-    if not -(1 << 63) <= value <= _MASK64:
+    if not -(1 << 63) <= value <= MASK64:
         raise OutOfRange(f"{what} {value} does not fit in 64 bits")
 
 
 def _arg(value: ArgValue, index: int, memory: FakeMemory | None) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         _check_int(value, f"argument {index}")
-        return value & _MASK64
+        return value & MASK64
     if isinstance(value, str | bytes):
         return _memory_for(memory, index).place_str(value)
     if isinstance(value, list | tuple) and all(isinstance(v, str | bytes) for v in value):
@@ -377,7 +377,7 @@ class FakeTrap:
             raise InvalidValue("arguments can only change at enter")
         if not 0 <= index < _MAX_ARGS:
             raise IndexOutOfRange(f"a syscall has {_MAX_ARGS} arguments: no index {index}")
-        self.calls.append(("set_arg", index, value & _MASK64))
+        self.calls.append(("set_arg", index, value & MASK64))
 
     def set_retval(self, value: int) -> None:
         if self.event.phase is not Phase.RETURN:
@@ -421,7 +421,7 @@ class FakeTrap:
         self.requests.append(("read_str", addr, max_len))
         return self.memory.read_str(addr, max_len)
 
-    async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]:
+    async def read_ptrlist(self, addr: int, max_entries: int = PTRLIST_MAX) -> list[str]:
         self.requests.append(("read_ptrlist", addr, max_entries))
         out: list[str] = []
         while len(out) < max_entries:
