@@ -16,6 +16,7 @@ import pytest
 from syscalls_async.bench import BenchOptions, run_bench
 from syscalls_async.machine import Machine
 from syscalls_async.portal import HookSpec, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 pytestmark = pytest.mark.guest
 
@@ -100,6 +101,8 @@ async def test_bench_leaves_the_module_loaded_and_the_portal_usable(machine: Mac
         trap.skip(77)
 
     async with Portal(machine.shm_path, skip) as portal:
-        await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+        await portal.set_hooks(
+            [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+        )
         r = await machine.run("send_syscall getppid")
     assert r.stdout == b"send_syscall: syscall returned 77\n"

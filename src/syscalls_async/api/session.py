@@ -49,7 +49,7 @@ from typing import Any, NoReturn, TypeVar
 import msgspec
 
 from .._aio import Interrupted, unless_set
-from ..errors import HandlerError, OutOfRange, PortalError, PortalLost
+from ..errors import HandlerError, OutOfRange, PortalError, PortalLost, StateError
 from ..machine import CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
 from ..portal.portal import OBSERVE_QUEUE, check_observe_options
@@ -170,7 +170,7 @@ class Session:
     @property
     def portal(self) -> Portal:
         if self._portal is None:
-            raise RuntimeError("the session is not running")
+            raise StateError("the session is not running")
         return self._portal
 
     @property
@@ -372,8 +372,12 @@ class Session:
             self._in_force = version
 
     def load_plugin_file(self, path: str | Path) -> list[Plugin]:
-        """Import a plugin file into this session (its hooks are scheduled)."""
-        return load_plugin_file(path)
+        """Import a plugin file into this session (its hooks are scheduled).
+
+        Plugin files register on the global ``plugins``: a session running a
+        ``Plugins()`` of its own refuses them (:class:`RegistrationError`).
+        """
+        return load_plugin_file(path, into=self.plugins)
 
     # -- running things -----------------------------------------------------------
 

@@ -24,10 +24,12 @@ from typing import Any
 import msgspec
 
 from ..api import Plugins, Session
+from ..errors import InvalidValue
 from ..machine import Machine
 from ..machine.accel import choose_accel
 from ..machine.qemu import QEMU
 from ..portal import HookSpec, Portal, Trap
+from ..syscalls import syscall_nr
 from .report import (
     CASES,
     BenchError,
@@ -75,9 +77,9 @@ class BenchOptions(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         for name in ("count", "hooked_count", "idle_count", "idle_ms"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+                raise InvalidValue(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.idle_seconds <= 0 or self.timeout <= 0:
-            raise ValueError("idle_seconds and timeout must be positive")
+            raise InvalidValue("idle_seconds and timeout must be positive")
 
     @classmethod
     def quick(cls) -> BenchOptions:
@@ -186,7 +188,9 @@ class _Run:
             return None
 
         async with Portal(self.machine.shm_path, empty) as portal:
-            await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm=PROGRAM)])
+            await portal.set_hooks(
+                [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm=PROGRAM)]
+            )
             await self._time("p", GETPPID, self.options.hooked_count)
 
     # -- the plugin API cases -------------------------------------------------------

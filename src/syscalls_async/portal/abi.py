@@ -87,6 +87,14 @@ def check_layout() -> None:
 
 check_layout()
 
+# Limits the ABI implies, in the units the layers above write them: one place for all.
+#: a 64-bit register or word
+MASK64 = (1 << 64) - 1
+#: bytes of a task's comm, without its NUL
+COMM_MAX: int = C.SA_COMM_LEN - 1
+#: bytes of a string filter's operand, without its NUL
+FILTER_STRING_MAX: int = C.SA_FILTER_STR_MAX - 1
+
 #: Offsets of fields the poller reads without copying a whole struct.
 SLOT_SEQ_OFF = ffi.offsetof("struct sa_slot_guest", "seq")
 HOST_SEQ_OFF = ffi.offsetof("struct sa_slot_host", "seq")

@@ -1,13 +1,14 @@
 """The host end of the portal: attach to the shared region, poll it, answer.
 
-Example::
+Example (``syscall_nr`` is the syscalls layer's: the portal knows no names but
+the guest's)::
 
     async def handler(trap: Trap) -> None:
         if trap.event.args[1] == 0xabcd:
             trap.skip(43)
 
     async with Portal(machine.shm_path, handler) as portal:
-        await portal.set_hooks([HookSpec(id=1, nr=portal.nr("ioctl"))])
+        await portal.set_hooks([HookSpec(id=1, nr=syscall_nr(portal.syscalls, "ioctl"))])
         ...
 
 Semantics:
@@ -64,7 +65,14 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..errors import PortalError, PortalLost, PortalProtocolError, PortalVersionError, TrapGone
+from ..errors import (
+    InvalidValue,
+    PortalError,
+    PortalLost,
+    PortalProtocolError,
+    PortalVersionError,
+    TrapGone,
+)
 from . import decode, ring
 from .abi import (
     DOORBELL_OFF,
@@ -120,19 +128,19 @@ _LOSSES = {
 
 
 def check_observe_options(ring_size: int | None, observe_queue: int) -> None:
-    """Refuse a ring size or queue bound the portal cannot use (ValueError)."""
+    """Refuse a ring size or queue bound the portal cannot use (:class:`InvalidValue`)."""
     if ring_size is not None and (
         isinstance(ring_size, bool)
         or not isinstance(ring_size, int)
         or not C.SA_RING_DATA_MIN <= ring_size <= C.SA_RING_DATA_MAX
         or ring_size & (ring_size - 1)
     ):
-        raise ValueError(
+        raise InvalidValue(
             f"ring_size must be a power of two from {C.SA_RING_DATA_MIN} to "
             f"{C.SA_RING_DATA_MAX}, not {ring_size!r}"
         )
     if isinstance(observe_queue, bool) or not isinstance(observe_queue, int) or observe_queue < 1:
-        raise ValueError(f"observe_queue must be an int of at least 1, not {observe_queue!r}")
+        raise InvalidValue(f"observe_queue must be an int of at least 1, not {observe_queue!r}")
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
@@ -220,7 +228,6 @@ class Portal:
         self._tables: dict[int, tuple[HookSpec, ...]] = {}
         self._hooks_lock = asyncio.Lock()
         self._gen = 0
-        self._by_name: dict[str, int] = {}
         self._nr_syscalls = 0
 
     # -- public ---------------------------------------------------------------
@@ -234,14 +241,6 @@ class Portal:
     def hooks_generation(self) -> int:
         """The generation number of the hook table last put in force."""
         return self._gen
-
-    def nr(self, name: str) -> int:
-        """The syscall number of ``name`` ("openat" or "sys_openat")."""
-        key = name if name.startswith("sys_") else f"sys_{name}"
-        try:
-            return self._by_name[key]
-        except KeyError:
-            raise KeyError(f"no syscall {name!r} in the guest's metadata") from None
 
     async def set_hooks(self, hooks: Sequence[HookSpec], *, ack_timeout: float = 30.0) -> None:
         """Put ``hooks`` in force in the guest; returns after the guest's ack."""
@@ -421,7 +420,6 @@ class Portal:
             mm[C.SA_META_OFF : C.SA_META_OFF + self._nr_syscalls * C.SA_META_SIZE],
             self._nr_syscalls,
         )
-        self._by_name = {m.name: m.nr for m in self.syscalls if m.known}
         self.last_guest_counters = decode.counters(mm[: C.SA_GUEST_SIZE])
         self._warned_counters = self.last_guest_counters
         self._gen = _U32.unpack_from(mm, HOST_HOOKS_GEN_OFF)[0]
@@ -441,7 +439,7 @@ class Portal:
             "portal attached: boot %#x, %d syscalls (%d known)",
             self.boot_id,
             self._nr_syscalls,
-            len(self._by_name),
+            sum(m.known for m in self.syscalls),
         )
 
     async def _refuse_second_host(self, mm: mmap.mmap) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import msgspec
 
 from ..errors import PortalProtocolError
-from .abi import C, ffi, ring_offset
+from .abi import MASK64, C, ffi, ring_offset
 from .decode import text
 from .types import CapturedString, Phase, SyscallEvent
 
@@ -29,7 +29,6 @@ _HEAD_OFF = ffi.offsetof("struct sa_ring_header", "head")
 _DROPS_OFF = ffi.offsetof("struct sa_ring_header", "drops")
 _SIZE_OFF = ffi.offsetof("struct sa_ring_header", "size")
 TAIL_OFF = ffi.offsetof("struct sa_ring_header", "tail")
-_MASK64 = (1 << 64) - 1
 _PHASES = {int(p): p for p in Phase}
 _NO_STRINGS: tuple[CapturedString | None, ...] = (None,) * C.SA_MAX_ARGS
 _STR_KNOWN = C.SA_STR_CAPTURED | C.SA_STR_TRUNCATED | C.SA_STR_FAULT
@@ -100,7 +99,7 @@ def read_span(mm: mmap.mmap | bytearray, ring: int, tail: int) -> Span:
     base = ring_offset(ring)
     head = _U64.unpack_from(mm, base + _HEAD_OFF)[0]
     size = _U32.unpack_from(mm, base + _SIZE_OFF)[0]
-    avail = (head - tail) & _MASK64
+    avail = (head - tail) & MASK64
     if not avail:
         return Span(b"", head)
     if size < C.SA_RING_DATA_MIN or size > C.SA_RING_DATA_MAX or size & (size - 1):
@@ -117,7 +116,7 @@ def read_span(mm: mmap.mmap | bytearray, ring: int, tail: int) -> Span:
 
 
 def write_tail(mm: mmap.mmap | bytearray, ring: int, tail: int) -> None:
-    _U64.pack_into(mm, ring_offset(ring) + TAIL_OFF, tail & _MASK64)
+    _U64.pack_into(mm, ring_offset(ring) + TAIL_OFF, tail & MASK64)
 
 
 def head(mm: mmap.mmap | bytearray, ring: int) -> int:

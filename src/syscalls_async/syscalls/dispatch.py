@@ -272,13 +272,10 @@ class Dispatcher:
             )
             self._fatal(TimeoutError(f"handler {hook.name} timed out on {_describe(event)}"))
             return False
-        except GuestMemoryError as exc:
-            # an uncaught failed memory access is the handler's error, not a lost trap
-            self._failed(hook, event, exc)
-            return False
         except PortalError as exc:
             # the trap is gone (guest deadline, signal, host shutting down): no verdict
-            # can reach it, whatever the policy
+            # can reach it, whatever the policy.  (A failed memory access is no
+            # PortalError: it is the handler's error, below.)
             self.stats.handler_errors += 1
             log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
         except (KeyboardInterrupt, SystemExit) as exc:
