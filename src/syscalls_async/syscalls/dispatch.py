@@ -41,6 +41,7 @@ from collections.abc import Callable
 
 import msgspec
 
+from .._aio import first_step, resume
 from .._text import printable
 from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.trap import TrapProtocol as Trap
@@ -193,19 +194,27 @@ class Dispatcher:
         due: float | None = None,
     ) -> bool:
         """Run one handler; False if it failed (raised, timed out, left a bad retval)."""
-        args = [proto.domain(i).value(event.args[i]) for i in range(hook.nargs_passed)]
+        values = event.args._values
+        if hook.proto is proto:  # the converters prepared when the hook was resolved
+            args = [convert(values[i]) for i, convert in enumerate(hook.converters)]
+        else:
+            args = [proto.domain(i).value(values[i]) for i in range(hook.nargs_passed)]
         self.stats.handler_calls += 1
         retval = event.retval
-        refused = event.guard.refused
+        guard = event.args.guard
+        refused = guard.refused
         ok = False
         try:
             if hook.read_only:
-                with event.guard.read_only(hook.name):
+                guard.handler = hook.name
+                try:
                     ok = await self._run(hook, regs, proto, event, args, due)
+                finally:
+                    guard.handler = None
             else:
                 ok = await self._run(hook, regs, proto, event, args, due)
         finally:
-            if event.guard.refused > refused:
+            if guard.refused > refused:
                 self.stats.read_only_refused += event.guard.refused - refused
                 log.error(
                     "read_only handler %s tried to change the call on %s (%d change(s) "
@@ -251,15 +260,27 @@ class Dispatcher:
         self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent,
         args: list[int], due: float | None,
     ) -> bool:  # fmt: skip
-        """Run one handler under its event's deadline; False if it failed."""
-        deadline = asyncio.timeout_at(due)
+        """Run one handler under its event's deadline; False if it failed.
+
+        A coroutine handler runs at once up to its first ``await`` that
+        suspends; only then is the deadline armed (its due time is the
+        event's, whenever armed): one that never suspends cannot outlive it.
+        """
+        deadline: asyncio.Timeout | None = None
         try:
-            async with deadline:
-                result = hook.handler(regs, proto, event, *args)
-                if inspect.isawaitable(result):
+            result = hook.handler(regs, proto, event, *args)
+            if inspect.iscoroutine(result):
+                done, yielded = first_step(result)
+                if not done:
+                    deadline = asyncio.timeout_at(due)
+                    async with deadline:
+                        await resume(result, yielded)
+            elif inspect.isawaitable(result):
+                deadline = asyncio.timeout_at(due)
+                async with deadline:
                     await result
         except TimeoutError as exc:
-            if not deadline.expired():
+            if deadline is None or not deadline.expired():
                 # the handler's own TimeoutError (e.g. its wait_for), not our deadline
                 self._failed(hook, event, exc)
                 return False
@@ -302,7 +323,7 @@ class Dispatcher:
 
 
 def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:
-    return SyscallEvent(
+    return SyscallEvent.build(
         name=proto.name,
         nr=raw.nr,
         pc=raw.pc,

@@ -178,6 +178,8 @@ class Hook:
     arg_filters: tuple[BoundFilter | None, ...] = ()
     retval_filter: BoundFilter | None = None
     nargs_passed: int = 0
+    #: per argument passed to the handler: its register read as the prototype's C type
+    converters: tuple[Callable[[int], int], ...] = ()
     spec_nr: int | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -270,6 +272,7 @@ class Hook:
                 for i, f in enumerate(self.filters)
             )
             self.nargs_passed = self.signature.passed_args(proto.nargs)
+            self.converters = tuple(proto.domain(i).value for i in range(self.nargs_passed))
             self.spec_nr = proto.nr
         else:
             if self.signature.required > 3:
@@ -283,6 +286,7 @@ class Hook:
                 for i, f in enumerate(self.filters)
             )
             self.nargs_passed = 0
+            self.converters = ()
             self.spec_nr = NR_ALL if self.target.kind is TargetKind.ALL else NR_UNKNOWN
         self.retval_filter = (
             None
