@@ -96,6 +96,8 @@ Handler = Callable[[Trap], Awaitable[None]]
 Observer = Callable[[ObservedTrap], Awaitable[None]]
 #: default bound of the queue of observed events waiting for the observer
 OBSERVE_QUEUE = 65536
+#: observed events handled in a row before the event loop gets a turn
+_OBSERVE_BATCH = 256
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -108,6 +110,32 @@ _MAGIC_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "magic")
 _BOOT_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "boot_id")
 _STATE_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "state")
 _KEEP_TABLES = 8
+_HOST_FIELDS = [
+    ("msg", "I"),
+    ("req", "I"),
+    ("addr", "Q"),
+    ("len", "Q"),
+    ("arg", "Q"),
+    ("action", "I"),
+    ("args_mask", "I"),
+    ("retval", "q"),
+    ("args", f"{C.SA_MAX_ARGS}Q"),
+]
+_HOST_BODY_OFF = ffi.offsetof("struct sa_slot_host", "msg")
+
+
+def _host_body() -> struct.Struct:
+    """The host part of a slot after seq and epoch, checked against the cffi layout."""
+    fmt = "<"
+    for name, code in _HOST_FIELDS:
+        if _HOST_BODY_OFF + struct.calcsize(fmt) != ffi.offsetof("struct sa_slot_host", name):
+            raise PortalVersionError(f"slot host layout: {name} is not where portal_abi.h has it")
+        fmt += code
+    return struct.Struct(fmt)
+
+
+_HOST_BODY = _host_body()
+_NO_ARGS = (0,) * C.SA_MAX_ARGS
 #: how long a host's heartbeat must stand still to count it as gone (its
 #: poller beats at least every PollPolicy.max_sleep)
 _LIVENESS_WINDOW = 0.05
@@ -556,20 +584,41 @@ class Portal:
         self._obs_queued += 1
 
     async def _observe_loop(self) -> None:
-        """Hand observed events to the observer, one at a time, in ring order."""
-        async with self._obs_recv:
-            async for trap in self._obs_recv:
+        """Hand observed events to the observer, one at a time, in ring order.
+
+        Events already queued are taken without a pass of the event loop each;
+        the loop gets a turn at least every ``_OBSERVE_BATCH`` events (and
+        whenever a handler awaits), so blocking traps are not held up."""
+        recv = self._obs_recv
+        async with recv:
+            while True:
                 try:
-                    if self.observer is not None:
-                        await self.observer(trap)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    self.host_counters.handler_errors += 1
-                    log.exception("observer failed on %s", trap.event)
-                finally:
-                    self._obs_done += 1
-                    self._obs_progress.set()
+                    trap = await recv.receive()
+                except anyio.EndOfStream:
+                    return
+                for _ in range(_OBSERVE_BATCH):
+                    await self._observe(trap)
+                    try:
+                        trap = recv.receive_nowait()
+                    except anyio.WouldBlock:
+                        break
+                    except anyio.EndOfStream:
+                        return
+                else:
+                    await self._observe(trap)
+                self._obs_progress.set()
+
+    async def _observe(self, trap: ObservedTrap) -> None:
+        try:
+            if self.observer is not None:
+                await self.observer(trap)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.host_counters.handler_errors += 1
+            log.exception("observer failed on %s", trap.event)
+        finally:
+            self._obs_done += 1
 
     def _gone(self, mm: mmap.mmap) -> str:
         """Why the region no longer holds this portal, or ``""``."""
@@ -649,11 +698,11 @@ class Portal:
         again = False
         # every slot's seq word in one strided read: the common case is that
         # one or two slots changed
-        changed = [
-            i
-            for i, (seq, last) in enumerate(zip(self._seqs(), self._last_seq, strict=True))
-            if seq != last
-        ]
+        seqs = self._seqs()
+        last_seqs = self._last_seq
+        if seqs == last_seqs:
+            return False
+        changed = [i for i, seq in enumerate(seqs) if seq != last_seqs[i]]
         for i in changed:
             off = slot_offset(i)
             seq = _U32.unpack_from(mm, off + SLOT_SEQ_OFF)[0]
@@ -809,20 +858,35 @@ class Portal:
         )
 
     def _write_host(
-        self, slot: int, epoch: int, seq: int, msg: int, payload: bytes = b"", **fields: object
+        self,
+        slot: int,
+        epoch: int,
+        seq: int,
+        msg: int,
+        payload: bytes = b"",
+        *,
+        req: int = 0,
+        addr: int = 0,
+        length: int = 0,
+        arg: int = 0,
+        action: int = 0,
+        args_mask: int = 0,
+        retval: int = 0,
+        args: Sequence[int] = _NO_ARGS,
     ) -> None:
-        """Write the host part of a slot; seq last so the guest sees it whole."""
+        """Write the host part of a slot; seq last so the guest sees it whole.
+
+        Every field after seq and epoch is written (those not given as 0), in
+        one ``pack_into``; the padding at the end of the part is never read."""
         mm = self._live()
         base = slot_offset(slot)
         if payload:
             off = base + C.SA_SLOT_H2G_OFF
             mm[off : off + len(payload)] = payload
-        h = ffi.new("struct sa_slot_host *")
-        h.msg = msg
-        for name, value in fields.items():
-            setattr(h, name, value)
-        raw = bytes(ffi.buffer(h))
         hoff = base + C.SA_SLOT_HOST_OFF
-        mm[hoff + 8 : hoff + C.SA_SLOT_HOST_SIZE] = raw[8:]
+        _HOST_BODY.pack_into(
+            mm, hoff + _HOST_BODY_OFF, msg, req, addr, length, arg, action, args_mask, retval,
+            *args,
+        )  # fmt: skip
         _U32.pack_into(mm, hoff + 4, epoch)
         _U32.pack_into(mm, hoff, seq)
