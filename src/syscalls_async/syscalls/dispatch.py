@@ -132,7 +132,11 @@ class Dispatcher:
             for hook in hooks:
                 if not hook.enabled:
                     continue  # disabled while this event was being handled
-                matched = await self._host_match(hook, raw, trap, strings)
+                matched = (
+                    await self._host_match(hook, raw, trap, strings)
+                    if hook.string_filters
+                    else _plain_match(hook, raw)
+                )
                 if matched != (hook.id in trap.hook_ids):
                     self.stats.guest_disagreed += 1
                     log.debug("guest prefilter disagreed on %s for %s", hook.name, raw)
@@ -193,7 +197,8 @@ class Dispatcher:
         event: SyscallEvent,
         due: float | None = None,
     ) -> bool:
-        """Run one handler; False if it failed (raised, timed out, left a bad retval)."""
+        """Run one handler under its event's deadline; False if it failed (raised,
+        timed out, left a bad retval)."""
         values = event.args._values
         if hook.proto is proto:  # the converters prepared when the hook was resolved
             args = [convert(values[i]) for i, convert in enumerate(hook.converters)]
@@ -203,17 +208,61 @@ class Dispatcher:
         retval = event.retval
         guard = event.args.guard
         refused = guard.refused
-        ok = False
+        ok = True
+        deadline: asyncio.Timeout | None = None
+        if hook.read_only:
+            guard.handler = hook.name
+        # A coroutine handler runs at once up to its first ``await`` that
+        # suspends; only then is the deadline armed (its due time is the
+        # event's, whenever armed): one that never suspends cannot outlive it.
         try:
-            if hook.read_only:
-                guard.handler = hook.name
-                try:
-                    ok = await self._run(hook, regs, proto, event, args, due)
-                finally:
-                    guard.handler = None
-            else:
-                ok = await self._run(hook, regs, proto, event, args, due)
+            try:
+                result = hook.handler(regs, proto, event, *args)
+                if inspect.iscoroutine(result):
+                    done, yielded = first_step(result)
+                    if not done:
+                        deadline = asyncio.timeout_at(due)
+                        async with deadline:
+                            await resume(result, yielded)
+                elif inspect.isawaitable(result):
+                    deadline = asyncio.timeout_at(due)
+                    async with deadline:
+                        await result
+            except TimeoutError as exc:
+                ok = False
+                if deadline is None or not deadline.expired():
+                    # the handler's own TimeoutError (e.g. its wait_for), not our deadline
+                    self._failed(hook, event, exc)
+                else:
+                    self.stats.handler_timeouts += 1
+                    log.error(
+                        "handler %s outlived the %gs deadline of its event on %s; cancelled",
+                        hook.name,
+                        self.handler_timeout,
+                        _describe(event),
+                    )
+                    self._fatal(
+                        TimeoutError(f"handler {hook.name} timed out on {_describe(event)}")
+                    )
+            except PortalError as exc:
+                # the trap is gone (guest deadline, signal, host shutting down): no verdict
+                # can reach it, whatever the policy.  (A failed memory access is no
+                # PortalError: it is the handler's error, below.)
+                self.stats.handler_errors += 1
+                log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # the handler asked the program to stop: counted and logged like any
+                # failure, then it goes on (after the verdict so far is written, see
+                # __call__) out of the event loop, as asyncio does for these two
+                self._failed(hook, event, exc)
+                raise
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                self._failed(hook, event, exc)
+                ok = False
         finally:
+            guard.handler = None
             if guard.refused > refused:
                 self.stats.read_only_refused += event.guard.refused - refused
                 log.error(
@@ -256,62 +305,6 @@ class Dispatcher:
         if event.is_enter:
             event.skip_syscall = True
 
-    async def _run(
-        self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent,
-        args: list[int], due: float | None,
-    ) -> bool:  # fmt: skip
-        """Run one handler under its event's deadline; False if it failed.
-
-        A coroutine handler runs at once up to its first ``await`` that
-        suspends; only then is the deadline armed (its due time is the
-        event's, whenever armed): one that never suspends cannot outlive it.
-        """
-        deadline: asyncio.Timeout | None = None
-        try:
-            result = hook.handler(regs, proto, event, *args)
-            if inspect.iscoroutine(result):
-                done, yielded = first_step(result)
-                if not done:
-                    deadline = asyncio.timeout_at(due)
-                    async with deadline:
-                        await resume(result, yielded)
-            elif inspect.isawaitable(result):
-                deadline = asyncio.timeout_at(due)
-                async with deadline:
-                    await result
-        except TimeoutError as exc:
-            if deadline is None or not deadline.expired():
-                # the handler's own TimeoutError (e.g. its wait_for), not our deadline
-                self._failed(hook, event, exc)
-                return False
-            self.stats.handler_timeouts += 1
-            log.error(
-                "handler %s outlived the %gs deadline of its event on %s; cancelled",
-                hook.name,
-                self.handler_timeout,
-                _describe(event),
-            )
-            self._fatal(TimeoutError(f"handler {hook.name} timed out on {_describe(event)}"))
-            return False
-        except PortalError as exc:
-            # the trap is gone (guest deadline, signal, host shutting down): no verdict
-            # can reach it, whatever the policy.  (A failed memory access is no
-            # PortalError: it is the handler's error, below.)
-            self.stats.handler_errors += 1
-            log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            # the handler asked the program to stop: counted and logged like any
-            # failure, then it goes on (after the verdict so far is written, see
-            # __call__) out of the event loop, as asyncio does for these two
-            self._failed(hook, event, exc)
-            raise
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._failed(hook, event, exc)
-            return False
-        return True
-
     def _failed(self, hook: Hook, event: SyscallEvent, exc: BaseException) -> None:
         self.stats.handler_errors += 1
         log.error("handler %s failed on %s", hook.name, _describe(event), exc_info=exc)
@@ -320,6 +313,20 @@ class Dispatcher:
     def _fatal(self, exc: BaseException) -> None:
         if self.fail_fast and self.on_fatal is not None:
             self.on_fatal(exc)
+
+
+def _plain_match(hook: Hook, raw: RawEvent) -> bool:
+    """:meth:`Dispatcher._host_match` for a hook without string filters (no await)."""
+    if hook.comm is not None and raw.comm != hook.comm:
+        return False
+    if hook.pid is not None and raw.tgid != hook.pid:
+        return False
+    for i, f in enumerate(hook.arg_filters):
+        if f is not None and not f.matches(raw.args[i]):
+            return False
+    if raw.phase is Phase.RETURN and hook.retval_filter is not None:
+        return hook.retval_filter.matches(raw.retval)
+    return True
 
 
 def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:

@@ -180,6 +180,8 @@ class Hook:
     nargs_passed: int = 0
     #: per argument passed to the handler: its register read as the prototype's C type
     converters: tuple[Callable[[int], int], ...] = ()
+    #: some argument filter compares a string (the host reads it from the guest)
+    string_filters: bool = False
     spec_nr: int | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -293,6 +295,7 @@ class Hook:
             if self.retval is None
             else self.retval.bind(RETVAL, f"{where}, return value", pointer=False)
         )
+        self.string_filters = any(f is not None and f.is_string for f in self.arg_filters)
 
     def spec(self) -> HookSpec:
         assert self.spec_nr is not None
