@@ -51,8 +51,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import mmap
+import operator
 import os
 import struct
 import time
@@ -136,6 +138,7 @@ def _host_body() -> struct.Struct:
 
 _HOST_BODY = _host_body()
 _NO_ARGS = (0,) * C.SA_MAX_ARGS
+_SLOT_INDICES = range(C.SA_SLOT_COUNT)
 #: how long a host's heartbeat must stand still to count it as gone (its
 #: poller beats at least every PollPolicy.max_sleep)
 _LIVENESS_WINDOW = 0.05
@@ -702,7 +705,7 @@ class Portal:
         last_seqs = self._last_seq
         if seqs == last_seqs:
             return False
-        changed = [i for i, seq in enumerate(seqs) if seq != last_seqs[i]]
+        changed = list(itertools.compress(_SLOT_INDICES, map(operator.ne, seqs, last_seqs)))
         for i in changed:
             off = slot_offset(i)
             seq = _U32.unpack_from(mm, off + SLOT_SEQ_OFF)[0]
