@@ -219,9 +219,7 @@ async def test_a_corrupt_event_is_refused_with_its_offset(tmp_path: Path) -> Non
     good = read_recording(path)
     head = path.read_bytes()[: len(MAGIC) + 4 + struct.unpack_from("<I", path.read_bytes(),
                                                                      len(MAGIC))[0]]  # fmt: skip
-    bad_event = msgspec.structs.replace(
-        good.events[0].event, args=(-1, *good.events[0].event.args[1:])
-    )
+    bad_event = msgspec.structs.replace(good.events[0].event, nr=-5)
     for frame, why in (
         (_frame({"type": "event", "time": "soon", "event": {}}), "Expected `float`"),
         (_frame(EventRecord(0.0, bad_event)), "outside 64 bits"),

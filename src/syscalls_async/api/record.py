@@ -466,7 +466,8 @@ def _check_event(event: SyscallEvent) -> None:
     words = (*event.args, event.retval, event.pc, event.sp, *event.regs)
     if len(event.args) != 6 or len(event.strings) > 6:
         raise _Corrupt("an event has 6 arguments (and at most 6 captured strings)")
-    if not all(0 <= w <= MASK64 for w in words) or not 0 <= event.nr <= MASK64:
+    # (the portal hands some words on signed: either way they fit in 64 bits)
+    if not all(-(1 << 63) <= w <= MASK64 for w in words) or not 0 <= event.nr <= MASK64:
         raise _Corrupt("a register value outside 64 bits")
 
 
