@@ -25,6 +25,7 @@ from syscalls_async.api.record import (
     read_recording,
 )
 from syscalls_async.errors import GuestMemoryError
+from syscalls_async.machine import qemu
 from syscalls_async.portal.types import Phase
 from syscalls_async.syscalls import FailClosed
 from syscalls_async.testing import FakeGuest, FakeMemory, FakeTrap, replay
@@ -269,3 +270,22 @@ async def test_cli_replay_exit_status_and_summary(
 async def _in_thread(argv: list[str]) -> int:
     """cli.main runs its own event loop: call it off this one."""
     return await asyncio.to_thread(cli.main, argv)
+
+
+def test_cli_run_refuses_an_unwritable_recording_before_booting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_machine(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a guest was booted")
+
+    monkeypatch.setattr(qemu.Machine, "__init__", no_machine)
+    plugin = tmp_path / "empty.py"
+    plugin.write_text("")
+    target = tmp_path / "no" / "run.rec"
+    argv = ["run", "--record", str(target), str(plugin), "--", "true"]
+    with FakeGuest():  # the plugin file's hooks (none) leave the global plugins as they were
+        assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"syscalls-async: cannot write the recording {target}: No such file or directory\n"
+    )
