@@ -289,3 +289,28 @@ def test_cli_run_refuses_an_unwritable_recording_before_booting(
     assert err == (
         f"syscalls-async: cannot write the recording {target}: No such file or directory\n"
     )
+
+
+async def test_a_failing_disk_stops_the_recording_not_the_session(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "run.rec"
+    plugins = Plugins()
+    shadow_guard(plugins)
+    with FakeGuest(plugins) as guest:
+        recorder = Recorder(path)
+        recorder.start(header(guest.prototypes))
+        tapped = recorder.tap(guest.dispatcher)
+        ids = tuple(h.id for h in guest.registry)
+        await tapped(FakeTrap(guest.event("openat", -100, "/etc/passwd", 0, 0, comm="cat"),
+                              guest.memory, ids))  # fmt: skip
+        recorder._file = open("/dev/full", "wb")  # noqa: SIM115, ASYNC230 (closed by the recorder)
+        trap = FakeTrap(guest.event("openat", -100, "/etc/shadow", 0, 0, comm="cat"),
+                        guest.memory, ids)  # fmt: skip
+        await tapped(trap)
+        recorder.close()
+    assert trap.calls == [("skip", -errno.EACCES)]  # the verdict was given all the same
+    assert recorder.failure is not None and "No space left on device" in str(recorder.failure)
+    assert "recording stopped after 1 events" in caplog.text
+    rec = read_recording(path)
+    assert len(rec.events) == 1 and "no trailer" in rec.cut

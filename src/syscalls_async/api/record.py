@@ -36,7 +36,8 @@ what is wrong with it.
 
 from __future__ import annotations
 
-import errno as errno_names
+import contextlib
+import logging
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -60,6 +61,7 @@ VERSION = 1
 #: the largest frame a reader accepts (a handler may read 64 MiB at once)
 MAX_FRAME = 256 * 1024 * 1024
 _LEN = struct.Struct("<I")
+log = logging.getLogger("syscalls")
 
 
 class RecordingError(InvalidValue):
@@ -334,6 +336,9 @@ class Recorder:
 
     The file is created at once (:class:`RecordingError` if it cannot be); the
     header follows with :meth:`start`, once the guest's prototypes are known.
+    If writing an event fails (a full disk), recording stops there with an
+    error on the ``syscalls`` logger and :attr:`failure` set; the session goes
+    on, and the file stays readable up to the last event written.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -347,6 +352,8 @@ class Recorder:
         self._started = False
         #: events written so far
         self.events = 0
+        #: why recording stopped early, or ``None``
+        self.failure: RecordingError | None = None
 
     def start(self, header: Header) -> None:
         self._t0 = time.monotonic()
@@ -371,7 +378,16 @@ class Recorder:
         if not self._started or self._file is None:
             return
         verdict = RecordedVerdict() if event.observed else verdict_of(event.phase, noting.calls)
-        self._write(EventRecord(at, event, noting.requests, verdict))
+        try:
+            self._write(EventRecord(at, event, noting.requests, verdict))
+        except RecordingError as exc:
+            # the guest's task must not pay for our disk: stop recording, say so once
+            self.failure = exc
+            log.error("%s; recording stopped after %d events", exc, self.events)
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+            return
         self.events += 1
 
     def _write(self, record: Header | Record) -> None:
@@ -521,8 +537,3 @@ def read_recording(path: str | Path) -> Recording:
     if not complete and not cut:
         cut = "the recording has no trailer (its session did not end normally)"
     return Recording(head, events, complete, cut)
-
-
-def errno_name(value: int) -> str:
-    """``EFAULT`` for 14 (the number itself if it has no name)."""
-    return errno_names.errorcode.get(value, str(value))
