@@ -14,9 +14,9 @@ A file is :data:`MAGIC` (8 bytes) followed by *frames*: a 4-byte little-endian
 length ``n`` (at most :data:`MAX_FRAME`), then ``n`` bytes of MessagePack
 holding one Struct below.  The first frame is a :class:`Header`; then one
 :class:`EventRecord` per event, written when its handlers are done (so in the
-order the events ended), each flushed to the file at once; a run that ends
-cleanly writes a :class:`Trailer` last.  A file cut anywhere (a crashed run, a
-full disk) stays readable up to its last whole frame.
+order the events ended), each flushed to the file at once; a session that
+ends (normally or with an error) writes a :class:`Trailer` last.  A file cut
+anywhere (a killed run, a full disk) stays readable up to its last whole frame.
 
 The Structs of this module are the specification: field names are the
 MessagePack map keys (``array_like`` Structs are arrays in field order), each
@@ -195,7 +195,8 @@ class EventRecord(msgspec.Struct, tag_field="type", tag="event", frozen=True):
 
 
 class Trailer(msgspec.Struct, tag_field="type", tag="trailer", frozen=True):
-    """The last frame of a recording whose session ended normally."""
+    """The last frame, written when the session ends (normally or with an error); a
+    process that was killed (or a recording that failed) leaves none."""
 
     events: int
 
@@ -450,7 +451,7 @@ class Recording(msgspec.Struct, frozen=True):
 
     header: Header
     events: list[EventRecord]
-    #: the run ended normally (its trailer was read)
+    #: the session ended (its trailer was read)
     complete: bool
     #: why reading stopped early (a cut frame), or ``""``
     cut: str = ""
@@ -535,5 +536,5 @@ def read_recording(path: str | Path) -> Recording:
     except (msgspec.ValidationError, msgspec.DecodeError, _Corrupt) as exc:
         raise RecordingError(f"{path}: corrupt recording at byte {where}: {exc}") from None
     if not complete and not cut:
-        cut = "the recording has no trailer (its session did not end normally)"
+        cut = "the recording has no trailer (its process was killed, or writing it failed)"
     return Recording(head, events, complete, cut)

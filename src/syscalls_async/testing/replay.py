@@ -79,7 +79,7 @@ class ReplayReport(msgspec.Struct):
     events: int
     observed: int
     divergences: list[Divergence]
-    #: the recording's run ended normally (else it was cut: ``cut`` says where)
+    #: the recording has its trailer (else it was cut: ``cut`` says where)
     complete: bool
     cut: str
     stats: DispatchStats
