@@ -26,6 +26,7 @@ from syscalls_async.api.record import (
 )
 from syscalls_async.errors import GuestMemoryError
 from syscalls_async.machine import qemu
+from syscalls_async.portal.trap import ObservedTrap
 from syscalls_async.portal.types import Phase
 from syscalls_async.syscalls import FailClosed
 from syscalls_async.testing import FakeGuest, FakeMemory, FakeTrap, replay
@@ -314,3 +315,32 @@ async def test_a_failing_disk_stops_the_recording_not_the_session(
     assert "recording stopped after 1 events" in caplog.text
     rec = read_recording(path)
     assert len(rec.events) == 1 and "no trailer" in rec.cut
+
+
+async def test_observed_events_round_trip_with_their_captures(tmp_path: Path) -> None:
+    def watcher(plugins: Plugins) -> list[str]:
+        seen: list[str] = []
+
+        @plugins.syscalls.syscall("on_sys_openat_enter", read_only=True)
+        async def watch(regs, proto, syscall, dfd, filename, flags, mode):  # type: ignore[no-untyped-def]
+            seen.append(await plugins.mem.read_str(filename))  # answered from the capture
+
+        return seen
+
+    path = tmp_path / "observed.rec"
+    plugins = Plugins()
+    live = watcher(plugins)
+    with FakeGuest(plugins) as guest:
+        recorder = Recorder(path)
+        recorder.start(header(guest.prototypes))
+        ids = tuple(h.id for h in guest.registry)
+        observed = guest.observed(guest.event("openat", -100, "/etc/hosts", 0, 0))
+        await recorder.tap(guest.dispatcher)(ObservedTrap(observed, ids))
+        recorder.close()
+    (record,) = read_recording(path).events
+    assert record.event == observed and record.event.strings[1] is not None
+    again = Plugins()
+    replayed = watcher(again)
+    report = await replay(path, again)
+    assert live == replayed == ["/etc/hosts"]
+    assert report.same and (report.events, report.observed) == (1, 1)
