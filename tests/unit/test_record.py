@@ -344,3 +344,38 @@ async def test_observed_events_round_trip_with_their_captures(tmp_path: Path) ->
     report = await replay(path, again)
     assert live == replayed == ["/etc/hosts"]
     assert report.same and (report.events, report.observed) == (1, 1)
+
+
+def rewriter(plugins: Plugins, write: bool = True) -> list[str]:
+    """A hook that reads a path, overwrites its start, and reads it again."""
+    seen: list[str] = []
+
+    @plugins.syscalls.syscall("on_sys_openat_enter")
+    async def rewrite(regs, proto, syscall, dfd, filename, flags, mode):  # type: ignore[no-untyped-def]
+        seen.append(await plugins.mem.read_str(filename))
+        if write:
+            await plugins.mem.write_bytes(filename, b"/tmp")
+        seen.append(await plugins.mem.read_str(filename))
+
+    return seen
+
+
+async def test_reads_after_a_write_replay_in_order_and_writes_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "write.rec"
+    plugins = Plugins()
+    live = rewriter(plugins)
+    with FakeGuest(plugins) as guest:
+        recorder = Recorder(path)
+        recorder.start(header(guest.prototypes))
+        event = guest.event("openat", -100, "/etc/hosts", 0, 0)
+        await recorder.tap(guest.dispatcher)(FakeTrap(event, guest.memory, (1,)))
+        recorder.close()
+    assert live == ["/etc/hosts", "/tmp/hosts"]
+    again = Plugins()
+    replayed = rewriter(again)
+    assert (await replay(path, again)).same and replayed == live
+    quiet = Plugins()
+    rewriter(quiet, write=False)
+    (d,) = (await replay(path, quiet)).divergences
+    assert d.reason == f"the recorded write of 4 bytes at {event.args[1]:#x} was not made"
+    assert d.recorded is None  # the verdict itself was the same

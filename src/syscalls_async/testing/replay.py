@@ -118,29 +118,31 @@ def _what(event: RawEvent, table: PrototypeTable) -> str:
 class ReplayTrap(FakeTrap):
     """A fake trap whose requests are answered from one recorded event.
 
-    A request is answered by the recorded one of the same kind and operands
-    (the first, whenever it is made); one the recording does not hold raises
+    A request is answered by the recorded ones of the same kind and operands,
+    in their order (the last again once they run out: memory a handler wrote
+    reads back as it did when recorded); one the recording does not hold raises
     :class:`GuestMemoryError` and is listed in :attr:`unanswered`.
     """
 
     def __init__(self, event: RawEvent, requests: Sequence[Request], hook_ids: tuple[int, ...]):
         super().__init__(event, hook_ids=hook_ids)
-        self._answers: dict[tuple[Any, ...], Request] = {}
+        self._answers: dict[tuple[Any, ...], list[Request]] = {}
         for r in requests:
-            self._answers.setdefault(_key(r), r)
+            self._answers.setdefault(_key(r), []).append(r)
         self._writes = [_key(r) for r in requests if isinstance(r, WriteBytes)]
         #: requests made in the replay that the recording does not answer
         self.unanswered: list[str] = []
 
     def _answer(self, key: tuple[Any, ...], what: str) -> Request:
-        found = self._answers.get(key)
-        if found is None:
+        answers = self._answers.get(key)
+        if not answers:
             self.unanswered.append(what)
             raise GuestMemoryError(
                 key[1] if len(key) > 1 else 0,
                 errno.EFAULT,
                 f"{what} (replay: the recording holds no such request)",
             )
+        found = answers.pop(0) if len(answers) > 1 else answers[0]
         if found.fault is not None:
             _raise(found.fault, what)
         return found
