@@ -50,7 +50,7 @@ from ..errors import GuestMemoryError, InvalidValue, PortalError
 from ..portal.abi import MASK64
 from ..portal.trap import PTRLIST_MAX, STR_MAX
 from ..portal.trap import TrapProtocol as Trap
-from ..portal.types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
+from ..portal.types import FdInfo, Mapping, ProcEntry, ProcInfo, SyscallEvent
 from ..syscalls.policy import FailClosed, Policy
 from ..syscalls.prototypes import RETVAL, PrototypeTable, SyscallPrototype
 
@@ -204,23 +204,29 @@ class Trailer(msgspec.Struct, tag_field="type", tag="trailer", frozen=True):
 Record = EventRecord | Trailer
 
 
-def verdict_of(phase: Phase, calls: list[tuple[Any, ...]]) -> RecordedVerdict:
-    """The verdict a trap's calls (``("skip", v)``, ``("set_arg", i, v)``,
-    ``("set_retval", v)``, in order) amount to."""
+def fold_calls(calls: list[tuple[Any, ...]]) -> tuple[bool, int | None, dict[int, int]]:
+    """What a trap's verdict calls (``("skip", v)``, ``("set_arg", i, v)``,
+    ``("set_retval", v)``, in order) amount to: skipped, the return value the
+    host chose (signed; ``None``: none), the changed arguments by index."""
     skipped = False
     retval: int | None = None
     changed: dict[int, int] = {}
     for call in calls:
         match call:
             case ("skip", value):
-                skipped, retval = True, RETVAL.value(value & MASK64)
+                skipped, retval = True, RETVAL.value(value)
             case ("set_arg", index, value):
                 changed[index] = value & MASK64
             case ("set_retval", value):
-                retval = RETVAL.value(value & MASK64)
-    if phase is Phase.ENTER and skipped:
-        changed = {}
-    return RecordedVerdict(skipped=skipped, retval=retval, changed_args=changed)
+                retval = RETVAL.value(value)
+    return skipped, retval, changed
+
+
+def verdict_of(calls: list[tuple[Any, ...]]) -> RecordedVerdict:
+    """The verdict a trap's calls amount to (a skip's changed arguments do not count:
+    the call does not run)."""
+    skipped, retval, changed = fold_calls(calls)
+    return RecordedVerdict(skipped=skipped, retval=retval, changed_args={} if skipped else changed)
 
 
 # -- writing --------------------------------------------------------------------------------
@@ -378,7 +384,7 @@ class Recorder:
     def event(self, at: float, event: SyscallEvent, noting: RecordingTrap) -> None:
         if not self._started or self._file is None:
             return
-        verdict = RecordedVerdict() if event.observed else verdict_of(event.phase, noting.calls)
+        verdict = RecordedVerdict() if event.observed else verdict_of(noting.calls)
         try:
             self._write(EventRecord(at, event, noting.requests, verdict))
         except RecordingError as exc:

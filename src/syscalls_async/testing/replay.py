@@ -263,7 +263,7 @@ async def replay(
                 continue
             trap = ReplayTrap(event, record.requests, ids)
             await guest.dispatcher(trap)
-            verdict = verdict_of(event.phase, trap.calls)
+            verdict = verdict_of(trap.calls)
             what = _what(event, table)
             reasons = [f"no recorded answer to the {r}" for r in trap.unanswered]
             reasons += [f"the recorded {w} was not made" for w in trap.missing_writes]
