@@ -133,18 +133,17 @@ class ReplayTrap(FakeTrap):
         #: requests made in the replay that the recording does not answer
         self.unanswered: list[str] = []
 
-    def _answer(self, key: tuple[Any, ...], what: str) -> Request:
+    def _answer(self, key: tuple[Any, ...], what: str, addr: int | None = None) -> Request:
         answers = self._answers.get(key)
         if not answers:
-            self.unanswered.append(what)
+            self.unanswered.append(what if addr is None else f"{what} at {addr:#x}")
             raise GuestMemoryError(
-                key[1] if len(key) > 1 else 0,
-                errno.EFAULT,
-                f"{what} (replay: the recording holds no such request)",
+                addr or 0, errno.EFAULT, f"{what} (not in the recording being replayed)"
             )
         found = answers.pop(0) if len(answers) > 1 else answers[0]
         if found.fault is not None:
-            _raise(found.fault, what)
+            # worded as the live trap words it: a handler printing it prints the same
+            _raise(found.fault, _LIVE_WHAT[key[0]])
         return found
 
     @property
@@ -156,14 +155,14 @@ class ReplayTrap(FakeTrap):
     async def read_bytes(self, addr: int, size: int) -> bytes:
         check_address(addr, size, "read")
         self.requests.append(("read_bytes", addr, size))
-        r = self._answer(("read_bytes", addr, size), f"read of {size} bytes at {addr:#x}")
+        r = self._answer(("read_bytes", addr, size), f"read of {size} bytes", addr)
         assert isinstance(r, ReadBytes)
         return r.data
 
     async def read_cstring(self, addr: int, max_len: int = STR_MAX) -> bytes:
         check_address(addr, 1, "string read")
         self.requests.append(("read_cstring", addr, max_len))
-        r = self._answer(("read_cstring", addr, max_len), f"string read at {addr:#x}")
+        r = self._answer(("read_cstring", addr, max_len), "string read", addr)
         assert isinstance(r, ReadString)
         return r.data
 
@@ -173,14 +172,14 @@ class ReplayTrap(FakeTrap):
     async def read_ptrlist(self, addr: int, max_entries: int = PTRLIST_MAX) -> list[str]:
         check_address(addr, 8, "pointer list read")
         self.requests.append(("read_ptrlist", addr, max_entries))
-        r = self._answer(("read_ptrlist", addr, max_entries), f"pointer list read at {addr:#x}")
+        r = self._answer(("read_ptrlist", addr, max_entries), "pointer list read", addr)
         assert isinstance(r, ReadPtrList)
         return list(r.items)
 
     async def write_bytes(self, addr: int, data: bytes) -> None:
         check_address(addr, len(data), "write")
         self.requests.append(("write_bytes", addr, bytes(data)))
-        self._answer(("write_bytes", addr, bytes(data)), f"write of {len(data)} bytes at {addr:#x}")
+        self._answer(("write_bytes", addr, bytes(data)), f"write of {len(data)} bytes", addr)
 
     async def proc_info(self) -> ProcInfo:
         self.requests.append(("proc_info",))
@@ -220,6 +219,19 @@ def _key(r: Request) -> tuple[Any, ...]:
         case GetProc() | GetMappings() | GetFds() | GetProcesses():
             return (type(r).__struct_config__.tag,)
     raise AssertionError(r)
+
+
+#: what a live trap's GuestMemoryError says failed, per request
+_LIVE_WHAT = {
+    "read_bytes": "read",
+    "read_cstring": "string read",
+    "read_ptrlist": "pointer list read",
+    "write_bytes": "write",
+    "proc_info": "request",
+    "mappings": "request",
+    "fds": "request",
+    "processes": "request",
+}
 
 
 def _raise(fault: Fault, what: str) -> None:
