@@ -38,6 +38,7 @@ import contextvars
 import inspect
 import logging
 from collections.abc import Callable
+from types import CoroutineType
 
 import msgspec
 
@@ -218,7 +219,7 @@ class Dispatcher:
         try:
             try:
                 result = hook.handler(regs, proto, event, *args)
-                if inspect.iscoroutine(result):
+                if isinstance(result, CoroutineType):
                     done, yielded = first_step(result)
                     if not done:
                         deadline = asyncio.timeout_at(due)
@@ -275,7 +276,9 @@ class Dispatcher:
             # a bad value would break the verdict of every handler: refuse it here
             # and keep the one before (never wrapped to something else)
             bad = event.retval
-            if isinstance(bad, bool) or not isinstance(bad, int):
+            if bad is retval:
+                pass  # unchanged: already a valid 64-bit result
+            elif isinstance(bad, bool) or not isinstance(bad, int):
                 event.retval = retval
                 self._failed(hook, event, TypeError(
                     f"handler {hook.name} set syscall.retval to {bad!r}; it must be an int"
