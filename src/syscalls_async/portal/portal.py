@@ -593,35 +593,35 @@ class Portal:
         the loop gets a turn at least every ``_OBSERVE_BATCH`` events (and
         whenever a handler awaits), so blocking traps are not held up."""
         recv = self._obs_recv
+        run = 0
         async with recv:
             while True:
                 try:
-                    trap = await recv.receive()
-                except anyio.EndOfStream:
-                    return
-                for _ in range(_OBSERVE_BATCH):
-                    await self._observe(trap)
+                    trap = recv.receive_nowait()
+                except anyio.WouldBlock:
+                    self._obs_progress.set()
                     try:
-                        trap = recv.receive_nowait()
-                    except anyio.WouldBlock:
-                        break
+                        trap = await recv.receive()
                     except anyio.EndOfStream:
                         return
-                else:
-                    await self._observe(trap)
-                self._obs_progress.set()
-
-    async def _observe(self, trap: ObservedTrap) -> None:
-        try:
-            if self.observer is not None:
-                await self.observer(trap)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.host_counters.handler_errors += 1
-            log.exception("observer failed on %s", trap.event)
-        finally:
-            self._obs_done += 1
+                    run = 0
+                except anyio.EndOfStream:
+                    return
+                try:
+                    if self.observer is not None:
+                        await self.observer(trap)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.host_counters.handler_errors += 1
+                    log.exception("observer failed on %s", trap.event)
+                finally:
+                    self._obs_done += 1
+                run += 1
+                if run >= _OBSERVE_BATCH:
+                    self._obs_progress.set()
+                    await asyncio.sleep(0)
+                    run = 0
 
     def _gone(self, mm: mmap.mmap) -> str:
         """Why the region no longer holds this portal, or ``""``."""
