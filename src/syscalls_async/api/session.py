@@ -50,7 +50,7 @@ import msgspec
 
 from .._aio import Interrupted, unless_set
 from ..errors import HandlerError, OutOfRange, PortalError, PortalLost, StateError
-from ..machine import CommandResult, Image, Machine
+from ..machine import AddSpec, CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
 from ..portal.portal import OBSERVE_QUEUE, check_observe_options
 from ..portal.types import GuestCounters
@@ -118,6 +118,8 @@ class Session:
         two, 4096 to 524288; ``None``: the largest).  Small rings drop more.
     :param observe_queue: how many observed events may wait for their
         handlers on the host; more are dropped and counted.
+    :param add: files to put into the booted guest (``Machine(add=...)``);
+        files come out with ``session.machine.collect(...)``.
     """
 
     def __init__(
@@ -135,13 +137,14 @@ class Session:
         reattach: float | None = None,
         ring_size: int | None = None,
         observe_queue: int = OBSERVE_QUEUE,
+        add: Sequence[AddSpec] = (),
     ) -> None:
         self.plugins = plugins
         self._portal_args: dict[str, Any] = dict(ring_size=ring_size, observe_queue=observe_queue)
         check_observe_options(ring_size, observe_queue)  # refused before any boot
         self.machine = machine
         self._machine_args: dict[str, Any] = dict(
-            image=image, smp=smp, memory_mib=memory_mib, console_log=console_log
+            image=image, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add
         )
         self.handler_timeout = check_handler_timeout(handler_timeout)
         self.fail_fast = fail_fast
