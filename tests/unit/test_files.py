@@ -140,6 +140,13 @@ def test_unpack_never_writes_through_a_symlink_in_the_destination(tmp_path: Path
     assert not (out / "file").is_symlink() and (out / "file").read_bytes() == b"y"
 
 
+def test_unpack_does_not_replace_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "out" / "res").mkdir(parents=True)
+    got = unpack(_tar((_entry("res"), b"x")), tmp_path / "out")
+    assert got.refused == [("res", "a folder is in the way")]
+    assert os.listdir(tmp_path / "out") == ["res"] and (tmp_path / "out/res").is_dir()
+
+
 def test_unpack_bounds_bytes_and_entries(tmp_path: Path) -> None:
     data = _tar(*((_entry(f"f{i}"), b"12345") for i in range(5)))
     got = unpack(data, tmp_path / "a", max_bytes=12)

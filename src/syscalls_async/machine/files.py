@@ -226,8 +226,11 @@ def unpack(
                 content = source.read(member.size)
                 total += len(content)
                 mode = stat.S_IMODE(member.mode) & 0o755 | 0o600
-                if _refusing(done, name, partial(_write, root, parts, content, mode)):
+                written = _refusing(done, name, partial(_write, root, parts, content, mode))
+                if written:
                     done.files.append(dest.joinpath(*parts))
+                elif written is False:
+                    done.refused.append((name, "a folder is in the way"))
     except tarfile.TarError as exc:
         raise InvalidValue(f"the guest sent no valid tar archive: {exc}") from None
     finally:
@@ -263,7 +266,8 @@ def _write(root: int, parts: list[str], content: bytes, mode: int) -> bool:
             pass
         else:
             if stat.S_ISDIR(target.st_mode):
-                raise IsADirectoryError(21, "a folder is in the way")
+                os.unlink(temp, dir_fd=folder)
+                return False
         os.rename(temp, parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
         return True
     except BaseException:

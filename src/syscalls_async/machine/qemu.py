@@ -276,6 +276,7 @@ class Machine:
         await self._cleanup(graceful=True)
 
     async def _start(self) -> None:
+        start = asyncio.get_running_loop().time()
         if self.image is None:
             self.image = await asyncio.to_thread(build_image)
         accel = self.accel or await choose_accel(QEMU, self.image.kernel)
@@ -298,6 +299,7 @@ class Machine:
             initrd = self._tmp / "initramfs-with-added-files"
             await asyncio.to_thread(self._write_initrd, initrd)
         args = self._qemu_args(accel, initrd)
+        log.info("booting the guest (%s, %d CPUs, %d MiB) ...", accel, self.smp, self.memory_mib)
         log.debug("starting %s", shlex.join(args))
         self._proc = await asyncio.create_subprocess_exec(
             *args,
@@ -317,7 +319,8 @@ class Machine:
             self._agent = AgentChannel(agent_reader, agent_writer, closed=self._channel_closed)
             self._spawn(self._agent.serve())
             self.kernel_release = await self._unless_failed(self._agent.ready)
-        log.info("guest ready (%s, %s)", self.kernel_release, accel)
+        took = asyncio.get_running_loop().time() - start
+        log.info("guest ready in %.1f s (kernel %s)", took, self.kernel_release)
 
     async def _unless_failed(self, aw: Awaitable[T]) -> T:
         """Await ``aw`` but raise the machine's failure as soon as there is one."""
