@@ -252,7 +252,10 @@ def positive(kind: Callable[[str], float], example: str) -> Callable[[str], floa
     return convert
 
 
-def _add_machine_options(p: argparse.ArgumentParser) -> None:
+def _add_machine_options(
+    p: argparse.ArgumentParser, *, add: bool = True, collect: bool = True
+) -> None:
+    """The options of every booting command (``add``/``collect``: the files options)."""
     p.add_argument("--smp", type=positive(int, "2"), default=2, help="virtual CPUs (default 2)")
     p.add_argument(
         "--memory", type=positive(int, "1024"), default=1024, help="guest RAM in MiB (default 1024)"
@@ -264,6 +267,14 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
         help="command timeout in seconds (default 600)",
     )
     p.add_argument("--console-log", metavar="FILE", help="keep the guest console log in this file")
+    if add:
+        _add_files_option(p)
+    if collect:
+        _add_collect_option(p)
+    _add_verbose(p)
+
+
+def _add_files_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--add",
         action="append",
@@ -273,6 +284,9 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
         f"kept; without GUEST_PATH it goes to {DEFAULT_GUEST_DIR}/NAME, the command's "
         "working folder",
     )
+
+
+def _add_collect_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--collect",
         action="append",
@@ -282,7 +296,6 @@ def _add_machine_options(p: argparse.ArgumentParser) -> None:
         help="after the command, copy this guest file or folder into HOST_DIR (repeatable); "
         "only regular files and folders are copied",
     )
-    _add_verbose(p)
 
 
 def _errno_arg(text: str) -> int:
@@ -388,11 +401,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("demo", help="boot the guest and show the framework at work")
-    _add_machine_options(p)
+    _add_machine_options(p, collect=False)
     p.set_defaults(func=lambda a: run_async(demo.main(**_machine_options(a), timeout=a.timeout)))
 
     p = sub.add_parser("bench", help="measure the cost of each kind of hook, in one boot")
-    _add_machine_options(p)
+    _add_machine_options(p, add=False, collect=False)  # it boots its own guests
     bench.add_arguments(p)
     p.set_defaults(func=bench.command)
 

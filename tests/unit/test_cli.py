@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
 import re
 import sys
@@ -110,6 +111,14 @@ def test_help_has_an_example_and_no_markup(
     assert "``" not in top and "::" not in top and '"--"' in top
 
 
+def test_files_options_only_where_they_work(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.parse(["demo", "--add", "/etc/hostname"]).add == ["/etc/hostname"]
+    for argv in (["demo", "--collect", "/root/x:y"], ["bench", "--add", "/etc/hostname"]):
+        with pytest.raises(SystemExit):
+            cli.parse(argv)
+        assert "unrecognized arguments" in capsys.readouterr().err
+
+
 def test_add_and_collect_specs(tmp_path: Path) -> None:
     prog = tmp_path / "prog"
     prog.write_bytes(b"x")
@@ -212,3 +221,18 @@ def test_the_library_never_installs_on_its_own(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(hosttools, "_apt", no_apt)
     with pytest.raises(SetupError, match="syscalls-async setup"):
         image.build_image()
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_lines_on_a_terminal_only(
+    tty: bool, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine = logging.getLogger("syscalls.machine")
+    monkeypatch.setattr(machine, "handlers", [])
+    monkeypatch.setattr(machine, "level", logging.NOTSET)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    cli._show_progress()
+    machine.info("booting the guest ...")
+    machine.debug("detail")
+    err = capsys.readouterr().err
+    assert err == ("==> booting the guest ...\n" if tty else "")
