@@ -556,13 +556,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not verbose:
         _show_progress()
     try:
-        why = check_paths(args) or _read_stdin(args)
-    except OSError as exc:
-        why = f"stdin: {exc.strerror or exc}"
-    if why:
-        print(f"syscalls-async: {why}", file=sys.stderr)
-        return 2
-    try:
+        try:
+            why = check_paths(args) or _read_stdin(args)
+        except OSError as exc:
+            why = f"stdin: {exc.strerror or exc}"
+        if why:
+            print(f"syscalls-async: {why}", file=sys.stderr)
+            return 2
         status: int = args.func(args)
     except OSError as exc:
         # a host file we were told to write or read (checked above, but the host may change)
