@@ -5,6 +5,7 @@
   syscalls-async exec -- CMD [ARG...]  boot the guest, run CMD, exit with its status
   syscalls-async run PLUGIN.py -- CMD  load a plugin file, run CMD with its hooks live
   syscalls-async trace -- CMD          strace-like: every syscall of CMD, decoded
+  syscalls-async replay FILE PLUGIN.py  a run's recording (run --record FILE) fed to a plugin
   syscalls-async demo                  boot the guest and show the framework at work
   syscalls-async bench [--quick]       measure the cost of each kind of hook, in one boot
 
@@ -32,6 +33,7 @@ from . import __version__, bench, demo
 from ._text import json_safe, printable
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
+from .api.record import read_recording
 from .api.session import check_handler_timeout
 from .api.trace import Tracer, TraceRecord
 from .errors import CommandTimeout, InvalidValue, MachineError, SyscallsAsyncError
@@ -40,6 +42,7 @@ from .machine.agent import MAX_INPUT
 from .machine.files import DEFAULT_GUEST_DIR, guest_path, parse_add
 from .syscalls import FailClosed
 from .syscalls.policy import parse_errno
+from .testing.replay import replay
 
 log = logging.getLogger("syscalls.cli")
 
@@ -158,6 +161,7 @@ async def _run(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast,
         handler_timeout=args.handler_timeout,
         on_error="continue" if args.fail_closed is None else FailClosed(args.fail_closed),
+        record=args.record,
     ) as session:
         result = await _guest_command(session, command, args)
         # handlers print as they run; their output comes before the command's
@@ -195,6 +199,19 @@ async def _trace(args: argparse.Namespace, out: TextIO) -> int:
         result = await _guest_command(session, command, args)
         result = _with_collected(result, await _collect(session.machine, args))
     return _print_result(result)
+
+
+#: the exit status of a replay whose verdicts differ from the recording's
+DIVERGED = 3
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    recording = read_recording(args.recording)  # a bad file is refused before any import
+    load_plugin_file(args.plugin)
+    report = asyncio.run(replay(recording, plugins))
+    sys.stdout.flush()  # handler output first, then the summary
+    print(report.summary(), file=sys.stderr)
+    return 0 if report.same else DIVERGED
 
 
 #: signals that end a command cleanly (the guest is stopped, nothing is left behind)
@@ -382,9 +399,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stats", action="store_true", help="print dispatch and guest counts at the end"
     )
+    p.add_argument("--record", metavar="FILE", help="write the event stream here (for replay)")
     # not REMAINDER: options after PLUGIN are options (the command follows "--")
     p.add_argument("command", nargs="*", help="-- CMD [ARG...]")
     p.set_defaults(func=lambda a: run_async(_run(a)))
+
+    p = sub.add_parser(
+        "replay",
+        help="feed a recording (run --record FILE) to a plugin's handlers, without a guest",
+        description="Replay a recording through a plugin's handlers without a guest; exit "
+        f"status 0 when every verdict is as recorded, {DIVERGED} when some differ.",
+    )
+    p.add_argument("recording", metavar="FILE", help="a recording made with run --record")
+    p.add_argument("plugin", help="a Python file with Plugin subclasses or decorated handlers")
+    _add_verbose(p)
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
         "trace", help="strace-like: run a command and print each of its syscalls, decoded"
@@ -427,6 +456,10 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "run": ["syscalls-async run examples/block_shadow.py --stats -- cat /etc/shadow"],
     "trace": ["syscalls-async trace -e openat -- cat /etc/passwd"],
+    "replay": [
+        "syscalls-async run plugin.py --record run.rec -- cat /etc/passwd",
+        "syscalls-async replay run.rec plugin.py",
+    ],
     "demo": ["syscalls-async demo"],
     "bench": ["syscalls-async bench --quick"],
 }
@@ -514,7 +547,7 @@ def _check_collect_dir(host: str) -> str | None:
 
 def check_paths(args: argparse.Namespace) -> str | None:
     """Refuse, before anything boots, output paths and added files that cannot work."""
-    # (bench checks its own --json FILE)
+    # (bench checks its own --json FILE, Session its --record FILE)
     outputs = [("--console-log", getattr(args, "console_log", None))]
     outputs.append(("-o", getattr(args, "output", None)))
     for option, path in outputs:

@@ -74,10 +74,12 @@ def test_options_after_plugin_are_options() -> None:
     assert args.command == ["ls", "--timeout", "-l"]
 
 
-@pytest.mark.parametrize("command", ["exec", "trace", "demo", "bench", "setup", "image"])
+@pytest.mark.parametrize(
+    "command", ["exec", "run", "trace", "replay", "demo", "bench", "setup", "image"]
+)
 def test_verbose_is_taken_by_every_command(command: str) -> None:
-    extra = ["info"] if command == "image" else []
-    tail = ["--", "true"] if command in ("exec", "trace") else []
+    extra = {"image": ["info"], "run": ["p.py"], "replay": ["r.rec", "p.py"]}.get(command, [])
+    tail = ["--", "true"] if command in ("exec", "run", "trace") else []
     assert cli.parse([command, *extra, "-v", *tail]).verbose is True
     assert cli.parse(["-v", command, *extra, *tail]).verbose is True
     assert getattr(cli.parse([command, *extra, *tail]), "verbose", False) is False
@@ -96,7 +98,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"syscalls-async {syscalls_async.__version__}"
 
 
-@pytest.mark.parametrize("command", ["setup", "image", "exec", "run", "trace", "demo", "bench"])
+@pytest.mark.parametrize(
+    "command", ["setup", "image", "exec", "run", "trace", "replay", "demo", "bench"]
+)
 def test_help_has_an_example_and_no_markup(
     command: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
