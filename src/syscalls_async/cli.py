@@ -557,7 +557,7 @@ def check_paths(args: argparse.Namespace) -> str | None:
         try:
             parse_add(spec)
         except InvalidValue as exc:
-            return f"--add: {exc}".replace("--add: --add:", "--add:")
+            return f"--add {spec}: {exc}"
     for _, host in getattr(args, "collect", []):
         if why := _check_collect_dir(host):
             return why

@@ -73,7 +73,7 @@ def parse_add(spec: AddSpec) -> tuple[Path, str]:
             host = Path(text)
             name = host.resolve().name
             if not name:
-                raise InvalidValue(f"--add {text!r}: name a file or folder, not /")
+                raise InvalidValue(f"{text!r}: name a file or folder, not /")
             guest = f"{DEFAULT_GUEST_DIR}/{name}"
     if guest.split("/")[1] in _HIDDEN_AT_BOOT:
         raise InvalidValue(
@@ -81,9 +81,9 @@ def parse_add(spec: AddSpec) -> tuple[Path, str]:
             f"choose another folder (e.g. {DEFAULT_GUEST_DIR})"
         )
     if not host.exists():
-        raise InvalidValue(f"--add: {str(host)!r} does not exist")
+        raise InvalidValue(f"{str(host)!r} does not exist")
     if not (host.is_file() or host.is_dir()):
-        raise InvalidValue(f"--add: {str(host)!r} is neither a file nor a folder")
+        raise InvalidValue(f"{str(host)!r} is neither a file nor a folder")
     return host, guest
 
 
@@ -119,11 +119,11 @@ def overlay(specs: Iterable[AddSpec], limit: int = MAX_ADD_BYTES) -> bytes:
         elif stat.S_ISREG(info.st_mode):
             total += info.st_size
             if total > limit:
-                raise InvalidValue(f"--add: more than {limit} bytes in all (at {str(host)!r})")
+                raise InvalidValue(f"more than {limit} bytes to add in all (at {str(host)!r})")
             parents(guest)
             archive.file(guest, host.read_bytes(), stat.S_IMODE(info.st_mode))
         else:
-            raise InvalidValue(f"--add: {str(host)!r} is neither a file, a folder nor a symlink")
+            raise InvalidValue(f"{str(host)!r} is neither a file, a folder nor a symlink")
 
     for spec in specs:
         host, guest = parse_add(spec)
