@@ -155,6 +155,15 @@ def test_unpack_bounds_bytes_and_entries(tmp_path: Path) -> None:
     assert len(got.files) == 3 and got.refused == [("f3", "more than 3 entries")]
 
 
+def test_unpack_refuses_a_negative_size(tmp_path: Path) -> None:
+    data = bytearray(_tar((_entry("neg"), b"abc")))
+    data[124:136] = b"\xff" * 12  # base-256: -1
+    data[148:156] = b"        "
+    data[148:155] = b"%06o\0" % sum(data[:512])
+    got = unpack(bytes(data), tmp_path / "out")
+    assert got.files == [] and got.refused == [("neg", "a negative size")]
+
+
 def test_unpack_refuses_garbage(tmp_path: Path) -> None:
     with pytest.raises(InvalidValue, match="no valid tar"):
         unpack(b"\x01" * 1024, tmp_path / "out")

@@ -218,6 +218,9 @@ def unpack(
                 if not parts:
                     done.refused.append((name, "no file name"))
                     continue
+                if member.size < 0:
+                    done.refused.append((name, "a negative size"))
+                    continue
                 if total + member.size > max_bytes:
                     done.refused.append((name, f"more than {max_bytes} bytes in all"))
                     continue
