@@ -108,11 +108,11 @@ def test_help_has_an_example_and_no_markup(
         cli.main([command, "--help"])
     out = capsys.readouterr().out
     assert "syscalls-async " + command in out.split("example", 1)[1]
-    assert "``" not in out and "::" not in out
+    assert "`" not in out and "::" not in out
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     top = capsys.readouterr().out
-    assert "``" not in top and "::" not in top and '"--"' in top
+    assert "`" not in top and "::" not in top and '"--"' in top
 
 
 def test_files_options_only_where_they_work(capsys: pytest.CaptureFixture[str]) -> None:
