@@ -364,8 +364,8 @@ def parser() -> argparse.ArgumentParser:
         "--stdin",
         dest="interactive",
         action="store_true",
-        help=f"forward stdin to the command even from a terminal (at most {MAX_INPUT} bytes; "
-        "stdin that is not a terminal is always forwarded)",
+        help=f"forward stdin to the command (at most {MAX_INPUT} bytes); without -i the "
+        "command's stdin is empty, so a stdin that never closes cannot hang exec",
     )
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     p.set_defaults(func=lambda a: run_async(_exec(a)))
@@ -567,7 +567,7 @@ def check_paths(args: argparse.Namespace) -> str | None:
 def _read_stdin(args: argparse.Namespace) -> str | None:
     """Read exec's stdin when it is to be forwarded; why not, if too large."""
     args.input = b""
-    if args.cmd != "exec" or not (args.interactive or not sys.stdin.isatty()):
+    if args.cmd != "exec" or not args.interactive:
         return None
     data = sys.stdin.buffer.read(MAX_INPUT + 1)
     if len(data) > MAX_INPUT:

@@ -64,7 +64,7 @@ def test_an_added_static_binary_runs_and_its_output_is_collected(
     trap.mkdir()
     (trap / "out").symlink_to(elsewhere)
     proc = _cli(
-        "exec", "--smp", "1",
+        "exec", "-i", "--smp", "1",
         "--add", str(tmp_path / "prog"),
         "--add", f"{tmp_path / 'sample.bin'}:/opt/samples/sample.bin",
         "--collect", f"/root/out:{dest}",

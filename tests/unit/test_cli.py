@@ -200,19 +200,20 @@ def test_stdin_is_forwarded_to_exec_only_when_wanted(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(cli, "_exec", fake_exec)
     monkeypatch.setattr(sys, "stdin", Stdin(b"piped", tty=False))
-    assert cli.main(["exec", "--", "cat"]) == 0
-    monkeypatch.setattr(sys, "stdin", Stdin(b"typed", tty=True))
-    assert cli.main(["exec", "--", "cat"]) == 0
+    assert cli.main(["exec", "--", "cat"]) == 0  # an open pipe is never read without -i
+    monkeypatch.setattr(sys, "stdin", Stdin(b"piped", tty=False))
+    assert cli.main(["exec", "-i", "--", "cat"]) == 0
     monkeypatch.setattr(sys, "stdin", Stdin(b"typed", tty=True))
     assert cli.main(["exec", "-i", "--", "cat"]) == 0
-    assert seen == [b"piped", b"", b"typed"]
+    assert seen == [b"", b"piped", b"typed"]
 
 
 def test_too_much_stdin_is_refused_before_boot(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x" * (MAX_INPUT + 1))))
-    assert "stdin is more than" in _refused_before_boot(["exec", "--", "cat"], capsys, monkeypatch)
+    argv = ["exec", "-i", "--", "cat"]
+    assert "stdin is more than" in _refused_before_boot(argv, capsys, monkeypatch)
 
 
 def test_the_library_never_installs_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
