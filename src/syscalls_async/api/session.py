@@ -207,7 +207,11 @@ class Session:
             self.machine = await self._stack.enter_async_context(Machine(**self._machine_args))
             self._booted = True
         self._portal = await self._stack.enter_async_context(
-            Portal(self.machine.shm_path, deadline_ms=self.deadline_ms)
+            Portal(
+                self.machine.shm_path,
+                deadline_ms=self.deadline_ms,
+                doorbell=self.machine.doorbell_fd,
+            )
         )
         self._host_counters = self._portal.host_counters
         self._guest_base = self._guest_last = self._portal.last_guest_counters
@@ -283,7 +287,10 @@ class Session:
     async def _attach_again(self) -> None:
         assert self.machine is not None and self.reattach is not None
         portal = Portal(
-            self.machine.shm_path, deadline_ms=self.deadline_ms, attach_timeout=self.reattach
+            self.machine.shm_path,
+            deadline_ms=self.deadline_ms,
+            attach_timeout=self.reattach,
+            doorbell=self.machine.doorbell_fd,
         )
         try:
             await portal.__aenter__()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import mmap
 import os
@@ -64,6 +65,7 @@ from .abi import (
     ffi,
     slot_offset,
 )
+from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec, encode_hooks
 from .trap import Response, Trap
 from .types import GuestCounters, HostCounters, SyscallMeta
@@ -83,9 +85,11 @@ _MAGIC_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "magic")
 _BOOT_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "boot_id")
 _STATE_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "state")
 _KEEP_TABLES = 8
+#: the longest a poller sleeping on the doorbell goes without a heartbeat
+_MAX_BEAT_GAP = 0.25
 #: how long a host's heartbeat must stand still to count it as gone (its
-#: poller beats at least every PollPolicy.max_sleep)
-_LIVENESS_WINDOW = 0.05
+#: poller beats at least every _MAX_BEAT_GAP)
+_LIVENESS_WINDOW = 2.5 * _MAX_BEAT_GAP
 #: how often the poller looks at the guest's counters
 _COUNTERS_PERIOD = 0.25
 #: guest counters whose growth means hooked calls ran unhooked or events were
@@ -102,14 +106,28 @@ _LOSSES = {
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
-    """How the poller waits: busy (yielding to the loop) for ``spin`` seconds
-    after the last guest message, then sleeps from ``min_sleep`` doubling up to
-    ``max_sleep``.  asyncio sleeps are at best ~1 ms, so an idle portal answers
-    a first syscall within about ``max_sleep``; a busy one in microseconds."""
+    """How the poller waits.
+
+    With a doorbell (``Portal(doorbell=fd)`` and a guest module that found its
+    bell device), it stays busy (yielding to the loop) for ``bell_spin``
+    seconds after the last guest message, so a burst of calls never waits for
+    a wake-up, then sleeps in the event loop until the guest rings; it wakes
+    on its own every ``fallback`` seconds at most (at most 0.25 s, less than a
+    quarter of the guest's deadline) for liveness only: the heartbeat the
+    guest watches, the portal-lost check, the guest's counters.
+
+    Without one, it stays busy for ``spin`` seconds after the last guest
+    message, then sleeps from ``min_sleep`` doubling up to ``max_sleep``.
+    asyncio sleeps are at best ~1 ms, so such an idle portal answers a first
+    syscall within about ``max_sleep``; a busy one in microseconds.
+    ``max_sleep`` is also the timed sleep after a bell that rang for nothing.
+    """
 
     spin: float = 0.05
     min_sleep: float = 0.001
     max_sleep: float = 0.004
+    bell_spin: float = 0.002
+    fallback: float = _MAX_BEAT_GAP
 
 
 class Portal:
@@ -119,6 +137,9 @@ class Portal:
     :param deadline_ms: how long a trapped guest task waits for this host
         without any answer before continuing unhooked.
     :param attach_timeout: seconds to wait for the guest module to be ready.
+    :param doorbell: the host end of the guest's doorbell (``machine.doorbell_fd``;
+        the portal reads a duplicate and never closes this one); ``None``
+        polls with sleeps when idle.
     """
 
     def __init__(
@@ -129,12 +150,15 @@ class Portal:
         deadline_ms: int = 3000,
         poll: PollPolicy | None = None,
         attach_timeout: float = 30.0,
+        doorbell: int | None = None,
     ) -> None:
         self.shm_path = Path(shm_path)
         self.handler = handler
         self.deadline_ms = deadline_ms
         self.poll = poll or PollPolicy()
         self.attach_timeout = attach_timeout
+        self.doorbell = doorbell
+        self._bell: Doorbell | None = None
         self.host_counters = HostCounters()
         self.syscalls: list[SyscallMeta] = []
         self.boot_id = 0
@@ -231,6 +255,23 @@ class Portal:
         mm = self._live()
         return int(_U32.unpack_from(mm, ffi.offsetof(_G, "hooked_entries"))[0])
 
+    @property
+    def bell_counters(self) -> BellCounters:
+        """How the poller slept on the doorbell and what woke it (zeros
+        without a doorbell); ``fallback_wakeups`` counts lost wake-ups."""
+        return self._bell.counters if self._bell is not None else BellCounters()
+
+    @property
+    def sleeps_on_bell(self) -> bool:
+        """True if the poller sleeps until the guest rings when idle."""
+        return self._bell is not None and self._bell.alive
+
+    async def wait_asleep(self) -> None:
+        """Return once the poller sleeps on the doorbell (it must have one)."""
+        if self._bell is None:
+            raise PortalError("this portal has no doorbell")
+        await self._bell.wait_asleep()
+
     def busy_slots(self) -> int:
         """Slots a guest task holds right now (for leak checks)."""
         mm = self._live()
@@ -276,7 +317,10 @@ class Portal:
         for trap in list(self._active.values()):
             self._finish(trap)
         mm, self._mm = self._mm, None
+        if self._bell is not None:
+            self._bell.close()
         if self.failure is None:
+            clear_sleeping(mm)
             _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 0)
         mm.close()
 
@@ -320,6 +364,7 @@ class Portal:
         _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "deadline_ms"), self.deadline_ms)
         _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 1)
         self._beat()
+        self._open_bell(mm)
         log.info(
             "portal attached: boot %#x, %d syscalls (%d known)",
             self.boot_id,
@@ -338,6 +383,15 @@ class Portal:
             mm.close()
             self._mm = None
             raise PortalError(f"another host is attached to {self.shm_path}")
+
+    def _open_bell(self, mm: mmap.mmap) -> None:
+        if self.doorbell is None:
+            return
+        if not guest_can_ring(mm):
+            log.warning("the guest module has no doorbell device: the poller polls when idle")
+            return
+        fallback = min(self.poll.fallback, _MAX_BEAT_GAP, self.deadline_ms / 4000)
+        self._bell = Doorbell(self.doorbell, fallback=fallback, after_spurious=self.poll.max_sleep)
 
     def _live(self) -> mmap.mmap:
         if self.failure is not None:
@@ -364,10 +418,13 @@ class Portal:
             self._beat()
             bell = _U64.unpack_from(mm, DOORBELL_OFF)[0]
             if bell != last_bell or rescan:
+                if bell != last_bell:
+                    # only news counts as activity: a slot a guest leaves
+                    # mid-write forever must not keep the poller busy
+                    last_activity = time.monotonic()
+                    sleep = self.poll.min_sleep
                 last_bell = bell
                 rescan = self._scan()
-                last_activity = time.monotonic()
-                sleep = self.poll.min_sleep
             lost = self._gone(mm)
             if lost:
                 self._lost(PortalLost(lost))
@@ -375,11 +432,22 @@ class Portal:
             if time.monotonic() - last_counters >= _COUNTERS_PERIOD:
                 last_counters = time.monotonic()
                 self._check_counters(mm)
-            if time.monotonic() - last_activity < self.poll.spin:
+            doorbell = self._bell if self._bell is not None and self._bell.alive else None
+            spin = self.poll.bell_spin if doorbell is not None else self.poll.spin
+            if time.monotonic() - last_activity < spin:
                 await asyncio.sleep(0)
+            elif doorbell is not None:
+                await doorbell.sleep(mm, functools.partial(self._news, mm, last_bell))
             else:
                 await asyncio.sleep(sleep)
                 sleep = min(sleep * 2, self.poll.max_sleep)
+
+    @staticmethod
+    def _news(mm: mmap.mmap, last_bell: int) -> bool:
+        """The poller's last look before it sleeps: True if any message source
+        has something it has not taken (the guest bumps ``doorbell`` on every
+        slot message and when it unloads, before it rings)."""
+        return bool(_U64.unpack_from(mm, DOORBELL_OFF)[0] != last_bell)
 
     def _gone(self, mm: mmap.mmap) -> str:
         """Why the region no longer holds this portal, or ``""``."""

@@ -138,6 +138,8 @@ class GuestCounters(msgspec.Struct, frozen=True):
     signal_returns: int = 0
     #: events of syscall numbers beyond the table
     out_of_range: int = 0
+    #: times the guest rang the host's doorbell (it rings only while the host sleeps)
+    bells: int = 0
 
     def __sub__(self, other: GuestCounters) -> GuestCounters:
         return GuestCounters(
