@@ -30,6 +30,11 @@ Semantics:
   republished with the epoch of the slot's live trap is refused and counted.
 - Everything read from the region is copied once and validated; invalid
   messages are refused and counted in :attr:`Portal.host_counters`.
+- Idle, the poller sleeps in the event loop if it has a doorbell
+  (``Portal(..., doorbell=machine.doorbell_fd)``) and the guest module found
+  its bell device: the guest wakes it (:mod:`.doorbell`); without one it
+  polls with sleeps of 1 to 4 ms.  :attr:`Portal.bell_counters` says what
+  woke it; :meth:`Portal.wait_asleep` waits until it sleeps.
 - Leaving the ``async with`` block clears the hooks (best effort), answers
   every trap still open with its verdict so far, stops the poller and
   detaches.  Guest tasks waiting on a host that died continue after the
