@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import struct
 import threading
@@ -74,6 +75,7 @@ def test_the_machine_wires_the_port_the_module_rings() -> None:
 
 
 async def test_a_sleeping_host_is_woken_by_the_bell_every_time(guest: BelledGuest) -> None:
+    fds = len(os.listdir("/proc/self/fd"))
     async with Portal(guest.path, doorbell=guest.host_end.fileno()) as portal:
         assert portal.sleeps_on_bell
         for i in range(50):
@@ -87,6 +89,8 @@ async def test_a_sleeping_host_is_woken_by_the_bell_every_time(guest: BelledGues
         assert bell.fallback_wakeups == 0
         assert bell.spurious == 0
     assert guest.u32(SLEEPING_OFF) == 0  # a detached host leaves no token behind
+    assert len(os.listdir("/proc/self/fd")) == fds  # its duplicate of the bell is closed
+    guest.host_end.getsockname()  # and the caller's is not
 
 
 async def test_the_next_host_is_woken_too(guest: BelledGuest) -> None:
