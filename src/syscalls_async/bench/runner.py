@@ -235,7 +235,7 @@ class _Run:
                     one_process=await self._events_per_second(1),
                     two_processes=await self._events_per_second(2),
                 )
-                before = msgspec.structs.replace(session.portal.bell_counters)  # a copy
+                before = session.portal.bell_counters
                 idle = await self._host_idle()
                 await self._time("h", GETPPID, self.options.idle_count, idle=True)
                 idle = msgspec.structs.replace(idle, bell=_gained(before, session.portal))

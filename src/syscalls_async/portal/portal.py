@@ -262,9 +262,11 @@ class Portal:
 
     @property
     def bell_counters(self) -> BellCounters:
-        """How the poller slept on the doorbell and what woke it (zeros
-        without a doorbell); ``fallback_wakeups`` counts lost wake-ups."""
-        return self._bell.counters if self._bell is not None else BellCounters()
+        """A snapshot of how the poller slept on the doorbell and what woke it
+        (zeros without a doorbell); ``fallback_wakeups`` counts lost wake-ups."""
+        if self._bell is None:
+            return BellCounters()
+        return msgspec.structs.replace(self._bell.counters)
 
     @property
     def sleeps_on_bell(self) -> bool:
