@@ -18,6 +18,7 @@ from pathlib import Path
 
 from syscalls_async.machine import Machine, build_image
 from syscalls_async.portal import HookSpec, PollPolicy, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 SRC = Path(__file__).with_name("portal_bench.c")
 BIN = "/tmp/sa_bench"
@@ -90,7 +91,7 @@ async def latency(count: int = 20000, hooked_count: int = 3000) -> str:
             _row("(b) module loaded, no hooks", [await _bench(m, count) for _ in range(RUNS)])
         )
         async with Portal(m.shm_path) as p:
-            await p.set_hooks([HookSpec(id=1, nr=p.nr("ioctl"))])
+            await p.set_hooks([HookSpec(id=1, nr=syscall_nr(p.syscalls, "ioctl"))])
             runs = [await _bench(m, count) for _ in range(RUNS)]
         lines.append(_row("(b') module loaded, ioctl hooked, getppid not", runs))
         async with Portal(m.shm_path) as p:
@@ -117,7 +118,7 @@ async def hook_update(runs: int = 5) -> str:
     lines = ["| table change | min ms | median ms | max ms |", "|---|---|---|---|"]
     async with Machine(build_image(), smp=2) as m, Portal(m.shm_path) as p:
         ten = [
-            p.nr(n)
+            syscall_nr(p.syscalls, n)
             for n in (
                 "read",
                 "write",
@@ -132,7 +133,7 @@ async def hook_update(runs: int = 5) -> str:
             )
         ]
         cases = [
-            ("empty -> 1 syscall", [HookSpec(id=1, nr=p.nr("ioctl"))]),
+            ("empty -> 1 syscall", [HookSpec(id=1, nr=syscall_nr(p.syscalls, "ioctl"))]),
             ("empty -> 10 syscalls", [HookSpec(id=i, nr=n) for i, n in enumerate(ten)]),
             ("empty -> all syscalls", [HookSpec(id=1, nr=NR_ALL)]),
         ]

@@ -169,19 +169,24 @@ static bool sa_hook_match(const struct sa_hook *h, const struct sa_call *call,
 	return true;
 }
 
+/* Blocking hooks that matched into matched, observing ones into observed;
+ * true if any hook matched. */
 bool sa_hooks_match(struct sa_snapshot *snap, const struct sa_call *call,
-		    u32 phase, u64 *matched)
+		    u32 phase, u64 *matched, u64 *observed)
 {
 	struct sa_strcache sc = {};
 	bool any = false;
 	unsigned int i;
 
 	memset(matched, 0, SA_MATCH_WORDS * sizeof(u64));
+	memset(observed, 0, SA_MATCH_WORDS * sizeof(u64));
 	for (i = 0; i < snap->count; i++) {
 		const struct sa_hook *h = &snap->hooks[i];
 
 		if ((h->flags & SA_HOOK_ENABLED) && sa_hook_match(h, call, phase, &sc)) {
-			matched[i / 64] |= BIT_ULL(i % 64);
+			u64 *bits = (h->flags & SA_HOOK_OBSERVE) ? observed : matched;
+
+			bits[i / 64] |= BIT_ULL(i % 64);
 			any = true;
 		}
 	}
@@ -395,6 +400,7 @@ void sa_hooks_apply(u32 gen)
 	int err;
 
 	mutex_lock(&sa_hooks_lock);
+	sa_ring_configure();
 	snap = sa_snap_build(gen, &err);
 	if (snap) {
 		ips = sa_snap_ips(snap, &n, &ni);

@@ -133,6 +133,7 @@ static int __init sa_init(void)
 		return err;
 	sa_header_init();
 	sa_doorbell_init();
+	sa_ring_init();
 	sa_meta_write();
 	err = sa_hooks_init();
 	if (err)

@@ -9,6 +9,14 @@
 #include "arch.h"
 
 static DECLARE_BITMAP(sa_known, SA_MAX_SYSCALLS);
+/* per nr: which arguments are user strings (const char __user *; ftrace's
+ * metadata spells it without __user) */
+static u8 sa_strmask[SA_MAX_SYSCALLS];
+
+u8 sa_meta_strmask(int nr)
+{
+	return nr >= 0 && nr < SA_MAX_SYSCALLS ? sa_strmask[nr] : 0;
+}
 
 bool sa_meta_known(int nr)
 {
@@ -36,6 +44,8 @@ static void sa_meta_one(struct sa_meta *out, int nr, const struct syscall_metada
 				   sizeof(out->types[i]));
 		cut |= sa_copy_str(out->names[i], m->args ? m->args[i] : NULL,
 				   sizeof(out->names[i]));
+		if (m->types && m->types[i] && !strcmp(m->types[i], "const char *"))
+			sa_strmask[nr] |= BIT(i);
 	}
 	out->flags = SA_META_KNOWN | (cut ? SA_META_TRUNCATED : 0);
 	set_bit(nr, sa_known);

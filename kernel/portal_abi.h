@@ -20,6 +20,8 @@
  *   SA_HOOKS_OFF   struct sa_hook[SA_MAX_HOOKS]            host
  *   SA_META_OFF    struct sa_meta[SA_MAX_SYSCALLS]         guest, at load
  *   SA_SLOTS_OFF   SA_SLOT_COUNT slots of SA_SLOT_SIZE     both, see below
+ *   SA_HOOK_DROPS_OFF uint64_t[SA_MAX_HOOKS]               guest: ring drops per hook
+ *   SA_RINGS_OFF   SA_RING_COUNT rings of SA_RING_STRIDE   both, see sa_ring_header
  *
  * Slot protocol. A slot carries one trapped syscall at a time. The guest part
  * (struct sa_slot_guest) is a seqlock: the guest makes g.seq odd, writes the
@@ -45,7 +47,7 @@
 
 /* SA_CDEF_BEGIN */
 #define SA_MAGIC 0x54524f5043535953
-#define SA_VERSION 3
+#define SA_VERSION 4
 
 #define SA_ARCH_X86_64 1
 
@@ -56,7 +58,7 @@
 #define SA_BELL_READBACK 0xe9
 
 /* region layout */
-#define SA_REGION_MIN_SIZE 5242880
+#define SA_REGION_MIN_SIZE 10485760
 #define SA_GUEST_OFF 0
 #define SA_GUEST_SIZE 2048
 #define SA_HOST_OFF 2048
@@ -70,6 +72,15 @@
 #define SA_SLOTS_OFF 1048576
 #define SA_SLOT_COUNT 64
 #define SA_SLOT_SIZE 65536
+/* observe-only events: per-hook drop counters, then SA_RING_COUNT rings,
+ * each a header page followed by up to SA_RING_DATA_MAX data bytes */
+#define SA_HOOK_DROPS_OFF 5242880
+#define SA_RINGS_OFF 5246976
+#define SA_RING_COUNT 8
+#define SA_RING_HDR_SIZE 4096
+#define SA_RING_DATA_MAX 524288
+#define SA_RING_DATA_MIN 4096
+#define SA_RING_STRIDE 528384
 
 /* inside a slot */
 #define SA_SLOT_GUEST_OFF 0
@@ -104,6 +115,19 @@
 #define SA_HOOK_RETURN 4
 #define SA_HOOK_PID 8
 #define SA_HOOK_COMM 16
+/* observe only: the task does not wait, the event goes into a ring */
+#define SA_HOOK_OBSERVE 32
+
+/* ring records: sa_ring_rec.type */
+#define SA_REC_PAD 1
+#define SA_REC_EVENT 2
+#define SA_REC_SIZE 176
+/* bytes of a user string an observed event captures (per argument) */
+#define SA_STR_CAP 256
+/* sa_ring_rec.str_flags[i] */
+#define SA_STR_CAPTURED 1
+#define SA_STR_TRUNCATED 2
+#define SA_STR_FAULT 4
 
 /* sa_filter.kind */
 #define SA_F_NONE 0
@@ -201,6 +225,8 @@ struct sa_counters {
 	uint64_t host_lost;         /* waits ended because the host stopped beating */
 	uint64_t signal_returns;    /* returns sent once a signal decided the outcome */
 	uint64_t out_of_range;      /* calls of numbers beyond the table sent */
+	uint64_t observed;          /* observe-only records written to a ring */
+	uint64_t ring_drops;        /* observe-only records that did not fit */
 	uint64_t bells;             /* times the guest rang the host's doorbell */
 };
 
@@ -227,7 +253,7 @@ struct sa_guest_header {
 	struct sa_counters counters;
 	uint32_t bell_rung;         /* the host's sleeping token last rung for */
 	uint32_t pad1;
-	uint8_t pad[1824];
+	uint8_t pad[1808];
 };
 
 struct sa_host_header {
@@ -236,8 +262,9 @@ struct sa_host_header {
 	uint64_t heartbeat;         /* bumped by the host poller */
 	uint32_t deadline_ms;       /* 0: guest default */
 	uint32_t attached;          /* nonzero while a host is attached */
+	uint32_t ring_size;         /* wanted ring data bytes (0: default), read
+	                               when a hook table is applied */
 	uint32_t sleeping;          /* nonzero token: the host waits for the bell */
-	uint32_t pad0;
 	uint8_t pad[2016];
 };
 
@@ -319,6 +346,52 @@ struct sa_slot_host {
 	uint8_t pad[408];
 };
 
+/*
+ * Observe-only rings, one per CPU (CPU n uses ring n % SA_RING_COUNT).
+ * Positions are free-running byte counts; a record starts at pos % size,
+ * is 8-byte aligned and never wraps: the guest fills the end with a PAD
+ * record first. The guest writes records in [head, tail + size) only,
+ * then publishes head; the host copies [tail, head) once, then writes tail.
+ * A record that does not fit is dropped and counted (drops, and the
+ * per-hook counters at SA_HOOK_DROPS_OFF, indexed like the hook table).
+ * The guest changes size only while the ring is empty, before the records
+ * written with the new size are published.
+ */
+struct sa_ring_header {
+	/* guest */
+	uint64_t head;              /* producer position */
+	uint64_t drops;             /* records that did not fit */
+	uint64_t records;           /* records written */
+	uint32_t size;              /* data bytes, a power of two */
+	uint32_t cpu;               /* ring index */
+	uint8_t pad0[32];
+	/* host */
+	uint64_t tail;              /* consumer position */
+	uint8_t pad1[4024];
+};
+
+/* followed by the captured strings, in argument order, str_len[i] bytes
+ * each (no NUL), then padding to a multiple of 8 */
+struct sa_ring_rec {
+	uint32_t len;               /* bytes of the whole record, multiple of 8 */
+	uint32_t type;              /* SA_REC_* */
+	uint32_t phase;             /* SA_PHASE_* */
+	int32_t nr;
+	uint32_t pid;
+	uint32_t tgid;
+	char comm[16];
+	uint64_t args[6];           /* the enter's arguments, in both phases */
+	int64_t retval;             /* return phase */
+	uint64_t pc;
+	uint64_t sp;
+	uint64_t matched[4];        /* observing hooks matched (table indices) */
+	uint32_t hooks_gen;
+	uint32_t eflags;            /* SA_EV_* */
+	uint16_t str_len[6];
+	uint8_t str_flags[6];       /* SA_STR_* */
+	uint8_t pad[6];
+};
+
 struct sa_map_entry {
 	uint64_t start;
 	uint64_t end;
@@ -374,7 +447,13 @@ SA_STATIC_ASSERT(SA_SLOT_HOST_OFF == SA_SLOT_GUEST_OFF + SA_SLOT_GUEST_SIZE, "sl
 SA_STATIC_ASSERT(SA_SLOT_G2H_OFF == SA_SLOT_HOST_OFF + SA_SLOT_HOST_SIZE, "slot g2h off");
 SA_STATIC_ASSERT(SA_SLOT_H2G_OFF == SA_SLOT_G2H_OFF + SA_SLOT_G2H_SIZE, "slot h2g off");
 SA_STATIC_ASSERT(SA_SLOT_H2G_OFF + SA_SLOT_H2G_SIZE == SA_SLOT_SIZE, "slot size");
-SA_STATIC_ASSERT(SA_SLOTS_OFF + SA_SLOT_COUNT * SA_SLOT_SIZE <= SA_REGION_MIN_SIZE, "region");
+SA_STATIC_ASSERT(SA_SLOTS_OFF + SA_SLOT_COUNT * SA_SLOT_SIZE <= SA_HOOK_DROPS_OFF, "slots overlap drops");
+SA_STATIC_ASSERT(SA_HOOK_DROPS_OFF + SA_MAX_HOOKS * 8 <= SA_RINGS_OFF, "drops overlap rings");
+SA_STATIC_ASSERT(SA_RING_STRIDE == SA_RING_HDR_SIZE + SA_RING_DATA_MAX, "ring stride");
+SA_STATIC_ASSERT(SA_RINGS_OFF + SA_RING_COUNT * SA_RING_STRIDE <= SA_REGION_MIN_SIZE, "region");
+SA_STATIC_ASSERT(sizeof(struct sa_ring_header) == SA_RING_HDR_SIZE, "ring header");
+SA_STATIC_ASSERT(sizeof(struct sa_ring_rec) == SA_REC_SIZE, "ring record");
+SA_STATIC_ASSERT(SA_STR_CAP < 65536, "str_len is 16 bits");
 SA_STATIC_ASSERT(SA_MAX_HOOKS == SA_MATCH_WORDS * 64, "match bitmap covers hooks");
 SA_STATIC_ASSERT(sizeof(struct sa_map_entry) == SA_MAP_ENTRY_SIZE, "map entry");
 SA_STATIC_ASSERT(sizeof(((struct sa_map_entry *)0)->path) == SA_PATH_MAX_MAP, "map path");

@@ -86,6 +86,7 @@ extern atomic_t sa_inflight;
 /* meta.c */
 void sa_meta_write(void);
 bool sa_meta_known(int nr);
+u8 sa_meta_strmask(int nr);
 
 /* hooks.c */
 int sa_hooks_init(void);
@@ -94,7 +95,12 @@ void sa_hooks_exit(void);
 struct sa_snapshot *sa_snap_get(void);
 void sa_snap_put(struct sa_snapshot *snap);
 bool sa_hooks_match(struct sa_snapshot *snap, const struct sa_call *call,
-		    u32 phase, u64 *matched);
+		    u32 phase, u64 *matched, u64 *observed);
+
+/* ring.c: observe-only events */
+void sa_ring_init(void);
+void sa_ring_configure(void);
+void sa_ring_write(const struct sa_call *call, u32 phase, const u64 *matched, u32 gen);
 
 /* slots.c */
 struct sa_verdict {

@@ -48,15 +48,16 @@ bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 {
 	u8 want = phase == SA_PHASE_ENTER ? SA_HOOK_ENTER : SA_HOOK_RETURN;
 	struct sa_snapshot *snap;
-	u64 matched[SA_MATCH_WORDS];
-	bool hit = false;
+	u64 matched[SA_MATCH_WORDS], observed[SA_MATCH_WORDS];
+	bool hit = false, blocking = false;
+	unsigned int i;
 	u32 gen;
 
 	snap = sa_snap_get();
 	if (!snap)
 		return false;
 	if (sa_snap_wants(snap, call->nr) & want)
-		hit = sa_hooks_match(snap, call, phase, matched);
+		hit = sa_hooks_match(snap, call, phase, matched, observed);
 	gen = snap->gen;
 	sa_snap_put(snap);
 	if (!hit)
@@ -67,6 +68,17 @@ bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 	}
 	if (call->nr < 0 || call->nr >= sa_arch_nr_syscalls())
 		sa_count(out_of_range);
+	for (i = 0; i < SA_MATCH_WORDS; i++)
+		blocking |= matched[i] != 0;
+	/* Observers always get the ring's record, written before any blocking
+	 * hook's verdict: they see the call as the task made it. */
+	for (i = 0; i < SA_MATCH_WORDS; i++)
+		if (observed[i]) {
+			sa_ring_write(call, phase, observed, gen);
+			break;
+		}
+	if (!blocking)
+		return false;
 	return sa_exchange(call, phase, matched, gen, v) == 0;
 }
 

@@ -20,24 +20,21 @@ import logging
 import math
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
 import msgspec
 
-from . import bench
+from . import bench, demo
 from ._text import json_safe, printable
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
 from .api.session import check_handler_timeout
 from .api.trace import Tracer, TraceRecord
-from .errors import GuestMemoryError, SyscallsAsyncError
+from .errors import SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
-from .syscalls import FailClosed, ValueFilter
-from .syscalls.event import SyscallEvent
+from .syscalls import FailClosed
 from .syscalls.policy import parse_errno
-from .syscalls.prototypes import SyscallPrototype
 
 
 def _print_image(image: object) -> None:
@@ -113,186 +110,6 @@ async def _run(args: argparse.Namespace) -> int:
     if args.stats:
         print(f"syscalls-async: {session.stats}", file=sys.stderr)
     return _print_result(result)
-
-
-class _DemoHooks:
-    """The demo's hooks: what a plugin file would hold, with counters for the summary."""
-
-    EACCES = 13
-    SAMPLE_LIMIT = 5
-
-    def __init__(self) -> None:
-        self.execs = 0
-        self.blocked = 0
-        self.failed_opens = 0
-        self.skipped_ioctls = 0
-        self.sampled = 0
-        self.sampled_total = 0
-        sc = plugins.syscalls
-        sc.syscall("on_sys_execve_enter")(self.exec_monitor)
-        sc.syscall(
-            "on_sys_openat_enter", arg_filters=[None, ValueFilter.string_contains("/etc/shadow")]
-        )(self.shadow_blocker)
-        sc.syscall("on_sys_openat_return", retval_filter=ValueFilter.error())(self.failed_open)
-        sc.syscall("on_sys_ioctl_enter", comm_filter="send_syscall", arg_filters=[None, 0xABCD])(
-            self.skip_ioctl
-        )
-
-    @staticmethod
-    def say(text: str) -> None:
-        print(f"  hook> {printable(text)}", flush=True)  # paths and comms are the guest's
-
-    async def exec_monitor(
-        self,
-        regs: object,
-        proto: SyscallPrototype,
-        syscall: SyscallEvent,
-        filename: int,
-        argv: int,
-        envp: int,
-    ) -> None:
-        self.execs += 1
-        try:
-            path = await plugins.mem.read_str(filename)
-            args = await plugins.mem.read_ptrlist(argv)
-        except GuestMemoryError as exc:
-            self.say(f"[exec] unreadable arguments: {exc}")
-            return
-        self.say(f"[exec] pid {syscall.pid}: {path} argv={args}")
-
-    async def shadow_blocker(
-        self,
-        regs: object,
-        proto: SyscallPrototype,
-        syscall: SyscallEvent,
-        dirfd: int,
-        pathname: int,
-        flags: int,
-        mode: int,
-    ) -> None:
-        # the string filter already matched (checked in the guest and again on the host)
-        path = await plugins.mem.read_str(pathname)
-        syscall.skip_syscall = True
-        syscall.retval = -self.EACCES
-        self.blocked += 1
-        self.say(f"[block] {syscall.task.comm}: openat({path!r}) skipped, returns -EACCES")
-
-    async def failed_open(
-        self, regs: object, proto: SyscallPrototype, syscall: SyscallEvent
-    ) -> None:
-        self.failed_opens += 1
-        try:
-            path = await plugins.mem.read_str(syscall.args[1])
-        except GuestMemoryError:
-            path = f"<unreadable {syscall.args[1]:#x}>"
-        err = -syscall.retval
-        self.say(
-            f"[failed open] {syscall.task.comm}: {path} -> -{err} ({errno.errorcode.get(err, '?')})"
-        )
-
-    def skip_ioctl(
-        self,
-        regs: object,
-        proto: SyscallPrototype,
-        syscall: SyscallEvent,
-        fd: int,
-        op: int,
-        arg: int,
-    ) -> None:
-        self.skipped_ioctls += 1
-        syscall.skip_syscall = True
-        syscall.retval = 43
-        self.say(f"[skip] ioctl(fd={fd}, op={op:#x}) never reaches the kernel; returns 43")
-
-    async def sample(self, regs: object, proto: SyscallPrototype, syscall: SyscallEvent) -> None:
-        """All syscalls of `ls`, until SAMPLE_LIMIT: then the hook disables itself."""
-        self.sampled += 1
-        self.sampled_total += 1
-        self.say(f"[sample {self.sampled}/{self.SAMPLE_LIMIT}] {proto.name} by {syscall.task.comm}")
-        if self.sampled >= self.SAMPLE_LIMIT:
-            await plugins.syscalls.disable_syscall(self.sample)
-            self.say("[sample] limit reached: hook disabled (off in the guest too)")
-
-
-async def _demo(args: argparse.Namespace) -> int:
-    """The framework at work on one boot: monitor, block, track, skip, count, toggle."""
-    start = time.monotonic()
-    hooks = _DemoHooks()
-
-    def heading(text: str) -> None:
-        print(f"\n== {text} ==", flush=True)
-
-    async def show(command: str) -> CommandResult:
-        print(f"$ {command}", flush=True)
-        result = await session.run(command, timeout=args.timeout)
-        for stream, mark in ((result.stdout, "|"), (result.stderr, "!")):
-            for line in stream.decode(errors="replace").splitlines():
-                print(f"  {mark} {printable(line)}")
-        print(f"  (exit status {result.exit_status})", flush=True)
-        return result
-
-    print("syscalls-async demo: booting the bundled guest with 4 hooks registered ...", flush=True)
-    try:
-        async with Session(
-            plugins, smp=args.smp, memory_mib=args.memory, console_log=args.console_log
-        ) as session:
-            assert session.machine is not None
-            print(
-                f"guest ready in {time.monotonic() - start:.1f} s "
-                f"(kernel {session.machine.kernel_release}); hooks are live",
-                flush=True,
-            )
-
-            heading("1. exec monitor: every execve in the guest, with its argv")
-            await show("/bin/ls /etc")
-
-            heading("2. /etc/shadow blocked: openat with that path returns -EACCES, even for root")
-            await show(
-                "echo 'root:*:20000:0:99999:7:::' > /etc/sh.tmp && mv /etc/sh.tmp /etc/shadow"
-                " && ls -l /etc/shadow && cat /etc/shadow"
-            )
-
-            heading("3. failed opens: a return hook with retval_filter=ValueFilter.error()")
-            await show("cat /no/such/file; wc -l /etc/passwd/x; cat /etc/group")
-
-            heading("4. skip and return value: ioctl(9, 0xabcd) answered by the host with 43")
-            await show("send_syscall ioctl 9 0xabcd")
-            await show("send_syscall ioctl 9 0x1234")  # not matched: the kernel says EBADF
-
-            heading(
-                f"5. dynamic control: count every syscall of `ls`, off after "
-                f"{_DemoHooks.SAMPLE_LIMIT}, then on again"
-            )
-            await plugins.syscalls.register(hooks.sample, "on_all_sys_enter", comm_filter="ls")
-            print("  (registered with `await plugins.syscalls.register(...)`: live now)")
-            await show("ls / > /dev/null")
-            print(f"  sampled so far: {hooks.sampled}", flush=True)
-            await show("ls / > /dev/null")
-            print(
-                f"  sampled so far: {hooks.sampled} (the hook is off: this ls went unseen)",
-                flush=True,
-            )
-            hooks.sampled = 0
-            await plugins.syscalls.enable_syscall(hooks.sample)
-            print("  (budget reset, `await plugins.syscalls.enable_syscall(...)`)", flush=True)
-            await show("ls / > /dev/null")
-            print(f"  sampled so far: {hooks.sampled}", flush=True)
-            stats = session.stats
-    finally:
-        plugins.syscalls.registry.clear()
-
-    heading("counts")
-    print(f"  execve calls seen          {hooks.execs}")
-    print(f"  opens of /etc/shadow       {hooks.blocked} blocked")
-    print(f"  failed opens               {hooks.failed_opens}")
-    print(f"  ioctls skipped             {hooks.skipped_ioctls}")
-    print(f"  ls syscalls sampled        {hooks.sampled_total} (the hook was off in between)")
-    print(
-        f"  dispatcher                 {stats.events} events, {stats.handler_calls} handler "
-        f"calls, {stats.handler_errors} errors, {stats.handler_timeouts} timeouts"
-    )
-    print(f"\nguest stopped after {time.monotonic() - start:.1f} s; nothing left behind.")
-    return 0
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -483,7 +300,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="boot the guest and show the framework at work")
     _add_machine_options(p)
-    p.set_defaults(func=lambda a: run_async(_demo(a)))
+    p.set_defaults(
+        func=lambda a: run_async(
+            demo.main(smp=a.smp, memory_mib=a.memory, console_log=a.console_log, timeout=a.timeout)
+        )
+    )
 
     p = sub.add_parser("bench", help="measure the cost of each kind of hook, in one boot")
     _add_machine_options(p)

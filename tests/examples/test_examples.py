@@ -24,13 +24,15 @@ def run(
     example: str,
     *command: str,
     env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """``syscalls-async run examples/<example> -- <command>``; its output."""
+    """``syscalls-async run [options] examples/<example> -- <command>``; its output."""
     argv = [
         sys.executable,
         "-m",
         "syscalls_async.cli",
         "run",
+        *options,
         str(EXAMPLES / example),
         "--",
         *command,
@@ -236,3 +238,22 @@ def test_skip_ioctl() -> None:
     assert proc.stdout == (
         "ioctl(fd=9, op=0xabcd) skipped, returning 43\nsend_syscall: syscall returned 43\n"
     )
+
+
+@pytest.mark.guest
+def test_watch_opens() -> None:
+    proc = run(
+        "watch_opens.py",
+        "sh",
+        "-c",
+        "cat /etc/passwd >/dev/null; cat /nope; observe 1 2",
+        options=("--stats",),
+    )
+    out = proc.stdout
+    assert re.search(r"^open /etc/passwd by cat\[\d+\] = 3$", out, re.M), out
+    assert re.search(r"^open /nope by cat\[\d+\] = -ENOENT$", out, re.M), out
+    # the 300-byte path of observe's first call: 256 bytes captured, flagged
+    long = re.search(r"^open (/nonexistent/sa-observe/\d+/long/x+)\.\.\. by observe", out, re.M)
+    assert long and len(long[1]) == 256, out
+    assert "ring_drops=(0, 0, 0, 0, 0, 0, 0, 0)" in proc.stderr
+    assert "hook_drops={}" in proc.stderr

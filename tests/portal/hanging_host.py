@@ -9,6 +9,7 @@ import asyncio
 import sys
 
 from syscalls_async.portal import HookSpec, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 
 async def main(shm: str, deadline_ms: int) -> None:
@@ -17,7 +18,9 @@ async def main(shm: str, deadline_ms: int) -> None:
         await asyncio.Event().wait()
 
     async with Portal(shm, hang, deadline_ms=deadline_ms) as portal:
-        await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+        await portal.set_hooks(
+            [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+        )
         print("ready", flush=True)
         await asyncio.Event().wait()
 

@@ -7,6 +7,7 @@ import pytest
 
 from syscalls_async.machine import Machine
 from syscalls_async.portal import FilterKind, GuestFilter, HookSpec, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 pytestmark = pytest.mark.guest
 
@@ -29,7 +30,8 @@ async def test_a_sleeping_host_answers_every_call_after_idle(machine: Machine) -
     # fallback tick (a quarter of it) and shows in fallback_wakeups
     async with Portal(machine.shm_path, skip, deadline_ms=5000, doorbell=machine.doorbell_fd) as p:
         cmd = GuestFilter(FilterKind.EXACT, 0xABCD, width=32)
-        await p.set_hooks([HookSpec(id=1, nr=p.nr("ioctl"), comm="send_syscall", args=(None, cmd))])
+        nr = syscall_nr(p.syscalls, "ioctl")
+        await p.set_hooks([HookSpec(id=1, nr=nr, comm="send_syscall", args=(None, cmd))])
         before = p.guest_counters()
         for _ in range(ROUNDS):
             await p.wait_asleep()

@@ -19,6 +19,7 @@ from syscalls_async.portal import (
     Portal,
     Trap,
 )
+from syscalls_async.syscalls import syscall_nr
 
 pytestmark = pytest.mark.guest
 
@@ -71,7 +72,7 @@ async def _trapped_args(
 
     portal.handler = note
     await portal.set_hooks(
-        [HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall", args=(f,))]
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall", args=(f,))]
     )
     await machine.run("; ".join(f"send_syscall getppid {v}" for v in values))
     return got
@@ -96,7 +97,7 @@ async def test_string_filters(
 
     portal.handler = note
     await portal.set_hooks(
-        [HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall", args=(f,))]
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall", args=(f,))]
     )
     await machine.run("; ".join(f"send_syscall getppid {v}" for v in STRINGS))
     assert strings == expected
@@ -109,7 +110,7 @@ async def test_return_value_filter(machine: Machine, portal: Portal) -> None:
         got.append((trap.event.retval, trap.hook_ids))
 
     portal.handler = note
-    nr = portal.nr("ioctl")
+    nr = syscall_nr(portal.syscalls, "ioctl")
     await portal.set_hooks(
         [
             HookSpec(
@@ -151,7 +152,7 @@ async def test_comm_pid_and_enabled(machine: Machine, portal: Portal) -> None:
     async with asyncio.timeout(30):
         while not (pid := (await machine.run("cat /tmp/sa_pid 2>/dev/null")).stdout.strip()):
             pass
-    nr = portal.nr("getppid")
+    nr = syscall_nr(portal.syscalls, "getppid")
     await portal.set_hooks(
         [
             HookSpec(id=1, nr=nr, pid=int(pid)),
@@ -247,7 +248,7 @@ async def test_metadata_marks_unhookable_entries(machine: Machine, portal: Porta
     if unhookable:
         assert f"{len(unhookable)} syscall entries cannot be hooked".encode() in r.stdout
     assert all(not m.known for m in unhookable)
-    assert portal.syscalls[portal.nr("getppid")].hookable
+    assert portal.syscalls[syscall_nr(portal.syscalls, "getppid")].hookable
     # entries of the ni stub are hookable: on this kernel nothing is left out
     assert portal.syscalls[NI].hookable and not portal.syscalls[NI].known
     assert b"unimplemented syscall entries caught at their shared stub" in r.stdout

@@ -9,6 +9,7 @@ import pytest
 from syscalls_async.errors import TrapGone
 from syscalls_async.machine import Machine
 from syscalls_async.portal import HookSpec, Phase, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 pytestmark = pytest.mark.guest
 
@@ -19,12 +20,20 @@ async def test_getpid_without_arguments_is_trapped(
     rec = make_recorder()
     portal.handler = rec
     await portal.set_hooks(
-        [HookSpec(id=3, nr=portal.nr("getpid"), enter=True, ret=True, comm="send_syscall")]
+        [
+            HookSpec(
+                id=3,
+                nr=syscall_nr(portal.syscalls, "getpid"),
+                enter=True,
+                ret=True,
+                comm="send_syscall",
+            )
+        ]
     )
     r = await machine.run("send_syscall getpid")
     pid = int(r.stdout.split()[-1])
     phases = [(t.event.phase, t.event.nr, t.event.tgid) for t in rec.traps]
-    nr = portal.nr("getpid")
+    nr = syscall_nr(portal.syscalls, "getpid")
     assert phases == [(Phase.ENTER, nr, pid), (Phase.RETURN, nr, pid)]
     assert rec.traps[1].event.retval == pid
 
@@ -35,14 +44,20 @@ async def test_exit_execve_and_fork_hooked_at_enter_and_return(
     execs: list[tuple[Phase, int, str]] = []
 
     async def look(trap: Trap) -> None:
-        if trap.event.nr == portal.nr("execve") and trap.event.comm == "send_syscall":
+        if (
+            trap.event.nr == syscall_nr(portal.syscalls, "execve")
+            and trap.event.comm == "send_syscall"
+        ):
             execs.append((trap.event.phase, trap.event.retval, (await trap.proc_info()).exe))
 
     rec = make_recorder(look)
     portal.handler = rec
     names = ["exit_group", "exit", "execve", "clone", "clone3", "fork", "vfork", "wait4"]
     await portal.set_hooks(
-        [HookSpec(id=i, nr=portal.nr(n), enter=True, ret=True) for i, n in enumerate(names)]
+        [
+            HookSpec(id=i, nr=syscall_nr(portal.syscalls, n), enter=True, ret=True)
+            for i, n in enumerate(names)
+        ]
     )
     for _ in range(3):
         r = await machine.run("(send_syscall getpid); send_syscall getppid & wait; echo done")
@@ -70,7 +85,9 @@ async def test_fatal_signal_ends_the_wait(machine: Machine, portal: Portal) -> N
         await release.wait()
 
     portal.handler = hold
-    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+    )
     before = portal.guest_counters()
     run = asyncio.create_task(machine.run("send_syscall getppid; echo status=$?"))
     async with asyncio.timeout(30):
@@ -105,7 +122,7 @@ async def test_a_restarted_sleep_says_so_and_pairs_every_enter(
     names = ["nanosleep", "clock_nanosleep", "restart_syscall"]
     await portal.set_hooks(
         [
-            HookSpec(id=i, nr=portal.nr(n), enter=True, ret=True, comm="sleep")
+            HookSpec(id=i, nr=syscall_nr(portal.syscalls, n), enter=True, ret=True, comm="sleep")
             for i, n in enumerate(names)
         ]
     )
@@ -141,7 +158,7 @@ async def test_a_task_killed_in_an_interrupted_call_gets_no_return_and_is_counte
     names = ["nanosleep", "clock_nanosleep"]
     await portal.set_hooks(
         [
-            HookSpec(id=i, nr=portal.nr(n), enter=True, ret=True, comm="sleep")
+            HookSpec(id=i, nr=syscall_nr(portal.syscalls, n), enter=True, ret=True, comm="sleep")
             for i, n in enumerate(names)
         ]
     )

@@ -7,6 +7,7 @@ import pytest
 from syscalls_async.errors import GuestMemoryError
 from syscalls_async.machine import Machine
 from syscalls_async.portal import FilterKind, GuestFilter, HookSpec, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 pytestmark = pytest.mark.guest
 
@@ -20,7 +21,9 @@ async def test_read_str_of_the_openat_path(
         paths.append(await trap.read_str(trap.event.args[1]))
 
     portal.handler = make_recorder(read)
-    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("openat"), comm="send_syscall")])
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "openat"), comm="send_syscall")]
+    )
     await machine.run("send_syscall openat ffffff9c /etc/sa-no-such-file 0")
     assert "/etc/sa-no-such-file" in paths
 
@@ -36,7 +39,7 @@ async def test_execve_argv_as_a_pointer_list(
 
     portal.handler = make_recorder(read)
     exe = GuestFilter(FilterKind.STR_ENDSWITH, text=b"/send_syscall")
-    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("execve"), args=(exe,))])
+    await portal.set_hooks([HookSpec(id=1, nr=syscall_nr(portal.syscalls, "execve"), args=(exe,))])
     r = await machine.run("send_syscall getpid 1 sa-marker-arg")
     assert r.exit_status is not None
     assert seen, "execve of send_syscall was not trapped"
@@ -57,7 +60,14 @@ async def test_write_bytes_is_seen_by_the_program(
     portal.handler = rec
     five = GuestFilter(FilterKind.EXACT, 5)
     await portal.set_hooks(
-        [HookSpec(id=1, nr=portal.nr("write"), comm="send_syscall", args=(None, None, five))]
+        [
+            HookSpec(
+                id=1,
+                nr=syscall_nr(portal.syscalls, "write"),
+                comm="send_syscall",
+                args=(None, None, five),
+            )
+        ]
     )
     r = await machine.run("send_syscall write 1 hello 5")
     assert r.stdout.startswith(b"HELLO")
@@ -82,7 +92,9 @@ async def test_bad_address_raises_with_the_address(
                 errors.append(exc)
 
     portal.handler = make_recorder(bad)
-    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+    )
     r = await machine.run("send_syscall getppid")
     assert b"returned" in r.stdout
     assert [e.addr for e in errors] == [0x10, 0x20, 0x30, 0x40]
@@ -98,7 +110,9 @@ async def test_large_read_is_chunked(machine: Machine, portal: Portal, make_reco
         got.append(await trap.read_bytes(stack.start, stack.end - stack.start))
 
     portal.handler = make_recorder(read)
-    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+    )
     await machine.run("send_syscall getppid")
     assert got and len(got[0]) >= 128 * 1024 and len(got[0]) % 4096 == 0
 
@@ -122,7 +136,9 @@ async def test_process_info_mappings_fds_and_process_list(
         )
 
     portal.handler = make_recorder(inspect)
-    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+    )
     r = await machine.run("cd /tmp && send_syscall getppid 7 sa-proc-arg")
     info = out["info"]
     event = out["event"]
@@ -152,7 +168,7 @@ async def test_long_string_pointer_list_and_write_are_chunked(
     out: dict[str, object] = {}
 
     async def big(trap: Trap) -> None:
-        if trap.event.nr == portal.nr("execve"):
+        if trap.event.nr == syscall_nr(portal.syscalls, "execve"):
             out["envp"] = await trap.read_ptrlist(trap.event.args[2])
             return
         out["arg"] = await trap.read_str(trap.event.args[0])
@@ -169,8 +185,8 @@ async def test_long_string_pointer_list_and_write_are_chunked(
     exe = GuestFilter(FilterKind.STR_ENDSWITH, text=b"/send_syscall")
     await portal.set_hooks(
         [
-            HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall"),
-            HookSpec(id=2, nr=portal.nr("execve"), args=(exe,)),
+            HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall"),
+            HookSpec(id=2, nr=syscall_nr(portal.syscalls, "execve"), args=(exe,)),
         ]
     )
     env = " ".join(
@@ -194,7 +210,9 @@ async def test_many_fds_come_in_chunks(machine: Machine, portal: Portal) -> None
         got.append({f.fd: f.path for f in await trap.fds()})
 
     portal.handler = fds
-    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+    )
     # more descriptors than one slot's data area holds (128 entries)
     r = await machine.run(
         'for i in $(seq 10 209); do eval "exec $i</dev/null"; done; send_syscall getppid'

@@ -12,6 +12,7 @@ import pytest
 from syscalls_async.errors import PortalError
 from syscalls_async.machine import Machine
 from syscalls_async.portal import NR_UNKNOWN, FilterKind, GuestFilter, HookSpec, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 pytestmark = pytest.mark.guest
 
@@ -32,7 +33,11 @@ async def _skip_ioctl_works(machine: Machine, portal: Portal) -> None:
     portal.handler = skip
     cmd = GuestFilter(FilterKind.EXACT, 0xABCD, width=32)
     await portal.set_hooks(
-        [HookSpec(id=1, nr=portal.nr("ioctl"), comm="send_syscall", args=(None, cmd))]
+        [
+            HookSpec(
+                id=1, nr=syscall_nr(portal.syscalls, "ioctl"), comm="send_syscall", args=(None, cmd)
+            )
+        ]
     )
     r = await machine.run("send_syscall ioctl 9 0xabcd")
     assert r.stdout == b"send_syscall: syscall returned 43\n"
@@ -88,7 +93,11 @@ async def test_load_hook_unhook_unload_with_a_shell_in_wait4(machine: Machine) -
 
     async with Portal(machine.shm_path, note) as portal:
         await portal.set_hooks(
-            [HookSpec(id=1, nr=portal.nr("wait4"), enter=True, ret=True, comm="sh")]
+            [
+                HookSpec(
+                    id=1, nr=syscall_nr(portal.syscalls, "wait4"), enter=True, ret=True, comm="sh"
+                )
+            ]
         )
         shell = asyncio.create_task(machine.run("sleep 4; echo slept", timeout=60))
         async with asyncio.timeout(30):
@@ -107,7 +116,9 @@ async def test_load_hook_unhook_unload_with_a_shell_in_wait4(machine: Machine) -
 
     # hooks in force while unloading: the portal notices, the guest is fine
     async with Portal(machine.shm_path) as portal:
-        await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+        await portal.set_hooks(
+            [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+        )
         r = await machine.run(f"rmmod {NAME}; send_syscall getppid")
         assert b"syscall returned" in r.stdout
         async with asyncio.timeout(10):
@@ -130,7 +141,9 @@ async def test_a_reloaded_module_never_takes_answers_left_by_the_old_one(
             trap.skip(value)
 
         async with Portal(machine.shm_path, skip) as portal:
-            await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+            await portal.set_hooks(
+                [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+            )
             r = await machine.run("; ".join(["send_syscall getppid"] * runs))
         return [line.split()[-1] for line in r.stdout.splitlines()]
 

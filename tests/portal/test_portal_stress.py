@@ -9,6 +9,7 @@ import pytest
 
 from syscalls_async.machine import Machine
 from syscalls_async.portal import FilterKind, GuestFilter, HookSpec, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 pytestmark = pytest.mark.guest
 
@@ -40,7 +41,7 @@ async def test_three_processes_ten_thousand_traps_each(machine: Machine, portal:
         [
             HookSpec(
                 id=1,
-                nr=portal.nr("write"),
+                nr=syscall_nr(portal.syscalls, "write"),
                 comm="dd",
                 args=(GuestFilter(FilterKind.EXACT, 1, width=32, signed=True), None, one),
             )

@@ -6,6 +6,7 @@ import pytest
 
 from syscalls_async.machine import Machine
 from syscalls_async.portal import FilterKind, GuestFilter, HookSpec, Phase, Portal, Trap
+from syscalls_async.syscalls import syscall_nr
 
 pytestmark = pytest.mark.guest
 
@@ -21,7 +22,11 @@ async def test_skip_ioctl_returns_43_then_minus_9_when_removed(
     portal.handler = rec
     cmd = GuestFilter(FilterKind.EXACT, 0xABCD, width=32)
     await portal.set_hooks(
-        [HookSpec(id=1, nr=portal.nr("ioctl"), comm="send_syscall", args=(None, cmd))]
+        [
+            HookSpec(
+                id=1, nr=syscall_nr(portal.syscalls, "ioctl"), comm="send_syscall", args=(None, cmd)
+            )
+        ]
     )
     assert portal.hooked_entries() == 1  # only what some hook needs
     r = await machine.run("send_syscall ioctl 9 0xabcd")
@@ -42,7 +47,11 @@ async def test_guest_side_filter_keeps_other_calls_away(
     # int argument compared as 32-bit even with garbage in the upper half
     cmd = GuestFilter(FilterKind.EXACT, 0xABCD, width=32)
     await portal.set_hooks(
-        [HookSpec(id=1, nr=portal.nr("ioctl"), comm="send_syscall", args=(None, cmd))]
+        [
+            HookSpec(
+                id=1, nr=syscall_nr(portal.syscalls, "ioctl"), comm="send_syscall", args=(None, cmd)
+            )
+        ]
     )
     r = await machine.run("send_syscall ioctl 9 0xabce; send_syscall ioctl 9 0x10000abcd")
     assert r.stdout.count(b"returned -9") == 2
@@ -61,7 +70,15 @@ async def test_return_hook_changes_the_return_value(
     rec = make_recorder(change)
     portal.handler = rec
     await portal.set_hooks(
-        [HookSpec(id=5, nr=portal.nr("getpid"), enter=False, ret=True, comm="send_syscall")]
+        [
+            HookSpec(
+                id=5,
+                nr=syscall_nr(portal.syscalls, "getpid"),
+                enter=False,
+                ret=True,
+                comm="send_syscall",
+            )
+        ]
     )
     r = await machine.run("send_syscall getpid")
     assert r.stdout == b"send_syscall: syscall returned 1234567\n"
@@ -81,7 +98,14 @@ async def test_enter_hook_changes_the_path_argument_of_openat(
     await machine.run("echo there > /tmp/sa_present")
     path = GuestFilter(FilterKind.STR_ENDSWITH, text=b"sa_missing")
     await portal.set_hooks(
-        [HookSpec(id=1, nr=portal.nr("openat"), comm="send_syscall", args=(None, path))]
+        [
+            HookSpec(
+                id=1,
+                nr=syscall_nr(portal.syscalls, "openat"),
+                comm="send_syscall",
+                args=(None, path),
+            )
+        ]
     )
     r = await machine.run("send_syscall openat ffffff9c /tmp/sa_missing 0 /tmp/sa_present")
     assert r.stdout == b"send_syscall: syscall returned 3\n"
@@ -98,6 +122,8 @@ async def test_restart_codes_never_reach_the_task(
         trap.skip(-512)  # -ERESTARTSYS
 
     portal.handler = make_recorder(bad)
-    await portal.set_hooks([HookSpec(id=1, nr=portal.nr("getppid"), comm="send_syscall")])
+    await portal.set_hooks(
+        [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm="send_syscall")]
+    )
     r = await machine.run("send_syscall getppid")
     assert r.stdout == b"send_syscall: syscall returned -4\n"  # -EINTR

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 from test_portal_hostile import FakeGuest, valid_event
+from test_portal_ring import put, rec
 
 from syscalls_async.machine.qemu import BELL_PORT
-from syscalls_async.portal import PollPolicy, Portal, Trap
-from syscalls_async.portal.abi import C, ffi
+from syscalls_async.portal import HookSpec, ObservedTrap, PollPolicy, Portal, Trap
+from syscalls_async.portal.abi import C, ffi, ring_offset
 from syscalls_async.portal.doorbell import DRAIN_LIMIT, SLEEPING_OFF
 
 G = "struct sa_guest_header"
@@ -91,6 +92,35 @@ async def test_a_sleeping_host_is_woken_by_the_bell_every_time(guest: BelledGues
     assert guest.u32(SLEEPING_OFF) == 0  # a detached host leaves no token behind
     assert len(os.listdir("/proc/self/fd")) == fds  # its duplicate of the bell is closed
     guest.host_end.getsockname()  # and the caller's is not
+
+
+async def test_a_ring_record_wakes_a_sleeping_host(guest: BelledGuest) -> None:
+    for i in range(C.SA_RING_COUNT):
+        off = ring_offset(i) + ffi.offsetof("struct sa_ring_header", "size")
+        guest.write(off, struct.pack("<I", C.SA_RING_DATA_MIN))
+    seen: list[int] = []
+    arrived = asyncio.Event()
+
+    async def observer(trap: ObservedTrap) -> None:
+        seen.append(trap.event.pid)
+        arrived.set()
+
+    bell = guest.host_end.fileno()
+    async with Portal(guest.path, observer=observer, doorbell=bell) as portal:
+        await portal.set_hooks([HookSpec(id=5, nr=39, observe=True)])
+        for pid in range(5):
+            await portal.wait_asleep()
+            arrived.clear()
+            put(guest, pid % 2, [rec(gen=portal.hooks_generation, matched=1, pid=pid)])
+            guest.ring()  # what ring.c does after moving the head
+            async with asyncio.timeout(10):
+                await arrived.wait()
+        assert seen == list(range(5))
+        counters = portal.bell_counters
+        # the host's last look before sleeping covers the rings, and so does its
+        # look after the bell: no wake-up was lost or spurious
+        assert counters.bell_wakeups == 5
+        assert counters.fallback_wakeups == 0 and counters.spurious == 0
 
 
 async def test_the_next_host_is_woken_too(guest: BelledGuest) -> None:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 from sysproto_table import GETPID, IOCTL, OPENAT, UNKNOWN_NR, make_table
 
@@ -26,6 +27,7 @@ from syscalls_async.errors import (
     ReadOnlyHookError,
     TrapGone,
 )
+from syscalls_async.portal.trap import ObservedTrap
 from syscalls_async.portal.types import Phase
 from syscalls_async.portal.types import SyscallEvent as RawEvent
 from syscalls_async.syscalls import Dispatcher, FailClosed, Registry, ValueFilter, current_trap
@@ -69,9 +71,14 @@ async def dispatch(
     memory: dict[int, bytes] | None = None,
     hook_ids: tuple[int, ...] | None = None,
 ) -> FakeTrap:
-    """One trap; unless told otherwise the guest claims every hook matched."""
+    """One trap; unless told otherwise the guest claims every hook matched.  As
+    the guest does, read_only (observe-only) hooks get the event's observed copy
+    first, then the others the trap."""
     if hook_ids is None:
         hook_ids = tuple(h.id for h in d.registry)
+    if d.registry.candidates(event.nr, event.phase is Phase.ENTER, observed=True):
+        observed = msgspec.structs.replace(event, observed=True, regs=())
+        await d(ObservedTrap(observed, hook_ids))
     trap = FakeTrap(event, FakeMemory(memory), hook_ids)
     await d(trap)
     return trap

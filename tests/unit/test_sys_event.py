@@ -84,6 +84,11 @@ def test_event_pid_is_the_process_id() -> None:
     assert not e.skip_syscall and e.retval == 0
 
 
+def test_event_has_no_field_that_is_never_set() -> None:
+    # the return phase cannot know whether the entry was skipped: no ``skipped`` that says False
+    assert not hasattr(make_event("return"), "skipped")
+
+
 # -- Regs ------------------------------------------------------------------------------
 
 

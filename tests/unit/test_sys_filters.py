@@ -17,7 +17,7 @@ from sysproto_table import IOCTL, LSEEK, OPENAT, READ
 from syscalls_async.errors import RegistrationError
 from syscalls_async.portal.hooks import FilterKind, GuestFilter
 from syscalls_async.syscalls import ValueFilter
-from syscalls_async.syscalls.filters import STRING_MAX, BoundFilter, Kind
+from syscalls_async.syscalls.filters import STRING_MAX, BoundFilter
 from syscalls_async.syscalls.prototypes import RAW, RETVAL, Domain, domain_of
 
 S32 = Domain(32, True)
@@ -97,7 +97,7 @@ def test_boundaries_signed_and_unsigned_64(
 
 def test_every_kind_is_covered() -> None:
     numeric = {f.kind for f, _, _ in BOUNDARY_CASES}
-    assert numeric | {k for k in Kind if k.is_string} == set(Kind)
+    assert numeric | {k for k in FilterKind if k.is_string} == set(FilterKind)
 
 
 # -- 32-bit arguments with garbage in the upper register half ------------------------
@@ -379,27 +379,27 @@ def _as_type(x: int, width: int, signed: bool) -> int:
     return x
 
 
-def _reference(kind: Kind, a: int, b: int, raw: int, width: int, signed: bool) -> bool:
+def _reference(kind: FilterKind, a: int, b: int, raw: int, width: int, signed: bool) -> bool:
     v, a, b = _as_type(raw, width, signed), _as_type(a, width, signed), _as_type(b, width, signed)
     sign = _as_type(raw, width, True)
     bits, mask = raw % (1 << width), a % (1 << width)
     return {
-        Kind.EXACT: v == a,
-        Kind.NOT_EQUAL: v != a,
-        Kind.GREATER: v > a,
-        Kind.GREATER_EQUAL: v >= a,
-        Kind.LESS: v < a,
-        Kind.LESS_EQUAL: v <= a,
-        Kind.RANGE: a <= v <= b,
-        Kind.SUCCESS: sign >= 0,
-        Kind.ERROR: sign < 0,
-        Kind.BITMASK_SET: bits & mask == mask,
-        Kind.BITMASK_CLEAR: bits & mask == 0,
+        FilterKind.EXACT: v == a,
+        FilterKind.NOT_EQUAL: v != a,
+        FilterKind.GREATER: v > a,
+        FilterKind.GREATER_EQUAL: v >= a,
+        FilterKind.LESS: v < a,
+        FilterKind.LESS_EQUAL: v <= a,
+        FilterKind.RANGE: a <= v <= b,
+        FilterKind.SUCCESS: sign >= 0,
+        FilterKind.ERROR: sign < 0,
+        FilterKind.BITMASK_SET: bits & mask == mask,
+        FilterKind.BITMASK_CLEAR: bits & mask == 0,
     }[kind]
 
 
 DOMAINS = [S32, U32, S64, RAW, RETVAL]
-NUMERIC = [k for k in Kind if not k.is_string]
+NUMERIC = [k for k in FilterKind if not k.is_string]
 RAW64 = st.one_of(
     st.integers(0, M1),
     st.sampled_from([Z, M1, MAX, MIN, 0xFFFFFFFF, 0x80000000, 0x7FFFFFFF, 0xFFFFFFFF_00000000]),
@@ -407,7 +407,7 @@ RAW64 = st.one_of(
 
 
 @st.composite
-def filters(draw: st.DrawFn) -> tuple[Domain, Kind, int, int]:
+def filters(draw: st.DrawFn) -> tuple[Domain, FilterKind, int, int]:
     domain = draw(st.sampled_from(DOMAINS))
     kind = draw(st.sampled_from(NUMERIC))
     low, high = -(1 << (domain.width - 1)), domain.mask
@@ -417,13 +417,13 @@ def filters(draw: st.DrawFn) -> tuple[Domain, Kind, int, int]:
 
 
 @given(filters(), RAW64)
-def test_matches_agrees_with_the_rule(spec: tuple[Domain, Kind, int, int], raw: int) -> None:
+def test_matches_agrees_with_the_rule(spec: tuple[Domain, FilterKind, int, int], raw: int) -> None:
     domain, kind, a, b = spec
-    f = ValueFilter(kind, a, b if kind is Kind.RANGE else 0)
+    f = ValueFilter(kind, a, b if kind is FilterKind.RANGE else 0)
     try:
         bf = f.bind(domain, "prop", pointer=False)
     except RegistrationError:
-        assert kind is Kind.RANGE
+        assert kind is FilterKind.RANGE
         assert _as_type(a, domain.width, domain.signed) > _as_type(b, domain.width, domain.signed)
         return
     assert bf.matches(raw) == _reference(kind, a, b, raw, domain.width, domain.signed)
@@ -436,10 +436,20 @@ def test_matches_agrees_with_the_rule(spec: tuple[Domain, Kind, int, int], raw: 
 
 
 @given(filters())
-def test_out_of_width_operands_always_refused(spec: tuple[Domain, Kind, int, int]) -> None:
+def test_out_of_width_operands_always_refused(spec: tuple[Domain, FilterKind, int, int]) -> None:
     domain, kind, a, _ = spec
     too_big = ValueFilter(kind, a + (1 << domain.width) if a >= 0 else a - (1 << domain.width))
-    if kind in (Kind.SUCCESS, Kind.ERROR):
+    if kind in (FilterKind.SUCCESS, FilterKind.ERROR):
         return  # no operand
     with pytest.raises(RegistrationError, match="does not fit"):
         too_big.bind(domain, "prop", pointer=False)
+
+
+def test_one_filter_kind_enum_from_the_abi() -> None:
+    import syscalls_async.syscalls.filters as filters
+
+    assert not hasattr(filters, "Kind") and not hasattr(filters, "_GUEST_KIND")
+    for kind in FilterKind:  # every kind of the ABI has its ValueFilter builder, by its label
+        assert callable(getattr(ValueFilter, kind.label))
+    assert ValueFilter.string_endswith("x").kind is FilterKind.STR_ENDSWITH
+    assert ValueFilter.range(1, 2).kind is FilterKind.RANGE

@@ -81,3 +81,19 @@ def test_non_str_is_refused_with_the_type(value: object) -> None:
 def test_registration_error_is_the_package_error_and_a_value_error() -> None:
     assert issubclass(RegistrationError, SyscallsAsyncError)
     assert issubclass(RegistrationError, ValueError)
+
+
+@pytest.mark.parametrize("name", ["openat", "sys_openat", "_sys_openat", "__x64_sys_openat"])
+def test_the_bare_portal_finds_numbers_with_the_one_normaliser(name: str) -> None:
+    from syscalls_async.errors import InvalidValue
+    from syscalls_async.portal import Portal, SyscallMeta
+    from syscalls_async.syscalls import syscall_nr
+
+    metas = [
+        SyscallMeta(257, "sys_openat", 4, ("int",) * 4, ("a", "b", "c", "d"), True),
+        SyscallMeta(400, "sys_unknown_400", 0, (), (), False),
+    ]
+    assert syscall_nr(metas, name) == 257
+    with pytest.raises(InvalidValue, match="did you mean openat"):
+        syscall_nr(metas, "opnat")
+    assert not hasattr(Portal, "nr")  # the portal knows no names but the guest's

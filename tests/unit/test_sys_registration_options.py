@@ -69,7 +69,9 @@ def test_read_only_and_enabled_are_kept_on_the_hook(registry: Registry) -> None:
     assert (ro.read_only, ro.enabled, off.read_only, off.enabled) == (True, True, False, False)
     # a disabled registration is not in the guest's table until enabled
     assert registry.table()[1] == [ro]
-    assert registry.candidates(IOCTL.nr, True) == [ro]
+    # read_only hooks are observe-only: they run on observed (ring) events only
+    assert registry.candidates(IOCTL.nr, True, observed=True) == [ro]
+    assert registry.candidates(IOCTL.nr, True) == []
     registry.set_enabled(off, True)
     assert registry.table()[1] == [ro, off]
 

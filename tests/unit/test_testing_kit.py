@@ -14,8 +14,8 @@ from sysproto_table import OPENAT, make_table
 from syscalls_async import FailClosed, HandlerError, Plugin, Session, plugins
 from syscalls_async.api import Plugins
 from syscalls_async.api.syscalls import prototype_cache, save_prototypes
-from syscalls_async.errors import GuestMemoryError
-from syscalls_async.portal.types import Phase
+from syscalls_async.errors import GuestMemoryError, ObserveOnlyError
+from syscalls_async.portal.types import CapturedString, Phase
 from syscalls_async.syscalls import PrototypeTable, SyscallEvent
 from syscalls_async.testing import (
     FakeGuest,
@@ -285,3 +285,26 @@ async def test_verdict_return_values_are_what_the_task_sees() -> None:
     guest = FakeGuest(own)
     assert (await guest.syscall("getpid")).retval == -13
     assert (await guest.syscall("getppid", phase="return", retval=1)).retval == -1
+
+
+async def test_a_read_only_hook_gets_the_observed_copy_with_its_strings() -> None:
+    """As in the guest: read_only hooks are observe-only, they get the captured
+    strings, read_str answers from them, other memory raises ObserveOnlyError."""
+    own = Plugins()
+    got: list[Any] = []
+
+    @own.syscalls.syscall("openat", read_only=True)
+    async def watch(regs: Any, proto: Any, syscall: SyscallEvent, dfd: int, path: int) -> None:
+        got.append((syscall.observed, syscall.strings[1], await own.mem.read_str(path)))
+        with pytest.raises(ObserveOnlyError, match="did not wait"):
+            await own.mem.read_bytes(path, 4)
+
+    with FakeGuest(own) as guest:
+        verdict = await guest.syscall("openat", -100, "/etc/hostname", 0, 0)
+        # the long path's read_str raises: its capture was truncated
+        with pytest.raises(HandlerError) as failed:
+            await guest.syscall("openat", -100, "/" + "x" * 300, 0, 0)
+    assert isinstance(failed.value.__cause__, ObserveOnlyError)
+    assert "truncated" in str(failed.value.__cause__)
+    assert verdict.continued and verdict.handlers_run == 1
+    assert got == [(True, CapturedString(b"/etc/hostname"), "/etc/hostname")]

@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import HandlerContextError, OutOfRange, RequestTooLarge
+from ..errors import HandlerContextError, InvalidType, OutOfRange, RequestTooLarge
+from ..portal.trap import STR_MAX, check_address, word64
 from ..portal.trap import TrapProtocol as Trap
-from ..portal.trap import check_address, word64
 from ..syscalls.dispatch import current_trap
 
 #: larger single reads or writes are refused as absurd
 MAX_TRANSFER = 64 * 1024 * 1024
-#: default limit for strings (read_str stops at the NUL or here)
-MAX_STRING = 1024 * 1024
 MAX_PTRLIST = 65536
 
 
@@ -55,7 +53,7 @@ class Mem:
         check_address(addr, size, "read_bytes")
         return await trap().read_bytes(addr, size)
 
-    async def read_str(self, addr: int, max_len: int = MAX_STRING) -> str:
+    async def read_str(self, addr: int, max_len: int = STR_MAX) -> str:
         """The NUL-terminated string at ``addr`` (UTF-8, undecodable bytes escaped)."""
         _check(max_len, "read_str")
         check_address(addr, 1, "read_str")
@@ -91,7 +89,7 @@ class Mem:
     async def write_int(self, addr: int, value: int) -> None:
         """A 32-bit int, written signed (-2**31 ..) or unsigned (.. 2**32-1)."""
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"write_int: value must be an int, not {type(value).__name__}")
+            raise InvalidType(f"write_int: value must be an int, not {type(value).__name__}")
         if not -(1 << 31) <= value < 1 << 32:
             raise OutOfRange(f"write_int: {value} does not fit in 32 bits (-2**31 .. 2**32-1)")
         await self.write_bytes(addr, struct.pack("<I", value & 0xFFFFFFFF))

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import RegistrationError
+from ..errors import RegistrationError, StateError
 from .introspection import OSI, PortalAPI
 from .mem import Mem
 from .syscalls import SyscallsAPI
@@ -50,7 +50,7 @@ class Plugins:
 
     def _bind(self, session: Session) -> None:
         if self.session is not None:
-            raise RuntimeError("these plugins already belong to a running session")
+            raise StateError("these plugins already belong to a running session")
         self.session = session
         self.syscalls._session = session
 
@@ -65,11 +65,21 @@ plugins = Plugins()
 _module_ids = itertools.count(1)
 
 
-def load_plugin_file(path: str | Path) -> list[Plugin]:
+def load_plugin_file(path: str | Path, into: Plugins | None = None) -> list[Plugin]:
     """Import a plugin file and instantiate every ``Plugin`` subclass it defines.
 
-    Module-level decorated handlers register while the file is imported.
+    Module-level decorated handlers register while the file is imported.  A
+    plugin file registers on the global ``plugins`` (the object it imports), so
+    ``into`` (the plugins object the caller runs) must be that one: loading for
+    a ``Plugins()`` of one's own is refused, since its hooks would never fire.
     """
+    if into is not None and into is not plugins:
+        raise RegistrationError(
+            "a plugin file registers its hooks on the global `plugins` (the object it "
+            "imports), not on this Plugins() of your own, so they would never fire here: "
+            "use Session(plugins) / FakeGuest(plugins) to load plugin files, or register "
+            "the handlers on your own object (your_plugins.syscalls.syscall(...))"
+        )
     path = Path(path)
     if not path.is_file():
         raise RegistrationError(f"plugin file {path} does not exist")

@@ -49,9 +49,10 @@ from typing import Any, NoReturn, TypeVar
 import msgspec
 
 from .._aio import Interrupted, unless_set
-from ..errors import HandlerError, OutOfRange, PortalError, PortalLost
+from ..errors import HandlerError, OutOfRange, PortalError, PortalLost, StateError
 from ..machine import CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
+from ..portal.portal import OBSERVE_QUEUE, check_observe_options
 from ..portal.types import GuestCounters
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.policy import OnError, failure_policy
@@ -67,6 +68,8 @@ T = TypeVar("T")
 #: runs out still finds its task waiting, even on a slow host
 VERDICT_MARGIN = 0.25
 VERDICT_MARGIN_MIN = 0.5
+#: how long Session.run waits for the observe-only handlers of its command's events
+FLUSH_TIMEOUT = 30.0
 #: the guest module waits at most 600 s; the budget leaves room for the margin
 MAX_HANDLER_TIMEOUT = 480.0
 
@@ -111,6 +114,10 @@ class Session:
         :mod:`syscalls_async.syscalls.policy`).  Checked here, before any boot.
     :param reattach: seconds to wait for the guest module to come back when
         the portal is lost, then attach again (``None``: fail at once).
+    :param ring_size: bytes of each observe-only ring in the guest (a power of
+        two, 4096 to 524288; ``None``: the largest).  Small rings drop more.
+    :param observe_queue: how many observed events may wait for their
+        handlers on the host; more are dropped and counted.
     """
 
     def __init__(
@@ -126,8 +133,12 @@ class Session:
         fail_fast: bool = False,
         on_error: OnError = "continue",
         reattach: float | None = None,
+        ring_size: int | None = None,
+        observe_queue: int = OBSERVE_QUEUE,
     ) -> None:
         self.plugins = plugins
+        self._portal_args: dict[str, Any] = dict(ring_size=ring_size, observe_queue=observe_queue)
+        check_observe_options(ring_size, observe_queue)  # refused before any boot
         self.machine = machine
         self._machine_args: dict[str, Any] = dict(
             image=image, smp=smp, memory_mib=memory_mib, console_log=console_log
@@ -154,11 +165,12 @@ class Session:
         self._guest_base = self._guest_last = self._guest_earlier = GuestCounters()
         self._attached = asyncio.Event()
         self._fatal = asyncio.Event()  # set with ``failure``; ``_failed`` also on a loss
+        self._drops_last: dict[str, Any] = {}
 
     @property
     def portal(self) -> Portal:
         if self._portal is None:
-            raise RuntimeError("the session is not running")
+            raise StateError("the session is not running")
         return self._portal
 
     @property
@@ -172,7 +184,26 @@ class Session:
         late = self._late_earlier
         if self._host_counters is not None:
             late += self._host_counters.late_verdicts
-        return msgspec.structs.replace(stats, guest=self._guest_delta(), late_verdicts=late)
+        drops = self._drops()
+        return msgspec.structs.replace(
+            stats, guest=self._guest_delta(), late_verdicts=late, **drops
+        )
+
+    def _drops(self) -> dict[str, Any]:
+        """Observe-only drops: per ring, per hook (by name), on the host's queue."""
+        portal = self._portal
+        if portal is not None:
+            names = {h.id: h.name for h in self.plugins.syscalls.registry}
+            by_hook: dict[str, int] = {}
+            for hid, n in portal.hook_drops().items():
+                name = names.get(hid, f"hook {hid}")
+                by_hook[name] = by_hook.get(name, 0) + n
+            self._drops_last = {
+                "ring_drops": portal.ring_drops(),
+                "hook_drops": by_hook,
+                "queue_drops": portal.ring_stats.queue_drops,
+            }
+        return dict(self._drops_last)
 
     def _guest_delta(self) -> GuestCounters:
         if self._portal is not None:
@@ -211,12 +242,14 @@ class Session:
                 self.machine.shm_path,
                 deadline_ms=self.deadline_ms,
                 doorbell=self.machine.doorbell_fd,
+                **self._portal_args,
             )
         )
         self._host_counters = self._portal.host_counters
         self._guest_base = self._guest_last = self._portal.last_guest_counters
         # the last counts stay readable after the portal detaches
         self._stack.callback(self._guest_delta)
+        self._stack.callback(self._drops)
         self._spawn(self._watch_portal())
         self._stack.callback(self._abandon_portal_if_machine_failed)
         table = PrototypeTable.from_meta(self._portal.syscalls)
@@ -233,7 +266,7 @@ class Session:
             on_fatal=self._on_fatal,
             on_error=self.on_error,
         )
-        self._portal.handler = self.dispatcher
+        self._portal.handler = self._portal.observer = self.dispatcher
         registry.listeners.append(self._changed)
         self._stack.callback(registry.listeners.remove, self._changed)
         self._stack.push_async_callback(self._cancel_tasks)
@@ -291,6 +324,7 @@ class Session:
             deadline_ms=self.deadline_ms,
             attach_timeout=self.reattach,
             doorbell=self.machine.doorbell_fd,
+            **self._portal_args,
         )
         try:
             await portal.__aenter__()
@@ -298,7 +332,7 @@ class Session:
             await portal.aclose()
             raise
         self._stack.push_async_callback(portal.aclose)
-        portal.handler = self.dispatcher
+        portal.handler = portal.observer = self.dispatcher
         self._portal = portal
         if self._host_counters is not None:
             self._late_earlier += self._host_counters.late_verdicts
@@ -344,8 +378,12 @@ class Session:
             self._in_force = version
 
     def load_plugin_file(self, path: str | Path) -> list[Plugin]:
-        """Import a plugin file into this session (its hooks are scheduled)."""
-        return load_plugin_file(path)
+        """Import a plugin file into this session (its hooks are scheduled).
+
+        Plugin files register on the global ``plugins``: a session running a
+        ``Plugins()`` of its own refuses them (:class:`RegistrationError`).
+        """
+        return load_plugin_file(path, into=self.plugins)
 
     # -- running things -----------------------------------------------------------
 
@@ -373,7 +411,25 @@ class Session:
         if self.failure is not None:
             self._raise_failure()
         await self.plugins.syscalls.synced()
-        return await self._unless_failed(self.machine.run(command, timeout=timeout, input=input))
+        result = await self._unless_failed(self.machine.run(command, timeout=timeout, input=input))
+        try:
+            await self.flush_observed(FLUSH_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "observe-only handlers still busy with this command's events %g s after it "
+                "ended; returning without them",
+                FLUSH_TIMEOUT,
+            )
+        return result
+
+    async def flush_observed(self, timeout: float = FLUSH_TIMEOUT) -> None:
+        """Return once every observe-only event the guest recorded so far has been
+        handed to its handlers and they ended (or it was counted as dropped);
+        later events are not waited for.  :meth:`run` does this before it
+        returns, so the handlers of a command's observed events have run when its
+        result is back.  ``TimeoutError`` after ``timeout`` seconds."""
+        if self._portal is not None and self._portal.failure is None:
+            await self._unless_failed(self._portal.flush_observed(timeout))
 
     async def _unless_failed(self, aw: Awaitable[T]) -> T:
         try:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 import msgspec
 
+from ..errors import InvalidType, SyscallsAsyncError
 from ..machine import Image, current_image
 from ..portal.abi import C
 from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
@@ -145,7 +146,7 @@ class SyscallsAPI:
         current image; with no cache at all it returns None.
         """
         if not isinstance(name, str):
-            raise TypeError(f"a syscall name is a str, not {type(name).__name__}")
+            raise InvalidType(f"a syscall name is a str, not {type(name).__name__}")
         self._ensure_prototypes()
         table = self.registry.prototypes
         return table.by_name(name) if table is not None else None
@@ -204,6 +205,10 @@ def save_prototypes(path: Path, table: PrototypeTable, image_digest: str = "") -
     tmp.replace(path)
 
 
+class _InvalidCache(SyscallsAsyncError):
+    """A prototype cache that does not pass the checks (it is ignored whole)."""
+
+
 def load_prototypes(path: Path, image_digest: str | None = None) -> PrototypeTable | None:
     """The table cached at ``path`` (for the image ``image_digest`` if given);
     None if there is none or it does not pass the checks (then it is ignored
@@ -215,9 +220,9 @@ def load_prototypes(path: Path, image_digest: str | None = None) -> PrototypeTab
     try:
         cache = msgspec.json.decode(raw, type=PrototypeCache)
         if image_digest is not None and cache.image != image_digest:
-            raise ValueError(f"it was written for image {cache.image!r}")
+            raise _InvalidCache(f"it was written for image {cache.image!r}")
         _check_prototypes(cache.prototypes)
-    except (msgspec.DecodeError, ValueError) as exc:
+    except (msgspec.DecodeError, _InvalidCache) as exc:
         log.warning("ignoring the prototype cache %s: %s", path, exc)
         return None
     return PrototypeTable(cache.prototypes)
@@ -233,16 +238,16 @@ def _check_prototypes(protos: list[SyscallPrototype]) -> None:
     names: set[str] = set()
     for p in protos:
         if not 0 <= p.nr < C.SA_MAX_SYSCALLS or p.nr in nrs:
-            raise ValueError(f"bad or repeated syscall number {p.nr}")
+            raise _InvalidCache(f"bad or repeated syscall number {p.nr}")
         nrs.add(p.nr)
         if not p.known:
             if (p.name, p.nargs, p.types, p.names) != (f"sys_unknown_{p.nr}", 0, (), ()):
-                raise ValueError(f"syscall {p.nr} has no metadata but says otherwise")
+                raise _InvalidCache(f"syscall {p.nr} has no metadata but says otherwise")
             continue
         if not _NAME.fullmatch(p.name) or p.name in names:
-            raise ValueError(f"syscall {p.nr} has a bad or repeated name {p.name!r}")
+            raise _InvalidCache(f"syscall {p.nr} has a bad or repeated name {p.name!r}")
         names.add(p.name)
         if not 0 <= p.nargs <= C.SA_MAX_ARGS or not len(p.types) == len(p.names) == p.nargs:
-            raise ValueError(f"{p.name}: {p.nargs} arguments but {len(p.types)} types")
+            raise _InvalidCache(f"{p.name}: {p.nargs} arguments but {len(p.types)} types")
         if not all(_TYPE.fullmatch(t) for t in p.types):
-            raise ValueError(f"{p.name}: bad argument types {p.types!r}")
+            raise _InvalidCache(f"{p.name}: bad argument types {p.types!r}")

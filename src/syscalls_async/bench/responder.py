@@ -26,7 +26,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from ..errors import PortalError
+from ..errors import InvalidValue, PortalError
 from ..portal import decode
 from ..portal.abi import (
     HOOKS_ACK_OFF,
@@ -38,6 +38,7 @@ from ..portal.abi import (
     slot_offset,
 )
 from ..portal.hooks import HookSpec, encode_hooks
+from ..syscalls import syscall_nr
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -164,12 +165,8 @@ def main(argv: list[str]) -> int:
         g = _wait_ready(mm)
         count = int(g.nr_syscalls)
         meta = decode.meta_table(mm[C.SA_META_OFF : C.SA_META_OFF + count * C.SA_META_SIZE], count)
-        wanted = name if name.startswith("sys_") else f"sys_{name}"
-        nrs = [m.nr for m in meta if m.known and m.name == wanted]
-        if not nrs:
-            raise PortalError(f"no syscall {name!r} in the guest's metadata")
-        answered = serve(mm, nrs[0], comm)
-    except PortalError as exc:
+        answered = serve(mm, syscall_nr(meta, name), comm)
+    except (PortalError, InvalidValue) as exc:
         print(f"responder: {exc}", file=sys.stderr)
         return 1
     finally:

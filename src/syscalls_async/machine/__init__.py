@@ -1,7 +1,9 @@
 """The machine layer: the guest image, QEMU under asyncio, the command channel.
 
-This is the bottom layer: it imports nothing else from the package but
-:mod:`syscalls_async.errors`.
+This is the bottom layer: of the package it imports only what sits beside
+the layers, :mod:`syscalls_async.errors` and the private helpers
+:mod:`syscalls_async._text` and :mod:`syscalls_async._aio`, never
+``portal``, ``syscalls`` or ``api``.
 """
 
 from __future__ import annotations

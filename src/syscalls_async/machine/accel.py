@@ -14,6 +14,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..errors import SetupError
 from .image import cache_dir
 from .reaper import die_with_parent
 
@@ -76,7 +77,7 @@ async def choose_accel(qemu: str, kernel: str) -> str:
     forced = os.environ.get("SYSCALLS_ASYNC_ACCEL")
     if forced:
         if forced not in ("kvm", "tcg"):
-            raise ValueError(f"SYSCALLS_ASYNC_ACCEL must be 'kvm' or 'tcg', not {forced!r}")
+            raise SetupError(f"SYSCALLS_ASYNC_ACCEL must be 'kvm' or 'tcg', not {forced!r}")
         return forced
     if _decided is not None:
         return _decided

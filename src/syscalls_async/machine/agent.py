@@ -15,7 +15,7 @@ import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..errors import CommandFailed, CommandTimeout, MachineError
+from ..errors import CommandFailed, CommandTimeout, InvalidValue, MachineError
 
 HEADER = struct.Struct("<BII")
 MAX_PAYLOAD = 65536
@@ -152,10 +152,10 @@ class AgentChannel:
         if self._failure is not None:
             raise self._failure
         if len(input) > MAX_INPUT:
-            raise ValueError(f"input is {len(input)} bytes; at most {MAX_INPUT} can be sent")
+            raise InvalidValue(f"input is {len(input)} bytes; at most {MAX_INPUT} can be sent")
         payload = struct.pack("<I", len(input)) + input + command.encode()
         if len(payload) > MAX_PAYLOAD:
-            raise ValueError(f"command and input exceed {MAX_PAYLOAD} bytes")
+            raise InvalidValue(f"command and input exceed {MAX_PAYLOAD} bytes")
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             async with asyncio.timeout_at(deadline):

@@ -41,7 +41,7 @@ from qemu.qmp import QMPClient
 
 from .._aio import Interrupted, unless_set
 from .._text import printable
-from ..errors import BootTimeout, GuestPanic, MachineError
+from ..errors import BootTimeout, GuestPanic, InvalidValue, MachineError
 from .accel import choose_accel
 from .agent import AgentChannel, CommandResult
 from .console import LOG_LIMIT, Console
@@ -92,7 +92,7 @@ class Machine:
         kernel_args: str = "",
     ) -> None:
         if shm_size <= 0 or shm_size & (shm_size - 1):
-            raise ValueError(f"shm_size must be a power of two, not {shm_size}")
+            raise InvalidValue(f"shm_size must be a power of two, not {shm_size}")
         self.image = image
         self.smp = smp
         self.memory_mib = memory_mib

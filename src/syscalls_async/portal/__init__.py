@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from .doorbell import BellCounters
 from .hooks import NR_ALL, NR_UNKNOWN, FilterKind, GuestFilter, HookSpec
-from .portal import Handler, PollPolicy, Portal
-from .trap import Trap, TrapProtocol
+from .portal import Handler, Observer, PollPolicy, Portal
+from .ring import RingStats
+from .trap import ObservedTrap, Trap, TrapProtocol
 from .types import (
+    CapturedString,
     FdInfo,
     GuestCounters,
     HostCounters,
@@ -27,6 +29,7 @@ __all__ = [
     "NR_ALL",
     "NR_UNKNOWN",
     "BellCounters",
+    "CapturedString",
     "FdInfo",
     "FilterKind",
     "GuestCounters",
@@ -35,11 +38,14 @@ __all__ = [
     "HookSpec",
     "HostCounters",
     "Mapping",
+    "ObservedTrap",
+    "Observer",
     "Phase",
     "PollPolicy",
     "Portal",
     "ProcEntry",
     "ProcInfo",
+    "RingStats",
     "SyscallEvent",
     "SyscallMeta",
     "Trap",

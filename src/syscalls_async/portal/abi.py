@@ -69,6 +69,8 @@ _SIZES = {
     "struct sa_fd_entry": "SA_FD_ENTRY_SIZE",
     "struct sa_task_entry": "SA_TASK_ENTRY_SIZE",
     "struct sa_proc_info": "SA_PROC_INFO_SIZE",
+    "struct sa_ring_header": "SA_RING_HDR_SIZE",
+    "struct sa_ring_rec": "SA_REC_SIZE",
 }
 
 
@@ -85,6 +87,14 @@ def check_layout() -> None:
 
 check_layout()
 
+# Limits the ABI implies, in the units the layers above write them: one place for all.
+#: a 64-bit register or word
+MASK64 = (1 << 64) - 1
+#: bytes of a task's comm, without its NUL
+COMM_MAX: int = C.SA_COMM_LEN - 1
+#: bytes of a string filter's operand, without its NUL
+FILTER_STRING_MAX: int = C.SA_FILTER_STR_MAX - 1
+
 #: Offsets of fields the poller reads without copying a whole struct.
 SLOT_SEQ_OFF = ffi.offsetof("struct sa_slot_guest", "seq")
 HOST_SEQ_OFF = ffi.offsetof("struct sa_slot_host", "seq")
@@ -93,6 +103,14 @@ DOORBELL_OFF = C.SA_GUEST_OFF + ffi.offsetof("struct sa_guest_header", "doorbell
 HOOKS_ACK_OFF = C.SA_GUEST_OFF + ffi.offsetof("struct sa_guest_header", "hooks_ack")
 HOST_HEARTBEAT_OFF = C.SA_HOST_OFF + ffi.offsetof("struct sa_host_header", "heartbeat")
 HOST_HOOKS_GEN_OFF = C.SA_HOST_OFF + ffi.offsetof("struct sa_host_header", "hooks_gen")
+
+
+HOST_RING_SIZE_OFF = C.SA_HOST_OFF + ffi.offsetof("struct sa_host_header", "ring_size")
+
+
+def ring_offset(index: int) -> int:
+    """Byte offset of ring ``index``'s header in the region."""
+    return int(C.SA_RINGS_OFF + index * C.SA_RING_STRIDE)
 
 
 def slot_offset(index: int) -> int:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import msgspec
 
-from .abi import C, ffi
+from ..errors import InvalidValue
+from .abi import COMM_MAX, FILTER_STRING_MAX, MASK64, C, ffi
 
 #: ``HookSpec.nr`` values that are not syscall numbers.
 NR_ALL: int = C.SA_NR_ALL
@@ -15,6 +16,11 @@ NR_UNKNOWN: int = C.SA_NR_UNKNOWN
 
 
 class FilterKind(enum.IntEnum):
+    """What a value filter tests; the values are the ABI's ``SA_F_*``.
+
+    The one enum of filter kinds: ``ValueFilter`` (``syscalls/``) builds them too.
+    """
+
     EXACT = C.SA_F_EXACT
     NOT_EQUAL = C.SA_F_NOT_EQUAL
     GREATER = C.SA_F_GREATER
@@ -34,6 +40,12 @@ class FilterKind(enum.IntEnum):
     @property
     def is_string(self) -> bool:
         return self >= FilterKind.STR_EXACT
+
+    @property
+    def label(self) -> str:
+        """The kind as users spell it (``exact``, ``string_startswith``)."""
+        name = self.name.lower()
+        return "string_" + name[4:] if self.is_string else name
 
 
 class GuestFilter(msgspec.Struct, frozen=True):
@@ -58,7 +70,8 @@ class HookSpec(msgspec.Struct, frozen=True):
     """One hook table entry.  ``nr`` is a syscall number, NR_ALL or NR_UNKNOWN.
 
     ``pid`` filters on the process id (tgid); ``comm`` is exact, at most 15
-    bytes.  ``args[i]`` filters argument ``i`` (``None``: any).
+    bytes.  ``args[i]`` filters argument ``i`` (``None``: any).  ``observe``:
+    the guest task does not wait; the event goes into a ring.
     """
 
     id: int
@@ -70,24 +83,22 @@ class HookSpec(msgspec.Struct, frozen=True):
     pid: int | None = None
     args: tuple[GuestFilter | None, ...] = ()
     retval: GuestFilter | None = None
-
-
-_MASK64 = (1 << 64) - 1
+    observe: bool = False
 
 
 def _encode_filter(dst: object, f: GuestFilter | None) -> None:
     if f is None:
         return
     if f.width not in (32, 64):
-        raise ValueError(f"filter width must be 32 or 64, not {f.width}")
-    if len(f.text) >= C.SA_FILTER_STR_MAX:
-        raise ValueError(f"filter string longer than {C.SA_FILTER_STR_MAX - 1} bytes")
+        raise InvalidValue(f"filter width must be 32 or 64, not {f.width}")
+    if len(f.text) > FILTER_STRING_MAX:
+        raise InvalidValue(f"filter string longer than {FILTER_STRING_MAX} bytes")
     dst.kind = int(f.kind)  # type: ignore[attr-defined]
     dst.cmp = (C.SA_CMP_SIGNED if f.signed else 0) | (  # type: ignore[attr-defined]
         C.SA_CMP_32 if f.width == 32 else 0
     )
-    dst.a = f.a & _MASK64  # type: ignore[attr-defined]
-    dst.b = f.b & _MASK64  # type: ignore[attr-defined]
+    dst.a = f.a & MASK64  # type: ignore[attr-defined]
+    dst.b = f.b & MASK64  # type: ignore[attr-defined]
     dst.str_len = len(f.text)  # type: ignore[attr-defined]
     ffi.memmove(dst.str, f.text, len(f.text))  # type: ignore[attr-defined]
 
@@ -95,32 +106,33 @@ def _encode_filter(dst: object, f: GuestFilter | None) -> None:
 def encode_hooks(hooks: Sequence[HookSpec]) -> bytes:
     """The hook table bytes for ``hooks`` (index in the sequence = table index)."""
     if len(hooks) > C.SA_MAX_HOOKS:
-        raise ValueError(f"at most {C.SA_MAX_HOOKS} hooks, not {len(hooks)}")
+        raise InvalidValue(f"at most {C.SA_MAX_HOOKS} hooks, not {len(hooks)}")
     table = ffi.new("struct sa_hook[]", max(len(hooks), 1))
     for h, spec in zip(table, hooks, strict=False):
         if spec.nr < C.SA_NR_UNKNOWN:
-            raise ValueError(f"bad syscall number {spec.nr}")
+            raise InvalidValue(f"bad syscall number {spec.nr}")
         if len(spec.args) > C.SA_MAX_ARGS:
-            raise ValueError(f"at most {C.SA_MAX_ARGS} argument filters")
+            raise InvalidValue(f"at most {C.SA_MAX_ARGS} argument filters")
         h.id = spec.id & 0xFFFFFFFF
         h.nr = spec.nr
         h.flags = (
             (C.SA_HOOK_ENABLED if spec.enabled else 0)
             | (C.SA_HOOK_ENTER if spec.enter else 0)
             | (C.SA_HOOK_RETURN if spec.ret else 0)
+            | (C.SA_HOOK_OBSERVE if spec.observe else 0)
         )
         if spec.pid is not None:
             h.flags |= C.SA_HOOK_PID
             h.pid = spec.pid
         if spec.comm is not None:
             comm = spec.comm.encode()
-            if len(comm) >= C.SA_COMM_LEN:
-                raise ValueError(f"comm filter longer than {C.SA_COMM_LEN - 1} bytes: {comm!r}")
+            if len(comm) > COMM_MAX:
+                raise InvalidValue(f"comm filter longer than {COMM_MAX} bytes: {comm!r}")
             h.flags |= C.SA_HOOK_COMM
             ffi.memmove(h.comm, comm, len(comm))
         for i, f in enumerate(spec.args):
             _encode_filter(h.args[i], f)
         if spec.retval is not None and spec.retval.kind.is_string:
-            raise ValueError("return values have no string filters")
+            raise InvalidValue("return values have no string filters")
         _encode_filter(h.ret, spec.retval)
     return bytes(ffi.buffer(table))[: len(hooks) * C.SA_HOOK_SIZE]

@@ -1,13 +1,14 @@
 """The host end of the portal: attach to the shared region, poll it, answer.
 
-Example::
+Example (``syscall_nr`` is the syscalls layer's: the portal knows no names but
+the guest's)::
 
     async def handler(trap: Trap) -> None:
         if trap.event.args[1] == 0xabcd:
             trap.skip(43)
 
     async with Portal(machine.shm_path, handler) as portal:
-        await portal.set_hooks([HookSpec(id=1, nr=portal.nr("ioctl"))])
+        await portal.set_hooks([HookSpec(id=1, nr=syscall_nr(portal.syscalls, "ioctl"))])
         ...
 
 Semantics:
@@ -30,6 +31,16 @@ Semantics:
   republished with the epoch of the slot's live trap is refused and counted.
 - Everything read from the region is copied once and validated; invalid
   messages are refused and counted in :attr:`Portal.host_counters`.
+- Observe-only hooks (``HookSpec.observe``) do not stop the guest task: their
+  events come through the per-CPU rings, which the poller drains fully on
+  every pass (:meth:`Portal.drain_rings`), and go to ``observer`` one at a
+  time through a bounded queue (``observe_queue`` events).  An event that
+  finds the queue full is dropped and counted (``ring_stats.queue_drops``,
+  per hook in :meth:`Portal.hook_drops`); records that did not fit in their
+  ring were dropped and counted by the guest (per ring in
+  :meth:`Portal.ring_drops`, per hook in :meth:`Portal.hook_drops`).
+  ``await portal.flush_observed()`` returns once everything the rings held
+  has been handed to ``observer`` (or counted as dropped).
 - Idle, the poller sleeps in the event loop if it has a doorbell
   (``Portal(..., doorbell=machine.doorbell_fd)``) and the guest module found
   its bell device: the guest wakes it (:mod:`.doorbell`); without one it
@@ -56,15 +67,25 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import anyio
 import msgspec
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..errors import PortalError, PortalLost, PortalProtocolError, PortalVersionError, TrapGone
-from . import decode
+from ..errors import (
+    InvalidValue,
+    PortalError,
+    PortalLost,
+    PortalProtocolError,
+    PortalVersionError,
+    TrapGone,
+)
+from . import decode, ring
 from .abi import (
     DOORBELL_OFF,
     HOOKS_ACK_OFF,
     HOST_HEARTBEAT_OFF,
     HOST_HOOKS_GEN_OFF,
+    HOST_RING_SIZE_OFF,
     SLOT_SEQ_OFF,
     C,
     ffi,
@@ -72,12 +93,16 @@ from .abi import (
 )
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec, encode_hooks
-from .trap import Response, Trap
-from .types import GuestCounters, HostCounters, SyscallMeta
+from .ring import RingStats
+from .trap import ObservedTrap, Response, Trap
+from .types import GuestCounters, HostCounters, SyscallEvent, SyscallMeta
 
 log = logging.getLogger("syscalls.portal")
 
 Handler = Callable[[Trap], Awaitable[None]]
+Observer = Callable[[ObservedTrap], Awaitable[None]]
+#: default bound of the queue of observed events waiting for the observer
+OBSERVE_QUEUE = 65536
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -107,7 +132,24 @@ _LOSSES = {
     "bad_host_msg": "{n} hooked call(s) ran unhooked: the guest refused the host's answer",
     "restart_lost": "{n} interrupted call(s) got no return event",
     "table_rejects": "{n} hook table(s) refused by the guest",
+    "ring_drops": "{n} observed event(s) dropped: their ring was full",
 }
+
+
+def check_observe_options(ring_size: int | None, observe_queue: int) -> None:
+    """Refuse a ring size or queue bound the portal cannot use (:class:`InvalidValue`)."""
+    if ring_size is not None and (
+        isinstance(ring_size, bool)
+        or not isinstance(ring_size, int)
+        or not C.SA_RING_DATA_MIN <= ring_size <= C.SA_RING_DATA_MAX
+        or ring_size & (ring_size - 1)
+    ):
+        raise InvalidValue(
+            f"ring_size must be a power of two from {C.SA_RING_DATA_MIN} to "
+            f"{C.SA_RING_DATA_MAX}, not {ring_size!r}"
+        )
+    if isinstance(observe_queue, bool) or not isinstance(observe_queue, int) or observe_queue < 1:
+        raise InvalidValue(f"observe_queue must be an int of at least 1, not {observe_queue!r}")
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
@@ -145,6 +187,13 @@ class Portal:
     :param doorbell: the host end of the guest's doorbell (``machine.doorbell_fd``;
         the portal reads a duplicate and never closes this one); ``None``
         polls with sleeps when idle.
+    :param observer: called with each observed event (observe-only hooks).
+    :param ring_size: data bytes of each observe-only ring, a power of two
+        from ``SA_RING_DATA_MIN`` to ``SA_RING_DATA_MAX`` (``None``: the
+        guest's default, the largest); written before the first hook table,
+        taken by each ring while it is empty.
+    :param observe_queue: how many observed events may wait for ``observer``;
+        more are dropped and counted.
     """
 
     def __init__(
@@ -155,8 +204,29 @@ class Portal:
         deadline_ms: int = 3000,
         poll: PollPolicy | None = None,
         attach_timeout: float = 30.0,
+        observer: Observer | None = None,
+        ring_size: int | None = None,
+        observe_queue: int = OBSERVE_QUEUE,
         doorbell: int | None = None,
     ) -> None:
+        check_observe_options(ring_size, observe_queue)
+        self.observer = observer
+        self.ring_size = ring_size
+        self.ring_stats = RingStats()
+        self._ring_tail = [0] * C.SA_RING_COUNT
+        self._ring_drops_base = [0] * C.SA_RING_COUNT
+        self._ring_drops_last = [0] * C.SA_RING_COUNT
+        #: per hook id: observed events dropped (guest rings and host queue)
+        self._hook_drops: dict[int, int] = {}
+        self._hook_drops_seen: tuple[int, ...] = (0,) * C.SA_MAX_HOOKS
+        self._obs_send: MemoryObjectSendStream[ObservedTrap]
+        self._obs_recv: MemoryObjectReceiveStream[ObservedTrap]
+        self._obs_send, self._obs_recv = anyio.create_memory_object_stream[ObservedTrap](
+            observe_queue
+        )
+        #: observed events queued for the observer so far, and handled so far
+        self._obs_queued = self._obs_done = 0
+        self._obs_progress = asyncio.Event()
         self.shm_path = Path(shm_path)
         self.handler = handler
         self.deadline_ms = deadline_ms
@@ -175,6 +245,7 @@ class Portal:
         self._mm: mmap.mmap | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._observer_task: asyncio.Task[None] | None = None
         self._active: dict[int, Trap] = {}
         #: handler tasks per slot not yet ended (one runs, a newer one may wait)
         self._slot_tasks: list[set[asyncio.Task[None]]] = [set() for _ in range(C.SA_SLOT_COUNT)]
@@ -186,7 +257,6 @@ class Portal:
         self._tables: dict[int, tuple[HookSpec, ...]] = {}
         self._hooks_lock = asyncio.Lock()
         self._gen = 0
-        self._by_name: dict[str, int] = {}
         self._nr_syscalls = 0
 
     # -- public ---------------------------------------------------------------
@@ -201,14 +271,6 @@ class Portal:
         """The generation number of the hook table last put in force."""
         return self._gen
 
-    def nr(self, name: str) -> int:
-        """The syscall number of ``name`` ("openat" or "sys_openat")."""
-        key = name if name.startswith("sys_") else f"sys_{name}"
-        try:
-            return self._by_name[key]
-        except KeyError:
-            raise KeyError(f"no syscall {name!r} in the guest's metadata") from None
-
     async def set_hooks(self, hooks: Sequence[HookSpec], *, ack_timeout: float = 30.0) -> None:
         """Put ``hooks`` in force in the guest; returns after the guest's ack."""
         table = encode_hooks(hooks)
@@ -218,6 +280,7 @@ class Portal:
             # a task may have matched in an older table and not yet published
             self._tables = {g: t for g, t in self._tables.items() if gen - g < _KEEP_TABLES}
             self._tables[gen] = tuple(hooks)
+            self._account_hook_drops()
             mm[C.SA_HOOKS_OFF : C.SA_HOOKS_OFF + len(table)] = table
             _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "hook_count"), len(hooks))
             _U32.pack_into(mm, HOST_HOOKS_GEN_OFF, gen)
@@ -228,6 +291,8 @@ class Portal:
                     raise PortalError(f"guest did not take hook table {gen} in {ack_timeout:g} s")
                 await asyncio.sleep(0.001)
                 mm = self._live()
+            # drops counted while the table changed belong to the old one
+            self._account_hook_drops()
             status = struct.unpack_from("<i", mm, ffi.offsetof(_G, "hooks_status"))[0]
             if status:
                 raise PortalError(f"guest refused hook table {gen}: errno {-status}")
@@ -279,6 +344,45 @@ class Portal:
             raise PortalError("this portal has no doorbell")
         await self._bell.wait_asleep()
 
+    def ring_drops(self) -> tuple[int, ...]:
+        """Per ring (CPU n uses ring n % SA_RING_COUNT): observed records the guest
+        dropped since this portal attached, because they did not fit."""
+        if self._mm is not None and self.failure is None:
+            self._ring_drops_last = [ring.drops(self._mm, i) for i in range(C.SA_RING_COUNT)]
+        return tuple(
+            max(0, now - base)
+            for now, base in zip(self._ring_drops_last, self._ring_drops_base, strict=True)
+        )
+
+    def hook_drops(self) -> dict[int, int]:
+        """Per hook id: its observed events that were dropped (a full ring in the
+        guest, or a full queue on the host).  The guest counts by table position:
+        a drop racing with a table change may count for the hook that takes the
+        position (the total stays exact)."""
+        if self._mm is not None and self.failure is None:
+            self._account_hook_drops()
+        return {k: v for k, v in self._hook_drops.items() if v}
+
+    def _account_hook_drops(self) -> None:
+        assert self._mm is not None
+        now = ring.hook_drops(self._mm)
+        for i, (n, before) in enumerate(zip(now, self._hook_drops_seen, strict=True)):
+            if n > before and i < len(self._hooks):
+                hid = self._hooks[i].id
+                self._hook_drops[hid] = self._hook_drops.get(hid, 0) + n - before
+        self._hook_drops_seen = now
+
+    async def flush_observed(self, timeout: float = 30.0) -> None:
+        """Return once every record the rings hold now was handed to the observer
+        and its handling ended (or it was counted as dropped); events recorded
+        after this call are not waited for.  ``TimeoutError`` after ``timeout``."""
+        self.drain_rings()
+        target = self._obs_queued
+        async with asyncio.timeout(timeout):
+            while self._obs_done < target:
+                self._obs_progress.clear()
+                await self._obs_progress.wait()
+
     def busy_slots(self) -> int:
         """Slots a guest task holds right now (for leak checks)."""
         mm = self._live()
@@ -292,6 +396,7 @@ class Portal:
     async def __aenter__(self) -> Portal:
         await self._attach()
         self._poller = self._spawn(self._guarded_poll(), "portal-poller")
+        self._observer_task = self._spawn(self._observe_loop(), "portal-observer")
         try:
             # A table left by an earlier host is dropped before anything else.
             await self.set_hooks([])
@@ -319,6 +424,10 @@ class Portal:
             trap._cancel_handler()
         if self._poller is not None:
             self._poller.cancel()
+        # observed events not handled by now are not waited for
+        self._obs_send.close()
+        if self._observer_task is not None:
+            self._observer_task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for trap in list(self._active.values()):
@@ -362,12 +471,18 @@ class Portal:
             mm[C.SA_META_OFF : C.SA_META_OFF + self._nr_syscalls * C.SA_META_SIZE],
             self._nr_syscalls,
         )
-        self._by_name = {m.name: m.nr for m in self.syscalls if m.known}
         self.last_guest_counters = decode.counters(mm[: C.SA_GUEST_SIZE])
         self._warned_counters = self.last_guest_counters
         self._gen = _U32.unpack_from(mm, HOST_HOOKS_GEN_OFF)[0]
         for i in range(C.SA_SLOT_COUNT):
             self._last_seq[i] = _U32.unpack_from(mm, slot_offset(i) + SLOT_SEQ_OFF)[0]
+        _U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
+        # records of an earlier host's hooks are not this host's to deliver
+        for i in range(C.SA_RING_COUNT):
+            self._ring_tail[i] = ring.head(mm, i)
+            ring.write_tail(mm, i, self._ring_tail[i])
+            self._ring_drops_base[i] = self._ring_drops_last[i] = ring.drops(mm, i)
+        self._hook_drops_seen = ring.hook_drops(mm)
         _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "deadline_ms"), self.deadline_ms)
         _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 1)
         self._beat()
@@ -376,7 +491,7 @@ class Portal:
             "portal attached: boot %#x, %d syscalls (%d known)",
             self.boot_id,
             self._nr_syscalls,
-            len(self._by_name),
+            sum(m.known for m in self.syscalls),
         )
 
     async def _refuse_second_host(self, mm: mmap.mmap) -> None:
@@ -423,6 +538,9 @@ class Portal:
         rescan = False
         while True:
             self._beat()
+            if self.drain_rings():
+                last_activity = time.monotonic()
+                sleep = self.poll.min_sleep
             bell = _U64.unpack_from(mm, DOORBELL_OFF)[0]
             if bell != last_bell or rescan:
                 if bell != last_bell:
@@ -449,12 +567,86 @@ class Portal:
                 await asyncio.sleep(sleep)
                 sleep = min(sleep * 2, self.poll.max_sleep)
 
-    @staticmethod
-    def _news(mm: mmap.mmap, last_bell: int) -> bool:
+    def _news(self, mm: mmap.mmap, last_bell: int) -> bool:
         """The poller's last look before it sleeps: True if any message source
         has something it has not taken (the guest bumps ``doorbell`` on every
-        slot message and when it unloads, before it rings)."""
-        return bool(_U64.unpack_from(mm, DOORBELL_OFF)[0] != last_bell)
+        slot message and when it unloads, and moves a ring's head for every
+        record, before it rings)."""
+        if _U64.unpack_from(mm, DOORBELL_OFF)[0] != last_bell:
+            return True
+        return any(ring.head(mm, i) != self._ring_tail[i] for i in range(C.SA_RING_COUNT))
+
+    def drain_rings(self) -> int:
+        """Take every record of every ring; returns how many were taken.
+
+        The work is bounded by the rings' sizes: each ring is copied once
+        from its consumer position to its producer position as read now."""
+        mm = self._mm
+        if mm is None or self.failure is not None:
+            return 0
+        taken = 0
+        for i in range(C.SA_RING_COUNT):
+            span = ring.read_span(mm, i, self._ring_tail[i])
+            if span.head == self._ring_tail[i]:
+                continue
+            self._ring_tail[i] = span.head
+            ring.write_tail(mm, i, span.head)
+            if span.refused:
+                self._ring_refused(span.refused)
+                continue
+            events, refused = ring.records(span.data, i, self._table_size)
+            for why in refused:
+                self._ring_refused(why)
+            for event in events:
+                self._observed(event)
+            taken += len(events) + len(refused)
+        return taken
+
+    def _table_size(self, gen: int) -> int | None:
+        table = self._tables.get(gen)
+        return None if table is None else len(table)
+
+    def _ring_refused(self, why: str) -> None:
+        self.ring_stats.refused += 1
+        n = self.ring_stats.refused
+        if n <= 16 or not n & (n - 1):
+            log.warning("ring record refused: %s [%d refused so far]", why, n)
+
+    def _observed(self, event: SyscallEvent) -> None:
+        table = self._tables[event.hooks_gen]
+        trap = ObservedTrap(event, tuple(table[i].id for i in event.matched))
+        self.ring_stats.records += 1
+        try:
+            self._obs_send.send_nowait(trap)
+        except anyio.WouldBlock:
+            self.ring_stats.queue_drops += 1
+            for hid in trap.hook_ids:
+                self._hook_drops[hid] = self._hook_drops.get(hid, 0) + 1
+            n = self.ring_stats.queue_drops
+            if n <= 16 or not n & (n - 1):
+                log.warning(
+                    "observed event dropped on the host: its handlers' queue is full "
+                    "[%d dropped so far]",
+                    n,
+                )
+            return
+        self._obs_queued += 1
+
+    async def _observe_loop(self) -> None:
+        """Hand observed events to the observer, one at a time, in ring order."""
+        async with self._obs_recv:
+            async for trap in self._obs_recv:
+                try:
+                    if self.observer is not None:
+                        await self.observer(trap)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.host_counters.handler_errors += 1
+                    log.exception("observer failed on %s", trap.event)
+                finally:
+                    self._obs_done += 1
+                    self._obs_progress.set()
 
     def _gone(self, mm: mmap.mmap) -> str:
         """Why the region no longer holds this portal, or ``""``."""

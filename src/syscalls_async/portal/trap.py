@@ -9,18 +9,28 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import msgspec
 
-from ..errors import GuestMemoryError, OutOfRange, PortalProtocolError, TrapGone
+from ..errors import (
+    GuestMemoryError,
+    IndexOutOfRange,
+    InvalidType,
+    InvalidValue,
+    ObserveOnlyError,
+    OutOfRange,
+    PortalProtocolError,
+    TrapGone,
+)
 from . import decode
-from .abi import C
-from .types import FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
+from .abi import MASK64, C
+from .types import CapturedString, FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
 
 if TYPE_CHECKING:
     from .portal import Portal
 
 T = TypeVar("T")
-_MASK64 = (1 << 64) - 1
 #: How many bytes read_str reads before giving up on finding the NUL.
 STR_MAX = 1 << 20
+#: How many entries read_ptrlist reads at most unless told otherwise.
+PTRLIST_MAX = 4096
 #: Seconds past the guest's deadline after which a request counts as lost.
 _RESPONSE_MARGIN = 5.0
 
@@ -46,7 +56,7 @@ class Response(msgspec.Struct, frozen=True):
 
 
 def _signed64(v: int) -> int:
-    v &= _MASK64
+    v &= MASK64
     return v - (1 << 64) if v >> 63 else v
 
 
@@ -58,10 +68,10 @@ def word64(value: int, what: str = "value") -> int:
     True
     """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not -(1 << 63) <= value <= _MASK64:
+        raise InvalidType(f"{what} must be an int, not {type(value).__name__}")
+    if not -(1 << 63) <= value <= MASK64:
         raise OutOfRange(f"{what} {value} does not fit in 64 bits (-2**63 .. 2**64-1)")
-    return value & _MASK64
+    return value & MASK64
 
 
 def signed64(value: int, what: str = "value") -> int:
@@ -73,8 +83,8 @@ def check_address(addr: int, size: int = 0, what: str = "access") -> None:
     """Refuse a guest address range that leaves the 64-bit address space
     (negative, at or past 2**64, or wrapping past its end)."""
     if isinstance(addr, bool) or not isinstance(addr, int):
-        raise TypeError(f"{what}: a guest address is an int, not {type(addr).__name__}")
-    if addr < 0 or addr + max(size, 0) > 1 << 64 or addr > _MASK64:
+        raise InvalidType(f"{what}: a guest address is an int, not {type(addr).__name__}")
+    if addr < 0 or addr + max(size, 0) > 1 << 64 or addr > MASK64:
         span = f" + {size} bytes" if size else ""
         raise OutOfRange(f"{what}: address {addr:#x}{span} is outside the 64-bit address space")
 
@@ -109,22 +119,22 @@ class Trap:
     def skip(self, retval: int) -> None:
         """Do not run the syscall; the task sees ``retval`` (enter only)."""
         if self.event.phase is not Phase.ENTER:
-            raise ValueError("only an enter trap can skip the syscall")
+            raise InvalidValue("only an enter trap can skip the syscall")
         self._retval = signed64(retval, "the return value")
         self._skip = True
 
     def set_arg(self, index: int, value: int) -> None:
         """Run the syscall with argument ``index`` changed (enter only)."""
         if self.event.phase is not Phase.ENTER:
-            raise ValueError("arguments can only change at enter")
+            raise InvalidValue("arguments can only change at enter")
         if not 0 <= index < C.SA_MAX_ARGS:
-            raise IndexError(index)
+            raise IndexOutOfRange(f"a syscall has {C.SA_MAX_ARGS} arguments: no index {index}")
         self._args[index] = word64(value, f"argument {index}")
 
     def set_retval(self, value: int) -> None:
         """Change the return value the task sees (return only; at enter use skip)."""
         if self.event.phase is not Phase.RETURN:
-            raise ValueError("set_retval is for return traps; use skip() at enter")
+            raise InvalidValue("set_retval is for return traps; use skip() at enter")
         self._retval = signed64(value, "the return value")
 
     @property
@@ -187,7 +197,7 @@ class Trap:
         """The NUL-terminated string at ``addr``, decoded as UTF-8 (surrogateescape)."""
         return (await self.read_cstring(addr, max_len)).decode("utf-8", "surrogateescape")
 
-    async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]:
+    async def read_ptrlist(self, addr: int, max_entries: int = PTRLIST_MAX) -> list[str]:
         """The strings of a NULL-terminated ``char *[]`` at ``addr`` (argv, envp)."""
         check_address(addr, 8, "pointer list read")
         out: list[str] = []
@@ -257,15 +267,7 @@ class Trap:
 
     async def processes(self) -> list[ProcEntry]:
         """Every process in the guest (tgid, parent, uid, comm)."""
-        out: list[ProcEntry] = []
-        while True:
-            r = await self._request(C.SA_REQ_PROCS, arg=len(out))
-            self._check(r)
-            out += decode.procs(r.data, r.count)
-            if not r.more:
-                return out
-            if not r.count:
-                raise PortalProtocolError("process chunk did not advance")
+        return await self._cursor_list(C.SA_REQ_PROCS, decode.procs, False, "process")
 
     @staticmethod
     def _check(r: Response) -> None:
@@ -287,9 +289,9 @@ class Trap:
                 C.SA_MSG_REQUEST,
                 payload,
                 req=req,
-                addr=addr & _MASK64,
+                addr=addr & MASK64,
                 len=length,
-                arg=arg & _MASK64,
+                arg=arg & MASK64,
             )
             # A waiting guest task answers at once; one that is gone without a
             # word (module or guest died) must not hang the handler forever.
@@ -337,6 +339,83 @@ class Trap:
             self._task.cancel()
 
 
+class ObservedTrap:
+    """An observe-only event from a ring: its guest task did not wait.
+
+    It answers string reads of the arguments the guest captured (the
+    address must be one of the event's string arguments); every other
+    request, and every verdict, raises :class:`ObserveOnlyError` saying why.
+    """
+
+    def __init__(self, event: SyscallEvent, hook_ids: tuple[int, ...]) -> None:
+        self.event = event
+        self.hook_ids = hook_ids
+
+    def _refuse(self, what: str) -> ObserveOnlyError:
+        e = self.event
+        return ObserveOnlyError(
+            f"{what} is not available to an observe-only (read_only=True) handler: the guest "
+            f"task {e.comm!r}[{e.pid}] did not wait in syscall {e.nr}, so only what was "
+            "captured at the call is known (syscall.args, and the user strings the prototype "
+            "marks in syscall.strings, which plugins.mem.read_str answers); register the hook "
+            "without read_only to read guest memory"
+        )
+
+    def capture(self, addr: int) -> tuple[int, CapturedString] | None:
+        """The argument index and string captured at ``addr``, if any."""
+        for i, s in enumerate(self.event.strings):
+            if s is not None and self.event.args[i] == addr:
+                return i, s
+        return None
+
+    def skip(self, retval: int) -> None:
+        raise self._refuse("skipping the call")
+
+    def set_arg(self, index: int, value: int) -> None:
+        raise self._refuse("changing an argument")
+
+    def set_retval(self, value: int) -> None:
+        raise self._refuse("changing the return value")
+
+    async def read_bytes(self, addr: int, size: int) -> bytes:
+        raise self._refuse(f"reading {size} bytes at {addr:#x}")
+
+    async def read_cstring(self, addr: int, max_len: int = STR_MAX) -> bytes:
+        found = self.capture(addr)
+        if found is None:
+            raise self._refuse(f"the string at {addr:#x} (not a captured string argument)")
+        i, s = found
+        if s.fault:
+            raise GuestMemoryError(addr, 14, f"string capture of argument {i}")
+        if s.truncated and max_len > len(s.data):
+            raise self._refuse(
+                f"argument {i}'s string past its first {len(s.data)} bytes (the capture was "
+                f"truncated; syscall.strings[{i}] holds those bytes)"
+            )
+        return s.data[:max_len]
+
+    async def read_str(self, addr: int, max_len: int = STR_MAX) -> str:
+        return (await self.read_cstring(addr, max_len)).decode("utf-8", "surrogateescape")
+
+    async def read_ptrlist(self, addr: int, max_entries: int = PTRLIST_MAX) -> list[str]:
+        raise self._refuse(f"the pointer list at {addr:#x}")
+
+    async def write_bytes(self, addr: int, data: bytes) -> None:
+        raise self._refuse(f"writing {len(data)} bytes at {addr:#x}")
+
+    async def proc_info(self) -> ProcInfo:
+        raise self._refuse("process information")
+
+    async def mappings(self) -> list[Mapping]:
+        raise self._refuse("the memory mappings")
+
+    async def fds(self) -> list[FdInfo]:
+        raise self._refuse("the open file descriptors")
+
+    async def processes(self) -> list[ProcEntry]:
+        raise self._refuse("the process list")
+
+
 class TrapProtocol(Protocol):
     """What the layers above use of a trap.
 
@@ -355,7 +434,7 @@ class TrapProtocol(Protocol):
     async def read_bytes(self, addr: int, size: int) -> bytes: ...
     async def read_cstring(self, addr: int, max_len: int = STR_MAX) -> bytes: ...
     async def read_str(self, addr: int, max_len: int = STR_MAX) -> str: ...
-    async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]: ...
+    async def read_ptrlist(self, addr: int, max_entries: int = PTRLIST_MAX) -> list[str]: ...
     async def write_bytes(self, addr: int, data: bytes) -> None: ...
     async def proc_info(self) -> ProcInfo: ...
     async def mappings(self) -> list[Mapping]: ...

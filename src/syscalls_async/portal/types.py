@@ -28,6 +28,24 @@ class SyscallMeta(msgspec.Struct, frozen=True):
     hookable: bool = True
 
 
+class CapturedString(msgspec.Struct, frozen=True):
+    """A user string an observed event captured at the time of the call.
+
+    ``data`` holds at most ``SA_STR_CAP`` (256) bytes, without the NUL;
+    ``truncated``: the string was longer (or exactly that long); ``fault``:
+    the guest could not read it (``data`` is empty).
+    """
+
+    data: bytes
+    truncated: bool = False
+    fault: bool = False
+
+    @property
+    def text(self) -> str:
+        """``data`` decoded as UTF-8 (undecodable bytes escaped)."""
+        return self.data.decode("utf-8", "surrogateescape")
+
+
 class SyscallEvent(msgspec.Struct, frozen=True):
     """A trapped syscall, copied out of its slot once and validated.
 
@@ -54,6 +72,12 @@ class SyscallEvent(msgspec.Struct, frozen=True):
     #: a return phase: a signal interrupted the call and the kernel runs it
     #: again; ``retval`` is the kernel's -ERESTART* code, not a result
     restarted: bool = False
+    #: an observe-only event from a ring (``slot`` is then the ring's index):
+    #: the task did not wait, nothing can change the call
+    observed: bool = False
+    #: observed events: per argument, the user string captured (``None``:
+    #: the prototype marks no string there)
+    strings: tuple[CapturedString | None, ...] = ()
 
 
 class ProcInfo(msgspec.Struct, frozen=True):
@@ -138,6 +162,10 @@ class GuestCounters(msgspec.Struct, frozen=True):
     signal_returns: int = 0
     #: events of syscall numbers beyond the table
     out_of_range: int = 0
+    #: observe-only records written to a ring
+    observed: int = 0
+    #: observe-only records that did not fit in their ring (dropped)
+    ring_drops: int = 0
     #: times the guest rang the host's doorbell (it rings only while the host sleeps)
     bells: int = 0
 

@@ -12,7 +12,7 @@ from .event import Regs, SyscallEvent, Task
 from .filters import ValueFilter
 from .names import normalize
 from .policy import FailClosed
-from .prototypes import PrototypeTable, SyscallPrototype
+from .prototypes import PrototypeTable, SyscallPrototype, syscall_nr
 from .registry import Hook, HookOptions, Registry
 
 __all__ = [
@@ -30,4 +30,5 @@ __all__ = [
     "PrototypeTable",
     "current_trap",
     "normalize",
+    "syscall_nr",
 ]

@@ -21,9 +21,14 @@ given to the trap, and then they propagate (out of the event loop, which
 stops the program; ``asyncio.run`` cleans up the session).  Cancellation
 (the portal or session closing) also leaves the verdict so far on the trap.
 
-A ``read_only`` hook's handler runs with the event's write guard on: any
+A ``read_only`` hook is observe-only: its events come from the guest's rings
+(``raw.observed``; the guest task did not wait) and only read_only hooks run
+on them, while blocking events run only the other hooks, so each hook sees
+each event once.  Its handler runs with the event's write guard on: any
 change to the call raises :class:`ReadOnlyHookError` at that point, is not
-applied, and is counted (``read_only_refused``) and logged.
+applied, and is counted (``read_only_refused``) and logged.  String filters
+of an observed event are checked on the captured strings; where a capture
+was truncated the guest's check (on more of the string) stands.
 """
 
 from __future__ import annotations
@@ -70,6 +75,16 @@ class DispatchStats(msgspec.Struct):
     #: verdicts that reached no waiting guest task (counted by the portal, which
     #: the session reads them from)
     late_verdicts: int = 0
+    #: observe-only events (from the guest's rings) handed to handlers
+    observed_events: int = 0
+    #: observe-only events dropped, per ring (CPU n uses ring n % 8): the guest's
+    #: ring was full (filled in by the session)
+    ring_drops: tuple[int, ...] = ()
+    #: observe-only events dropped, per hook name (guest rings and the host's
+    #: queue; filled in by the session)
+    hook_drops: dict[str, int] = msgspec.field(default_factory=dict)
+    #: observe-only events dropped on the host: the handlers' queue was full
+    queue_drops: int = 0
     #: what the guest module counted (filled in by the session)
     guest: GuestCounters = msgspec.field(default_factory=GuestCounters)
 
@@ -99,10 +114,12 @@ class Dispatcher:
     async def __call__(self, trap: Trap) -> None:
         raw = trap.event
         enter = raw.phase is Phase.ENTER
-        hooks = self.registry.candidates(raw.nr, enter)
+        hooks = self.registry.candidates(raw.nr, enter, raw.observed)
         if not hooks:
             return
         self.stats.events += 1
+        if raw.observed:
+            self.stats.observed_events += 1
         proto = self.prototypes.by_nr(raw.nr)
         event = _user_event(raw, proto)
         regs = Regs(raw.regs, event)
@@ -147,6 +164,14 @@ class Dispatcher:
                     return False
                 continue
             addr = raw.args[i]
+            if raw.observed:
+                captured = raw.strings[i] if i < len(raw.strings) else None
+                if captured is None or captured.truncated:
+                    # no capture to check (or not all of it): the guest saw more
+                    return hook.id in trap.hook_ids
+                if captured.fault or not f.matches_string(captured.data):
+                    return False
+                continue
             if addr not in strings:
                 try:
                     strings[addr] = await trap.read_cstring(addr, STRING_READ)
@@ -247,13 +272,10 @@ class Dispatcher:
             )
             self._fatal(TimeoutError(f"handler {hook.name} timed out on {_describe(event)}"))
             return False
-        except GuestMemoryError as exc:
-            # an uncaught failed memory access is the handler's error, not a lost trap
-            self._failed(hook, event, exc)
-            return False
         except PortalError as exc:
             # the trap is gone (guest deadline, signal, host shutting down): no verdict
-            # can reach it, whatever the policy
+            # can reach it, whatever the policy.  (A failed memory access is no
+            # PortalError: it is the handler's error, below.)
             self.stats.handler_errors += 1
             log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
         except (KeyboardInterrupt, SystemExit) as exc:
@@ -291,6 +313,8 @@ def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:
         phase="enter" if raw.phase is Phase.ENTER else "return",
         retval=RETVAL.value(raw.retval) if raw.phase is Phase.RETURN else 0,
         restarted=raw.restarted,
+        observed=raw.observed,
+        strings=raw.strings + (None,) * (6 - len(raw.strings)),
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, MutableSequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, overload
 
-from ..errors import ReadOnlyHookError
+from ..errors import InvalidType, ReadOnlyHookError
+from ..portal.abi import MASK64
 from ..portal.trap import word64
+from ..portal.types import CapturedString
 from .prototypes import RETVAL
 
 #: x86_64 ``struct pt_regs`` in the order the portal sends it
@@ -36,7 +38,6 @@ PT_REGS = (
     "ss",
 )
 ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
-_MASK64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -90,19 +91,19 @@ class Args(MutableSequence[int]):
 
     def __setitem__(self, i: Any, v: Any) -> None:
         if isinstance(i, slice):
-            raise TypeError("assign syscall arguments one at a time")
+            raise InvalidType("assign syscall arguments one at a time")
         if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"a syscall argument is an int, not {type(v).__name__}")
+            raise InvalidType(f"a syscall argument is an int, not {type(v).__name__}")
         idx = range(6)[i]
         self.guard.check(f"syscall.args[{idx}]")
-        self._values[idx] = v & _MASK64
+        self._values[idx] = v & MASK64
         self.changed.add(idx)
 
     def __delitem__(self, i: Any) -> None:
-        raise TypeError("syscall arguments cannot be deleted")
+        raise InvalidType("syscall arguments cannot be deleted")
 
     def insert(self, index: int, value: int) -> None:
-        raise TypeError("syscall arguments cannot be inserted")
+        raise InvalidType("syscall arguments cannot be inserted")
 
     def __len__(self) -> int:
         return 6
@@ -134,11 +135,16 @@ class SyscallEvent:
     phase: str  # "enter" or "return"
     retval: int = 0
     skip_syscall: bool = False
-    skipped: bool = field(default=False)  # on return: the entry verdict skipped the call
     #: on return: a signal interrupted the call and the kernel runs it again
     #: (a new enter follows); ``retval`` is the kernel's -ERESTART* code and
     #: cannot be changed
     restarted: bool = False
+    #: an observe-only event (a ``read_only`` hook's): the task did not wait
+    observed: bool = False
+    #: observe-only events: per argument, the user string the guest captured
+    #: at the call (``None`` where the prototype marks no string); see
+    #: :class:`~syscalls_async.portal.types.CapturedString`
+    strings: tuple[CapturedString | None, ...] = (None,) * 6
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("skip_syscall", "retval") and "args" in self.__dict__:
@@ -178,7 +184,7 @@ class Regs:
         if name in ARG_REGS:
             return event.args[ARG_REGS.index(name)]
         if name == "rax" and event.phase == "return":
-            return event.retval & _MASK64
+            return event.retval & MASK64
         if name in ("pc", "ip"):
             return values.get("rip", event.pc)
         if name == "sp":

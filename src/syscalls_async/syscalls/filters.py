@@ -17,58 +17,16 @@ Example::
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from ..errors import RegistrationError
+from ..portal.abi import FILTER_STRING_MAX as STRING_MAX
 from ..portal.abi import C
 from ..portal.hooks import FilterKind, GuestFilter
 from .prototypes import Domain
 
 #: the guest compares at most this many bytes of a string argument
 STRING_READ = C.SA_FILTER_STR_READ
-STRING_MAX = C.SA_FILTER_STR_MAX - 1
-
-
-class Kind(enum.Enum):
-    EXACT = "exact"
-    NOT_EQUAL = "not_equal"
-    GREATER = "greater"
-    GREATER_EQUAL = "greater_equal"
-    LESS = "less"
-    LESS_EQUAL = "less_equal"
-    RANGE = "range"
-    SUCCESS = "success"
-    ERROR = "error"
-    BITMASK_SET = "bitmask_set"
-    BITMASK_CLEAR = "bitmask_clear"
-    STRING_EXACT = "string_exact"
-    STRING_CONTAINS = "string_contains"
-    STRING_STARTSWITH = "string_startswith"
-    STRING_ENDSWITH = "string_endswith"
-
-    @property
-    def is_string(self) -> bool:
-        return self.value.startswith("string_")
-
-
-_GUEST_KIND = {
-    Kind.EXACT: FilterKind.EXACT,
-    Kind.NOT_EQUAL: FilterKind.NOT_EQUAL,
-    Kind.GREATER: FilterKind.GREATER,
-    Kind.GREATER_EQUAL: FilterKind.GREATER_EQUAL,
-    Kind.LESS: FilterKind.LESS,
-    Kind.LESS_EQUAL: FilterKind.LESS_EQUAL,
-    Kind.RANGE: FilterKind.RANGE,
-    Kind.SUCCESS: FilterKind.SUCCESS,
-    Kind.ERROR: FilterKind.ERROR,
-    Kind.BITMASK_SET: FilterKind.BITMASK_SET,
-    Kind.BITMASK_CLEAR: FilterKind.BITMASK_CLEAR,
-    Kind.STRING_EXACT: FilterKind.STR_EXACT,
-    Kind.STRING_CONTAINS: FilterKind.STR_CONTAINS,
-    Kind.STRING_STARTSWITH: FilterKind.STR_STARTSWITH,
-    Kind.STRING_ENDSWITH: FilterKind.STR_ENDSWITH,
-}
 
 
 def _int(v: object, what: str) -> int:
@@ -97,86 +55,86 @@ def _text(v: object, what: str) -> bytes:
 class ValueFilter:
     """One condition on a value.  Build it with the class methods."""
 
-    kind: Kind
+    kind: FilterKind
     a: int = 0
     b: int = 0
     text: bytes = b""
 
     @classmethod
     def exact(cls, value: int) -> ValueFilter:
-        return cls(Kind.EXACT, _int(value, "exact"))
+        return cls(FilterKind.EXACT, _int(value, "exact"))
 
     @classmethod
     def not_equal(cls, value: int) -> ValueFilter:
-        return cls(Kind.NOT_EQUAL, _int(value, "not_equal"))
+        return cls(FilterKind.NOT_EQUAL, _int(value, "not_equal"))
 
     @classmethod
     def greater(cls, value: int) -> ValueFilter:
-        return cls(Kind.GREATER, _int(value, "greater"))
+        return cls(FilterKind.GREATER, _int(value, "greater"))
 
     @classmethod
     def greater_equal(cls, value: int) -> ValueFilter:
-        return cls(Kind.GREATER_EQUAL, _int(value, "greater_equal"))
+        return cls(FilterKind.GREATER_EQUAL, _int(value, "greater_equal"))
 
     @classmethod
     def less(cls, value: int) -> ValueFilter:
-        return cls(Kind.LESS, _int(value, "less"))
+        return cls(FilterKind.LESS, _int(value, "less"))
 
     @classmethod
     def less_equal(cls, value: int) -> ValueFilter:
-        return cls(Kind.LESS_EQUAL, _int(value, "less_equal"))
+        return cls(FilterKind.LESS_EQUAL, _int(value, "less_equal"))
 
     @classmethod
     def range(cls, low: int, high: int) -> ValueFilter:
         """``low <= value <= high``."""
-        return cls(Kind.RANGE, _int(low, "range"), _int(high, "range"))
+        return cls(FilterKind.RANGE, _int(low, "range"), _int(high, "range"))
 
     @classmethod
     def success(cls) -> ValueFilter:
         """``value >= 0`` (for return values)."""
-        return cls(Kind.SUCCESS)
+        return cls(FilterKind.SUCCESS)
 
     @classmethod
     def error(cls) -> ValueFilter:
         """``value < 0`` (for return values: ``-errno``)."""
-        return cls(Kind.ERROR)
+        return cls(FilterKind.ERROR)
 
     @classmethod
     def bitmask_set(cls, mask: int) -> ValueFilter:
         """All bits of ``mask`` are set."""
-        return cls(Kind.BITMASK_SET, _int(mask, "bitmask_set"))
+        return cls(FilterKind.BITMASK_SET, _int(mask, "bitmask_set"))
 
     @classmethod
     def bitmask_clear(cls, mask: int) -> ValueFilter:
         """All bits of ``mask`` are clear."""
-        return cls(Kind.BITMASK_CLEAR, _int(mask, "bitmask_clear"))
+        return cls(FilterKind.BITMASK_CLEAR, _int(mask, "bitmask_clear"))
 
     @classmethod
     def string_exact(cls, text: str | bytes) -> ValueFilter:
         """The argument points to exactly this string."""
-        return cls(Kind.STRING_EXACT, text=_text(text, "string_exact"))
+        return cls(FilterKind.STR_EXACT, text=_text(text, "string_exact"))
 
     @classmethod
     def string_contains(cls, text: str | bytes) -> ValueFilter:
-        return cls(Kind.STRING_CONTAINS, text=_text(text, "string_contains"))
+        return cls(FilterKind.STR_CONTAINS, text=_text(text, "string_contains"))
 
     @classmethod
     def string_startswith(cls, text: str | bytes) -> ValueFilter:
-        return cls(Kind.STRING_STARTSWITH, text=_text(text, "string_startswith"))
+        return cls(FilterKind.STR_STARTSWITH, text=_text(text, "string_startswith"))
 
     @classmethod
     def string_endswith(cls, text: str | bytes) -> ValueFilter:
-        return cls(Kind.STRING_ENDSWITH, text=_text(text, "string_endswith"))
+        return cls(FilterKind.STR_ENDSWITH, text=_text(text, "string_endswith"))
 
     def bind(self, domain: Domain, where: str, *, pointer: bool) -> BoundFilter:
         """Check this filter against the value's type and fix its operands."""
         if self.kind.is_string and not pointer:
             raise RegistrationError(
-                f"{where}: ValueFilter.{self.kind.value} (what a plain str filter means: "
+                f"{where}: ValueFilter.{self.kind.label} (what a plain str filter means: "
                 f"string_startswith) needs a pointer argument, but this one is a "
                 f"{domain.describe()} value"
             )
-        operands = (self.a, self.b) if self.kind is Kind.RANGE else (self.a,)
+        operands = (self.a, self.b) if self.kind is FilterKind.RANGE else (self.a,)
         for v in operands:
             if not domain.accepts(v):
                 raise RegistrationError(
@@ -184,7 +142,7 @@ class ValueFilter:
                     f"(allowed {-(1 << (domain.width - 1)):#x} .. {domain.mask:#x})"
                 )
         a, b = domain.value(self.a), domain.value(self.b)
-        if self.kind is Kind.RANGE and a > b:
+        if self.kind is FilterKind.RANGE and a > b:
             raise RegistrationError(f"{where}: range({self.a:#x}, {self.b:#x}) is empty")
         return BoundFilter(self, domain, a, b)
 
@@ -221,45 +179,45 @@ class BoundFilter:
         """The host's check of a numeric filter on the raw register ``raw``."""
         v = self.domain.value(raw)
         k = self.filter.kind
-        if k is Kind.EXACT:
+        if k is FilterKind.EXACT:
             return v == self.a
-        if k is Kind.NOT_EQUAL:
+        if k is FilterKind.NOT_EQUAL:
             return v != self.a
-        if k is Kind.GREATER:
+        if k is FilterKind.GREATER:
             return v > self.a
-        if k is Kind.GREATER_EQUAL:
+        if k is FilterKind.GREATER_EQUAL:
             return v >= self.a
-        if k is Kind.LESS:
+        if k is FilterKind.LESS:
             return v < self.a
-        if k is Kind.LESS_EQUAL:
+        if k is FilterKind.LESS_EQUAL:
             return v <= self.a
-        if k is Kind.RANGE:
+        if k is FilterKind.RANGE:
             return self.a <= v <= self.b
-        if k in (Kind.SUCCESS, Kind.ERROR):
+        if k in (FilterKind.SUCCESS, FilterKind.ERROR):
             # a sign test reads the value as signed whatever its C type, like the guest
             sv = Domain(self.domain.width, True).value(raw)
-            return sv >= 0 if k is Kind.SUCCESS else sv < 0
+            return sv >= 0 if k is FilterKind.SUCCESS else sv < 0
         bits, mask = raw & self.domain.mask, self.a & self.domain.mask
-        if k is Kind.BITMASK_SET:
+        if k is FilterKind.BITMASK_SET:
             return bits & mask == mask
-        if k is Kind.BITMASK_CLEAR:
+        if k is FilterKind.BITMASK_CLEAR:
             return bits & mask == 0
         raise AssertionError(f"string filter {k} needs matches_string")
 
     def matches_string(self, s: bytes) -> bool:
         """The host's check of a string filter on the (at most STRING_READ) bytes read."""
         t, k = self.filter.text, self.filter.kind
-        if k is Kind.STRING_EXACT:
+        if k is FilterKind.STR_EXACT:
             return s == t
-        if k is Kind.STRING_CONTAINS:
+        if k is FilterKind.STR_CONTAINS:
             return t in s
-        if k is Kind.STRING_STARTSWITH:
+        if k is FilterKind.STR_STARTSWITH:
             return s.startswith(t)
         return s.endswith(t)
 
     def guest(self) -> GuestFilter:
         return GuestFilter(
-            kind=_GUEST_KIND[self.filter.kind],
+            kind=self.filter.kind,
             a=self.a,
             b=self.b,
             text=self.filter.text,

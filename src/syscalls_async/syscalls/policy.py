@@ -32,7 +32,7 @@ from typing import Literal, TypeAlias
 
 import msgspec
 
-from ..errors import RegistrationError
+from ..errors import InvalidValue, RegistrationError
 
 #: the largest errno a syscall can return (the kernel's MAX_ERRNO)
 MAX_ERRNO = 4095
@@ -83,4 +83,4 @@ def parse_errno(text: str) -> int:
             number = None
     if isinstance(number, int) and 0 < number <= MAX_ERRNO:
         return number
-    raise ValueError(f"{text!r} is not an errno name or number (e.g. EPERM, EACCES, 13)")
+    raise InvalidValue(f"{text!r} is not an errno name or number (e.g. EPERM, EACCES, 13)")

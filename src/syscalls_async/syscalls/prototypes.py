@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ..errors import InvalidValue
 from ..portal.types import SyscallMeta
 from .names import normalize
 
@@ -117,6 +118,19 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
 
     ``known`` is False for syscalls the kernel has no metadata for; those reach
     ``on_unknown_sys_*`` hooks and have no argument names or types.
+
+    ``truncated`` is True when the guest had to cut a name or type to fit the
+    portal's metadata table: ``name``, ``types`` or ``names`` may then be
+    incomplete (registering a hook on such a syscall logs a warning once).
+    ``hookable`` is False for a syscall the guest module cannot hook (its
+    entry is not traceable): a hook on it would never fire, so registering one
+    is refused.
+
+    This is the syscalls layer's prototype, what handlers get as ``proto`` and
+    what ``prototypes.json`` caches.  The portal decodes the guest's table into
+    :class:`~syscalls_async.portal.SyscallMeta` (the same facts as sent, for code
+    on the bare portal, which must not import this layer); :meth:`PrototypeTable.from_meta`
+    carries every one of them over.
     """
 
     name: str
@@ -125,6 +139,8 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
     types: tuple[str, ...]
     names: tuple[str, ...]
     known: bool = True
+    truncated: bool = False
+    hookable: bool = True
 
     @property
     def short_name(self) -> str:
@@ -148,7 +164,10 @@ class PrototypeTable:
     @classmethod
     def from_meta(cls, metas: Iterable[SyscallMeta]) -> PrototypeTable:
         return cls(
-            SyscallPrototype(m.name, m.nr, m.nargs, m.types, m.names, m.known) for m in metas
+            SyscallPrototype(
+                m.name, m.nr, m.nargs, m.types, m.names, m.known, m.truncated, m.hookable
+            )
+            for m in metas
         )
 
     def __len__(self) -> int:
@@ -172,3 +191,19 @@ class PrototypeTable:
 
     def __iter__(self) -> Iterator[SyscallPrototype]:
         return iter(self._by_nr.values())
+
+
+def syscall_nr(metas: Iterable[SyscallMeta], name: str) -> int:
+    """The number of syscall ``name`` (``ioctl``, ``sys_ioctl``, ...: any spelling
+    :func:`~.names.normalize` accepts) in a guest's metadata, for code that uses the
+    bare portal (the portal itself knows no names but the guest's)::
+
+        await portal.set_hooks([HookSpec(id=1, nr=syscall_nr(portal.syscalls, "ioctl"))])
+    """
+    table = PrototypeTable.from_meta(metas)
+    proto = table.by_name(name)
+    if proto is None:
+        close = table.close_matches(name)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise InvalidValue(f"no syscall {name!r} in the guest's metadata{hint}")
+    return proto.nr

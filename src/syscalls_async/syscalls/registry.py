@@ -18,6 +18,7 @@ import difflib
 import functools
 import inspect
 import itertools
+import logging
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +27,17 @@ from typing import Any, TypedDict
 import msgspec
 
 from ..errors import RegistrationError
-from ..portal.abi import C
+from ..portal.abi import COMM_MAX, C
 from ..portal.hooks import NR_ALL, NR_UNKNOWN, HookSpec
 from .filters import BoundFilter, ValueFilter, coerce
 from .names import Target, TargetKind, parse_target
 from .policy import OnError, Policy, failure_policy
 from .prototypes import RAW, RETVAL, PrototypeTable, SyscallPrototype, is_pointer
 
-COMM_MAX = C.SA_COMM_LEN - 1
+log = logging.getLogger("syscalls")
+#: syscalls whose truncated metadata was already warned about (once per process)
+_warned_truncated: set[str] = set()
+
 MAX_ARGS = C.SA_MAX_ARGS
 #: the guest's hook table has this many entries; registered hooks are counted against it,
 #: disabled ones too, so that enabling one can never overflow the table
@@ -227,6 +231,20 @@ class Hook:
                 close = table.close_matches(self.target.name)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise RegistrationError(f"{where}: unknown syscall {self.target.name!r}{hint}")
+            if not proto.hookable:
+                raise RegistrationError(
+                    f"{where}: the guest kernel cannot hook {proto.short_name} (its entry is "
+                    "not traceable by ftrace), so the hook would never fire; hook the "
+                    "syscalls around it, or all syscalls, instead"
+                )
+            if proto.truncated and proto.name not in _warned_truncated:
+                _warned_truncated.add(proto.name)
+                log.warning(
+                    "%s: the guest cut %s's metadata to fit the portal: its argument types "
+                    "or names (proto.types, proto.names) may be incomplete (proto.truncated)",
+                    where,
+                    proto.short_name,
+                )
             if len(self.filters) > proto.nargs:
                 params = ", ".join(
                     f"{t} {n}" for t, n in zip(proto.types, proto.names, strict=False)
@@ -284,6 +302,7 @@ class Hook:
             pid=self.pid,
             args=tuple(None if f is None else f.guest() for f in self.arg_filters),
             retval=None if self.retval_filter is None else self.retval_filter.guest(),
+            observe=self.read_only,
         )
 
 
@@ -363,7 +382,7 @@ class Registry:
         self._ids = itertools.count(1)
         self.prototypes: PrototypeTable | None = None
         self.listeners: list[Callable[[], None]] = []
-        self._candidates: dict[tuple[int | None, bool], list[Hook]] = {}
+        self._candidates: dict[tuple[int | None, bool, bool], list[Hook]] = {}
 
     def __iter__(self) -> Iterator[Hook]:
         return iter(list(self._hooks.values()))
@@ -399,7 +418,7 @@ class Registry:
             what = (
                 f"str {given!r} (a plain str means string_startswith)"
                 if isinstance(given, str)
-                else f"ValueFilter.{retval.kind.value}"
+                else f"ValueFilter.{retval.kind.label}"
             )
             raise RegistrationError(
                 f"{where}: retval_filter: expected None, an int or a numeric ValueFilter, not "
@@ -494,14 +513,15 @@ class Registry:
         hooks = [h for h in self if h.enabled and h.resolved]
         return [h.spec() for h in hooks], hooks
 
-    def candidates(self, nr: int, enter: bool) -> list[Hook]:
-        """Enabled hooks that may handle syscall ``nr`` in this direction, in order.
+    def candidates(self, nr: int, enter: bool, observed: bool = False) -> list[Hook]:
+        """Enabled hooks that may handle syscall ``nr`` in this direction, in order:
+        the blocking ones, or with ``observed`` the observe-only (read_only) ones.
 
         ``nr`` may lie beyond the guest's table (all-syscall and unknown hooks
         see those calls); all such numbers share one cache entry, so a guest
         cannot grow the cache by sending many."""
         beyond = self.prototypes is not None and nr not in self.prototypes
-        key = (None if beyond else nr, enter)
+        key = (None if beyond else nr, enter, observed)
         cached = self._candidates.get(key)
         if cached is None:
             known = self.prototypes.by_nr(nr).known if self.prototypes else True
@@ -511,6 +531,7 @@ class Registry:
                 if h.enabled
                 and h.resolved
                 and (h.enter if enter else h.ret)
+                and h.read_only == observed
                 and (
                     h.spec_nr == nr
                     or h.spec_nr == NR_ALL

@@ -32,10 +32,19 @@ import msgspec
 
 from ..api.plugins import Plugin, Plugins, load_plugin_file, plugins
 from ..api.syscalls import load_prototypes, prototype_cache
-from ..errors import GuestMemoryError, HandlerError
+from ..errors import (
+    GuestMemoryError,
+    HandlerError,
+    IndexOutOfRange,
+    InvalidType,
+    InvalidValue,
+    OutOfRange,
+    StateError,
+)
 from ..machine import current_image
-from ..portal.trap import STR_MAX
-from ..portal.types import FdInfo, Phase, ProcEntry, ProcInfo
+from ..portal.abi import MASK64, C
+from ..portal.trap import PTRLIST_MAX, STR_MAX, ObservedTrap
+from ..portal.types import CapturedString, FdInfo, Phase, ProcEntry, ProcInfo
 from ..portal.types import Mapping as MemoryMapping
 from ..portal.types import SyscallEvent as RawEvent
 from ..syscalls.dispatch import Dispatcher, DispatchStats
@@ -43,10 +52,11 @@ from ..syscalls.event import ARG_REGS, PT_REGS
 from ..syscalls.policy import OnError, failure_policy
 from ..syscalls.prototypes import RETVAL, PrototypeTable, SyscallPrototype
 
-_MASK64 = (1 << 64) - 1
 _MAX_ARGS = len(ARG_REGS)
 #: where the kit's fake tasks "run" (any values do; these look like x86_64 user space)
 FAKE_PC, FAKE_SP = 0x401000, 0x7FFC0000
+#: bytes of a user string an observed event captures (``SA_STR_CAP``)
+CAPTURE: int = C.SA_STR_CAP
 #: the guest kernel whose prototypes the kit ships (the bundled guest's)
 BUNDLED_KERNEL = "6.1.0-amd64"
 
@@ -120,10 +130,10 @@ class FakeMemory:
 
     def __setitem__(self, addr: int, data: bytes) -> None:
         """Map ``data`` at ``addr`` (a new region; overlapping another is an error)."""
-        if not isinstance(addr, int) or not 0 <= addr <= _MASK64:
-            raise ValueError(f"an address is an int in [0, 2**64), not {addr!r}")
+        if not isinstance(addr, int) or not 0 <= addr <= MASK64:
+            raise InvalidValue(f"an address is an int in [0, 2**64), not {addr!r}")
         if not isinstance(data, bytes | bytearray):
-            raise TypeError(f"a region holds bytes, not {type(data).__name__}")
+            raise InvalidType(f"a region holds bytes, not {type(data).__name__}")
         end = addr + len(data)
         i = bisect.bisect_right(self._starts, addr)
         before = self._starts[i - 1] if i else None
@@ -131,7 +141,7 @@ class FakeMemory:
         if (before is not None and before + len(self._regions[before]) > addr) or (
             after is not None and after < end
         ):
-            raise ValueError(f"region {addr:#x}..{end:#x} overlaps one already mapped")
+            raise InvalidValue(f"region {addr:#x}..{end:#x} overlaps one already mapped")
         self._starts.insert(i, addr)
         self._regions[addr] = bytearray(data)
 
@@ -235,21 +245,21 @@ def fake_event(
     table = prototypes if prototypes is not None else default_prototypes()
     proto = _resolve(syscall, table)
     if len(args) > _MAX_ARGS:
-        raise ValueError(f"a syscall has at most {_MAX_ARGS} arguments, {len(args)} given")
+        raise InvalidValue(f"a syscall has at most {_MAX_ARGS} arguments, {len(args)} given")
     if isinstance(phase, str):
         if phase not in ("enter", "return"):
-            raise ValueError(f"phase is 'enter' or 'return', not {phase!r}")
+            raise InvalidValue(f"phase is 'enter' or 'return', not {phase!r}")
         phase = Phase.ENTER if phase == "enter" else Phase.RETURN
     raw_args = tuple(_arg(a, i, memory) for i, a in enumerate(args)) + (0,) * (
         _MAX_ARGS - len(args)
     )
     _check_int(retval, "retval")
-    retval &= _MASK64
+    retval &= MASK64
     regs = dict.fromkeys(PT_REGS, 0)
     regs.update(zip(ARG_REGS, raw_args, strict=True))
     # rax holds -ENOSYS at entry, as on Linux, and the result on return
     regs.update(orig_rax=proto.nr, rip=FAKE_PC, rsp=FAKE_SP)
-    regs["rax"] = retval if phase is Phase.RETURN else -errno.ENOSYS & _MASK64
+    regs["rax"] = retval if phase is Phase.RETURN else -errno.ENOSYS & MASK64
     return RawEvent(
         slot=0, epoch=1, seq=1, phase=phase, nr=proto.nr,
         pid=pid if tid is None else tid, tgid=pid, comm=comm,
@@ -260,42 +270,42 @@ def fake_event(
 
 def _resolve(syscall: str | int, table: PrototypeTable) -> SyscallPrototype:
     if isinstance(syscall, bool) or not isinstance(syscall, int | str):
-        raise TypeError(f"a syscall is a name or a number, not {syscall!r}")
+        raise InvalidType(f"a syscall is a name or a number, not {syscall!r}")
     if isinstance(syscall, int):
         if syscall < 0:
-            raise ValueError(f"a syscall number is not negative: {syscall}")
+            raise InvalidValue(f"a syscall number is not negative: {syscall}")
         return table.by_nr(syscall)
     proto = table.by_name(syscall)
     if proto is None:
         close = table.close_matches(syscall)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"no syscall named {syscall!r} in the prototype table{hint}")
+        raise InvalidValue(f"no syscall named {syscall!r} in the prototype table{hint}")
     return proto
 
 
 def _check_int(value: object, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} is an int, not {type(value).__name__}")
-    if not -(1 << 63) <= value <= _MASK64:
-        raise ValueError(f"{what} {value} does not fit in 64 bits")
+        raise InvalidType(f"{what} is an int, not {type(value).__name__}")
+    if not -(1 << 63) <= value <= MASK64:
+        raise OutOfRange(f"{what} {value} does not fit in 64 bits")
 
 
 def _arg(value: ArgValue, index: int, memory: FakeMemory | None) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         _check_int(value, f"argument {index}")
-        return value & _MASK64
+        return value & MASK64
     if isinstance(value, str | bytes):
         return _memory_for(memory, index).place_str(value)
     if isinstance(value, list | tuple) and all(isinstance(v, str | bytes) for v in value):
         return _memory_for(memory, index).place_ptrlist(value)
-    raise TypeError(
+    raise InvalidType(
         f"argument {index}: expected an int, a str/bytes or a list of them, not {value!r}"
     )
 
 
 def _memory_for(memory: FakeMemory | None, index: int) -> FakeMemory:
     if memory is None:
-        raise TypeError(f"argument {index} is placed in memory: give memory= (a FakeMemory)")
+        raise InvalidType(f"argument {index} is placed in memory: give memory= (a FakeMemory)")
     return memory
 
 
@@ -361,19 +371,19 @@ class FakeTrap:
 
     def skip(self, retval: int) -> None:
         if self.event.phase is not Phase.ENTER:
-            raise ValueError("only an enter trap can skip the syscall")
+            raise InvalidValue("only an enter trap can skip the syscall")
         self.calls.append(("skip", retval))
 
     def set_arg(self, index: int, value: int) -> None:
         if self.event.phase is not Phase.ENTER:
-            raise ValueError("arguments can only change at enter")
+            raise InvalidValue("arguments can only change at enter")
         if not 0 <= index < _MAX_ARGS:
-            raise IndexError(index)
-        self.calls.append(("set_arg", index, value & _MASK64))
+            raise IndexOutOfRange(f"a syscall has {_MAX_ARGS} arguments: no index {index}")
+        self.calls.append(("set_arg", index, value & MASK64))
 
     def set_retval(self, value: int) -> None:
         if self.event.phase is not Phase.RETURN:
-            raise ValueError("set_retval is for return traps; use skip() at enter")
+            raise InvalidValue("set_retval is for return traps; use skip() at enter")
         self.calls.append(("set_retval", value))
 
     def verdict(self, handlers_run: int = 0) -> Verdict:
@@ -413,7 +423,7 @@ class FakeTrap:
         self.requests.append(("read_str", addr, max_len))
         return self.memory.read_str(addr, max_len)
 
-    async def read_ptrlist(self, addr: int, max_entries: int = 4096) -> list[str]:
+    async def read_ptrlist(self, addr: int, max_entries: int = PTRLIST_MAX) -> list[str]:
         self.requests.append(("read_ptrlist", addr, max_entries))
         out: list[str] = []
         while len(out) < max_entries:
@@ -477,7 +487,7 @@ class FakeGuest:
         raise_errors: bool = True,
     ) -> None:
         if plugins.session is not None:
-            raise RuntimeError(
+            raise StateError(
                 "these plugins belong to a running session; give FakeGuest a Plugins() of its own"
             )
         self.plugins = plugins
@@ -526,8 +536,9 @@ class FakeGuest:
 
     def load_plugin_file(self, path: str | Path) -> list[Plugin]:
         """Import a plugin file; its hooks register on the global ``plugins`` (so they
-        run here when this fake guest runs those, the default)."""
-        return load_plugin_file(path)
+        run here when this fake guest runs those, the default; a fake guest of a
+        ``Plugins()`` of its own refuses them, as a session does)."""
+        return load_plugin_file(path, into=self.plugins)
 
     def event(self, syscall: str | int, *args: ArgValue, **kwargs: Any) -> RawEvent:
         """:func:`fake_event` with this guest's prototypes and memory."""
@@ -552,12 +563,39 @@ class FakeGuest:
         event = self.event(syscall, *args, phase=phase, retval=retval, comm=comm, pid=pid, tid=tid)
         return await self.dispatch(event)
 
+    def observed(self, event: RawEvent) -> RawEvent:
+        """``event`` as an observe-only (``read_only``) hook gets it from a ring:
+        the user strings the prototype marks (``const char *``) captured from
+        :attr:`memory` as the guest would (at most ``CAPTURE`` bytes each)."""
+        proto = self.prototypes.by_nr(event.nr)
+        strings: list[CapturedString | None] = []
+        for i in range(_MAX_ARGS):
+            if not proto.known or i >= proto.nargs or proto.types[i] != "const char *":
+                strings.append(None)
+                continue
+            try:
+                data = self.memory.read_cstring(event.args[i], CAPTURE)
+            except GuestMemoryError:
+                strings.append(CapturedString(b"", fault=True))
+                continue
+            strings.append(CapturedString(data, truncated=len(data) >= CAPTURE))
+        return msgspec.structs.replace(
+            event, observed=True, strings=tuple(strings), regs=(), slot=0, epoch=0, seq=0
+        )
+
     async def dispatch(self, event: RawEvent, **trap_options: Any) -> Verdict:
-        """Run the hooks on a built event (``trap_options`` as for :class:`FakeTrap`)."""
+        """Run the hooks on a built event (``trap_options`` as for :class:`FakeTrap`):
+        the observe-only (``read_only``) ones on its observed copy first (the guest
+        writes their ring record before it waits), then the blocking ones."""
+        del self._failures[:]
+        before = self.dispatcher.stats.handler_calls
+        if not event.observed and self.registry.candidates(
+            event.nr, event.phase is Phase.ENTER, observed=True
+        ):
+            ids = tuple(h.id for h in self.registry)
+            await self.dispatcher(ObservedTrap(self.observed(event), ids))
         trap = FakeTrap(event, self.memory, tuple(h.id for h in self.registry), **trap_options)
         self.traps.append(trap)
-        before = self.dispatcher.stats.handler_calls
-        del self._failures[:]
         await self.dispatcher(trap)
         verdict = trap.verdict(self.dispatcher.stats.handler_calls - before)
         if self.raise_errors and self._failures:

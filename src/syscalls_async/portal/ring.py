@@ -1,0 +1,247 @@
+"""Observe-only rings: per-CPU records the guest writes without waiting.
+
+Layout in ``kernel/portal_abi.h`` (``struct sa_ring_header``,
+``struct sa_ring_rec``).  The host reads ``[tail, head)`` of a ring once into
+private memory, moves ``tail`` (so the guest may reuse the space), then
+decodes the copy.  The guest is hostile: a position that moved by more than
+the ring holds, a size that is no allowed power of two, a record whose
+length leaves the copy or whose strings do not fit in it, are refused and
+counted; nothing a guest writes makes the host read outside the ring, or
+work more than one ring's size per drain.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections.abc import Callable
+
+import msgspec
+
+from ..errors import PortalProtocolError
+from .abi import MASK64, C, ffi, ring_offset
+from .decode import text
+from .types import CapturedString, Phase, SyscallEvent
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_HEAD_OFF = ffi.offsetof("struct sa_ring_header", "head")
+_DROPS_OFF = ffi.offsetof("struct sa_ring_header", "drops")
+_SIZE_OFF = ffi.offsetof("struct sa_ring_header", "size")
+TAIL_OFF = ffi.offsetof("struct sa_ring_header", "tail")
+_PHASES = {int(p): p for p in Phase}
+_NO_STRINGS: tuple[CapturedString | None, ...] = (None,) * C.SA_MAX_ARGS
+_STR_KNOWN = C.SA_STR_CAPTURED | C.SA_STR_TRUNCATED | C.SA_STR_FAULT
+
+_REC_FIELDS = [
+    ("len", "I"),
+    ("type", "I"),
+    ("phase", "I"),
+    ("nr", "i"),
+    ("pid", "I"),
+    ("tgid", "I"),
+    ("comm", f"{C.SA_COMM_LEN}s"),
+    ("args", f"{C.SA_MAX_ARGS}Q"),
+    ("retval", "q"),
+    ("pc", "Q"),
+    ("sp", "Q"),
+    ("matched", f"{C.SA_MATCH_WORDS}Q"),
+    ("hooks_gen", "I"),
+    ("eflags", "I"),
+    ("str_len", f"{C.SA_MAX_ARGS}H"),
+    ("str_flags", f"{C.SA_MAX_ARGS}B"),
+]
+
+
+def _rec_struct() -> struct.Struct:
+    fmt = "<"
+    for name, code in _REC_FIELDS:
+        if struct.calcsize(fmt) != ffi.offsetof("struct sa_ring_rec", name):
+            raise PortalProtocolError(f"ring record layout: {name} is not where the header has it")
+        fmt += code
+    return struct.Struct(fmt)
+
+
+_REC = _rec_struct()
+_A = 7  # args[0] in the unpacked tuple
+_M = _A + C.SA_MAX_ARGS + 3  # matched[0]
+_G = _M + C.SA_MATCH_WORDS  # hooks_gen
+_SL = _G + 2  # str_len[0]
+_SF = _SL + C.SA_MAX_ARGS  # str_flags[0]
+
+
+class RingStats(msgspec.Struct):
+    """What the host read from the rings (guest drop counts are in the
+    guest's counters and :meth:`Portal.ring_drops`)."""
+
+    #: records decoded and handed on
+    records: int = 0
+    #: records or ring states refused as invalid
+    refused: int = 0
+    #: observed events dropped on the host: the queue to the handlers was full
+    queue_drops: int = 0
+
+
+class Span(msgspec.Struct, frozen=True):
+    """The bytes of ``[tail, head)`` of one ring, copied once."""
+
+    data: bytes
+    head: int
+    #: why the ring's state was refused ("" if it was valid)
+    refused: str = ""
+
+
+def read_span(mm: mmap.mmap | bytearray, ring: int, tail: int) -> Span:
+    """Copy ring ``ring``'s unread records (from ``tail``), bounded by its size.
+
+    The head is read before the size: the guest changes the size only while
+    the ring is empty and before publishing records written with it."""
+    base = ring_offset(ring)
+    head = _U64.unpack_from(mm, base + _HEAD_OFF)[0]
+    size = _U32.unpack_from(mm, base + _SIZE_OFF)[0]
+    avail = (head - tail) & MASK64
+    if not avail:
+        return Span(b"", head)
+    if size < C.SA_RING_DATA_MIN or size > C.SA_RING_DATA_MAX or size & (size - 1):
+        return Span(b"", head, f"ring {ring}: size {size}")
+    if avail > size or avail % 8:
+        return Span(b"", head, f"ring {ring}: head moved {avail} bytes past tail (size {size})")
+    data = base + C.SA_RING_HDR_SIZE
+    start = tail & (size - 1)
+    first = min(avail, size - start)
+    out = mm[data + start : data + start + first]
+    if first < avail:
+        out += mm[data : data + avail - first]
+    return Span(bytes(out), head)
+
+
+def write_tail(mm: mmap.mmap | bytearray, ring: int, tail: int) -> None:
+    _U64.pack_into(mm, ring_offset(ring) + TAIL_OFF, tail & MASK64)
+
+
+def head(mm: mmap.mmap | bytearray, ring: int) -> int:
+    return int(_U64.unpack_from(mm, ring_offset(ring) + _HEAD_OFF)[0])
+
+
+def drops(mm: mmap.mmap | bytearray, ring: int) -> int:
+    """The guest's drop count of ring ``ring`` (a guest-written number)."""
+    return int(_U64.unpack_from(mm, ring_offset(ring) + _DROPS_OFF)[0])
+
+
+def hook_drops(mm: mmap.mmap | bytearray) -> tuple[int, ...]:
+    """The guest's per-hook-table-index drop counts."""
+    return struct.unpack_from(f"<{C.SA_MAX_HOOKS}Q", mm, C.SA_HOOK_DROPS_OFF)
+
+
+def _matched(words: tuple[int, ...], nhooks: int) -> tuple[int, ...]:
+    out = []
+    for w, value in enumerate(words):
+        while value:
+            low = value & -value
+            bit = w * 64 + low.bit_length() - 1
+            if bit >= nhooks:
+                raise PortalProtocolError(f"matched hook index {bit} >= {nhooks} hooks")
+            out.append(bit)
+            value ^= low
+    return tuple(out)
+
+
+def _strings(v: tuple[int, ...], body: bytes) -> tuple[CapturedString | None, ...]:
+    if not any(v[_SL : _SF + C.SA_MAX_ARGS]):
+        return _NO_STRINGS  # the common case: a syscall without string arguments
+    out: list[CapturedString | None] = []
+    pos = 0
+    for i in range(C.SA_MAX_ARGS):
+        n = int(v[_SL + i])
+        flags = int(v[_SF + i])
+        if flags & ~_STR_KNOWN:
+            raise PortalProtocolError(f"string {i}: flags {flags:#x}")
+        captured = bool(flags & C.SA_STR_CAPTURED)
+        if n > C.SA_STR_CAP or (n and not captured):
+            raise PortalProtocolError(f"string {i}: {n} bytes (flags {flags:#x})")
+        if pos + n > len(body):
+            raise PortalProtocolError(f"string {i}: {n} bytes do not fit in the record")
+        if not flags:
+            out.append(None)
+            continue
+        data = body[pos : pos + n]
+        pos += n
+        if b"\0" in data:
+            raise PortalProtocolError(f"string {i} holds a NUL")
+        out.append(
+            CapturedString(
+                data,
+                truncated=bool(flags & C.SA_STR_TRUNCATED),
+                fault=bool(flags & C.SA_STR_FAULT) or not captured,
+            )
+        )
+    return tuple(out)
+
+
+def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> SyscallEvent:
+    """One ``SA_REC_EVENT`` record (its bytes, strings included) as an event.
+
+    ``nhooks(gen)`` is the size of hook table generation ``gen`` (``None``:
+    unknown to this host)."""
+    if len(data) < C.SA_REC_SIZE:
+        raise PortalProtocolError(f"ring {ring}: record of {len(data)} bytes")
+    v = _REC.unpack_from(data)
+    phase, nr, eflags, gen = v[2], v[3], v[_G + 1], v[_G]
+    if phase not in _PHASES:
+        raise PortalProtocolError(f"ring {ring}: bad phase {phase}")
+    if nr < 0:
+        raise PortalProtocolError(f"ring {ring}: syscall number {nr}")
+    if eflags & ~C.SA_EV_RESTARTED or (eflags and phase != Phase.RETURN):
+        raise PortalProtocolError(f"ring {ring}: event flags {eflags:#x} in phase {phase}")
+    n = nhooks(gen)
+    if n is None:
+        raise PortalProtocolError(f"ring {ring}: record names unknown hook table {gen}")
+    return SyscallEvent(
+        slot=ring,
+        epoch=0,
+        seq=0,
+        phase=_PHASES[phase],
+        nr=nr,
+        pid=v[4],
+        tgid=v[5],
+        comm=text(v[6]),
+        args=v[_A : _A + C.SA_MAX_ARGS],
+        retval=v[_A + C.SA_MAX_ARGS],
+        pc=v[_A + C.SA_MAX_ARGS + 1],
+        sp=v[_A + C.SA_MAX_ARGS + 2],
+        matched=_matched(v[_M : _M + C.SA_MATCH_WORDS], n),
+        regs=(),
+        hooks_gen=gen,
+        restarted=bool(eflags & C.SA_EV_RESTARTED),
+        observed=True,
+        strings=_strings(v, data[C.SA_REC_SIZE :]),
+    )
+
+
+def records(
+    data: bytes, ring: int, nhooks: Callable[[int], int | None]
+) -> tuple[list[SyscallEvent], list[str]]:
+    """Every record in a span copy: the events, and why each refused one was.
+
+    A record whose length is not a multiple of 8, is shorter than 8 bytes, or
+    leaves the copy ends the span (the rest cannot be framed)."""
+    events: list[SyscallEvent] = []
+    refused: list[str] = []
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 8:
+            refused.append(f"ring {ring}: {len(data) - pos} stray bytes")
+            break
+        length, kind = struct.unpack_from("<II", data, pos)
+        if length < 8 or length % 8 or length > len(data) - pos:
+            refused.append(f"ring {ring}: record length {length} at {pos} of {len(data)}")
+            break
+        if kind == C.SA_REC_EVENT:
+            try:
+                events.append(record(data[pos : pos + length], ring, nhooks))
+            except PortalProtocolError as exc:
+                refused.append(str(exc))
+        elif kind != C.SA_REC_PAD:
+            refused.append(f"ring {ring}: record type {kind}")
+        pos += length
+    return events, refused
