@@ -7,6 +7,7 @@
     syscalls-async exec -- CMD [ARG...]  # boot the guest, run CMD, exit with its status
     syscalls-async run PLUGIN.py -- CMD  # load a plugin file, run CMD with its hooks live
     syscalls-async trace -- CMD          # strace-like: every syscall of CMD, decoded
+    syscalls-async replay FILE PLUGIN.py # a run's recording (run --record FILE) fed to a plugin
     syscalls-async demo                  # boot the guest and show the framework at work
     syscalls-async bench [--quick]       # measure the cost of each kind of hook, in one boot
 """
@@ -29,12 +30,14 @@ from . import bench, demo
 from ._text import json_safe, printable
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
+from .api.record import read_recording
 from .api.session import check_handler_timeout
 from .api.trace import Tracer, TraceRecord
 from .errors import SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
 from .syscalls import FailClosed
 from .syscalls.policy import parse_errno
+from .testing.replay import replay
 
 
 def _print_image(image: object) -> None:
@@ -103,6 +106,7 @@ async def _run(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast,
         handler_timeout=args.handler_timeout,
         on_error="continue" if args.fail_closed is None else FailClosed(args.fail_closed),
+        record=args.record,
     ) as session:
         result = await session.run(command, timeout=args.timeout)
         # handlers print as they run; their output comes before the command's
@@ -140,6 +144,19 @@ async def _trace(args: argparse.Namespace, out: TextIO) -> int:
         await tracer.start()
         result = await session.run(command, timeout=args.timeout)
     return _print_result(result)
+
+
+#: the exit status of a replay whose verdicts differ from the recording's
+DIVERGED = 3
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    recording = read_recording(args.recording)  # a bad file is refused before any import
+    load_plugin_file(args.plugin)
+    report = asyncio.run(replay(recording, plugins))
+    sys.stdout.flush()  # handler output first, then the summary
+    print(report.summary(), file=sys.stderr)
+    return 0 if report.same else DIVERGED
 
 
 #: signals that end a command cleanly (the guest is stopped, nothing is left behind)
@@ -281,8 +298,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stats", action="store_true", help="print dispatch and guest counts at the end"
     )
+    p.add_argument("--record", metavar="FILE", help="write the event stream here (for `replay`)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     p.set_defaults(func=lambda a: run_async(_run(a)))
+
+    p = sub.add_parser(
+        "replay",
+        help="feed a recording (run --record FILE) to a plugin's handlers, without a guest",
+        description="Replay a recording through a plugin's handlers without a guest; exit "
+        f"status 0 when every verdict is as recorded, {DIVERGED} when some differ.",
+    )
+    p.add_argument("recording", metavar="FILE", help="a recording made with run --record")
+    p.add_argument("plugin", help="a Python file with Plugin subclasses or decorated handlers")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser(
         "trace", help="strace-like: run a command and print each of its syscalls, decoded"
