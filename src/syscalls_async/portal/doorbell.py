@@ -21,7 +21,8 @@ Example::
 
     bell = Doorbell(machine.doorbell_fd)   # a duplicate: the machine keeps its fd
     try:
-        woke = await bell.sleep(mm, news=lambda: counter_changed())
+        await bell.sleep(mm, news=lambda: counter_changed())
+        print(bell.counters.bell_wakeups, bell.counters.fallback_wakeups)
     finally:
         bell.close()
 """
