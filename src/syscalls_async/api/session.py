@@ -50,7 +50,7 @@ import msgspec
 
 from .._aio import Interrupted, unless_set
 from ..errors import HandlerError, OutOfRange, PortalError, PortalLost, StateError
-from ..machine import CommandResult, Image, Machine
+from ..machine import AddSpec, CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
 from ..portal.portal import OBSERVE_QUEUE, check_observe_options
 from ..portal.trap import TrapProtocol as Trap
@@ -123,6 +123,8 @@ class Session:
     :param record: write the session's event stream to this file (see
         :mod:`syscalls_async.api.record`; :func:`syscalls_async.testing.replay`
         feeds it back to handlers without a guest).
+    :param add: files to put into the booted guest (``Machine(add=...)``);
+        files come out with ``session.machine.collect(...)``.
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class Session:
         ring_size: int | None = None,
         observe_queue: int = OBSERVE_QUEUE,
         record: str | Path | None = None,
+        add: Sequence[AddSpec] = (),
     ) -> None:
         self.plugins = plugins
         self.record = record
@@ -149,7 +152,7 @@ class Session:
         check_observe_options(ring_size, observe_queue)  # refused before any boot
         self.machine = machine
         self._machine_args: dict[str, Any] = dict(
-            image=image, smp=smp, memory_mib=memory_mib, console_log=console_log
+            image=image, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add
         )
         self.handler_timeout = check_handler_timeout(handler_timeout)
         self.fail_fast = fail_fast
