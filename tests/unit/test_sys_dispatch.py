@@ -29,8 +29,7 @@ from syscalls_async.errors import (
     TrapGone,
 )
 from syscalls_async.portal.trap import ObservedTrap
-from syscalls_async.portal.types import Phase
-from syscalls_async.portal.types import SyscallEvent as RawEvent
+from syscalls_async.portal.types import Phase, RawEvent
 from syscalls_async.syscalls import Dispatcher, FailClosed, Registry, ValueFilter, current_trap
 from syscalls_async.syscalls.event import Regs, SyscallEvent
 from syscalls_async.syscalls.filters import STRING_READ

@@ -22,7 +22,7 @@ The Structs of this module are the specification: field names are the
 MessagePack map keys (``array_like`` Structs are arrays in field order), each
 record of the stream is tagged by its ``type`` field (``"event"``,
 ``"trailer"``), and each request by its ``kind``.  The raw event is
-:class:`syscalls_async.portal.types.SyscallEvent` as the portal decoded it from
+:class:`syscalls_async.portal.types.RawEvent` as the portal decoded it from
 the guest; the prototypes are
 :class:`syscalls_async.syscalls.prototypes.SyscallPrototype`.  A reader refuses
 a file of another format version (``Header.version``); a newer writer adds
@@ -50,7 +50,7 @@ from ..errors import GuestMemoryError, InvalidValue, PortalError
 from ..portal.abi import MASK64
 from ..portal.trap import PTRLIST_MAX, STR_MAX
 from ..portal.trap import TrapProtocol as Trap
-from ..portal.types import FdInfo, Mapping, ProcEntry, ProcInfo, SyscallEvent
+from ..portal.types import FdInfo, Mapping, ProcEntry, ProcInfo, RawEvent
 from ..syscalls.policy import FailClosed, Policy
 from ..syscalls.prototypes import RETVAL, PrototypeTable, SyscallPrototype
 
@@ -189,7 +189,7 @@ class EventRecord(msgspec.Struct, tag_field="type", tag="event", frozen=True):
 
     #: seconds since recording started, when the event reached the dispatcher
     time: float
-    event: SyscallEvent
+    event: RawEvent
     requests: list[Request] = []
     verdict: RecordedVerdict = RecordedVerdict()
 
@@ -242,7 +242,7 @@ class RecordingTrap:
         self.calls: list[tuple[Any, ...]] = []
 
     @property
-    def event(self) -> SyscallEvent:
+    def event(self) -> RawEvent:
         return self.trap.event
 
     @property
@@ -381,7 +381,7 @@ class Recorder:
 
         return recorded
 
-    def event(self, at: float, event: SyscallEvent, noting: RecordingTrap) -> None:
+    def event(self, at: float, event: RawEvent, noting: RecordingTrap) -> None:
         if not self._started or self._file is None:
             return
         verdict = RecordedVerdict() if event.observed else verdict_of(noting.calls)
@@ -485,7 +485,7 @@ def _frames(data: bytes, start: int) -> Iterator[tuple[int, bytes | None]]:
         at += _LEN.size + n
 
 
-def _check_event(event: SyscallEvent) -> None:
+def _check_event(event: RawEvent) -> None:
     words = (*event.args, event.retval, event.pc, event.sp, *event.regs)
     if len(event.args) != 6 or len(event.strings) > 6:
         raise _Corrupt("an event has 6 arguments (and at most 6 captured strings)")

@@ -21,7 +21,7 @@ from .types import (
     Phase,
     ProcEntry,
     ProcInfo,
-    SyscallEvent,
+    RawEvent,
     SyscallMeta,
 )
 
@@ -46,7 +46,7 @@ __all__ = [
     "ProcEntry",
     "ProcInfo",
     "RingStats",
-    "SyscallEvent",
+    "RawEvent",
     "SyscallMeta",
     "Trap",
     "TrapProtocol",

@@ -17,7 +17,7 @@ from .types import (
     Phase,
     ProcEntry,
     ProcInfo,
-    SyscallEvent,
+    RawEvent,
     SyscallMeta,
 )
 
@@ -115,8 +115,8 @@ _M = _A + C.SA_MAX_ARGS + 3  # matched[0]
 _R = _M + C.SA_MATCH_WORDS + 2  # regs[0]
 
 
-def event(data: bytes, slot: int, seq: int, nhooks: int) -> SyscallEvent:
-    """An SA_MSG_EVENT slot copy (the guest part) as a :class:`SyscallEvent`.
+def event(data: bytes, slot: int, seq: int, nhooks: int) -> RawEvent:
+    """An SA_MSG_EVENT slot copy (the guest part) as a :class:`RawEvent`.
 
     ``nr`` may lie beyond the guest's syscall table: such calls
     exist (the kernel answers them -ENOSYS) and reach all-syscall and unknown
@@ -136,7 +136,7 @@ def event(data: bytes, slot: int, seq: int, nhooks: int) -> SyscallEvent:
         raise PortalProtocolError(f"slot {slot}: {nregs} registers")
     if eflags & ~_EV_KNOWN or (eflags and phase != Phase.RETURN):
         raise PortalProtocolError(f"slot {slot}: event flags {eflags:#x} in phase {phase}")
-    return SyscallEvent(
+    return RawEvent(
         slot=slot,
         epoch=v[2],
         seq=seq,

@@ -97,7 +97,7 @@ from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec, encode_hooks
 from .ring import RingStats
 from .trap import ObservedTrap, Response, Trap
-from .types import GuestCounters, HostCounters, SyscallEvent, SyscallMeta
+from .types import GuestCounters, HostCounters, RawEvent, SyscallMeta
 
 log = logging.getLogger("syscalls.portal")
 
@@ -643,7 +643,7 @@ class Portal:
         if n <= 16 or not n & (n - 1):
             log.warning("ring record refused: %s [%d refused so far]", why, n)
 
-    def _observed(self, event: SyscallEvent) -> None:
+    def _observed(self, event: RawEvent) -> None:
         table = self._tables[event.hooks_gen]
         trap = ObservedTrap(event, tuple(table[i].id for i in event.matched))
         self.ring_stats.records += 1

@@ -22,7 +22,7 @@ import msgspec
 from ..errors import PortalProtocolError
 from .abi import MASK64, C, ffi, ring_offset
 from .decode import text
-from .types import CapturedString, Phase, SyscallEvent
+from .types import CapturedString, Phase, RawEvent
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -184,7 +184,7 @@ def _strings(
     return tuple(out)
 
 
-def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> SyscallEvent:
+def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> RawEvent:
     """One ``SA_REC_EVENT`` record (its bytes, strings included) as an event.
 
     ``nhooks(gen)`` is the size of hook table generation ``gen`` (``None``:
@@ -220,7 +220,7 @@ _matched_memo = _Memo(_matched)
 
 def _record_at(
     data: bytes, pos: int, length: int, ring: int, nhooks: Callable[[int], int | None]
-) -> SyscallEvent:
+) -> RawEvent:
     """The record of ``length`` bytes at ``pos`` of ``data`` (without copying it)."""
     if length < C.SA_REC_SIZE:
         raise PortalProtocolError(f"ring {ring}: record of {length} bytes")
@@ -235,7 +235,7 @@ def _record_at(
     n = nhooks(gen)
     if n is None:
         raise PortalProtocolError(f"ring {ring}: record names unknown hook table {gen}")
-    return SyscallEvent(
+    return RawEvent(
         slot=ring,
         epoch=0,
         seq=0,
@@ -259,12 +259,12 @@ def _record_at(
 
 def records(
     data: bytes, ring: int, nhooks: Callable[[int], int | None]
-) -> tuple[list[SyscallEvent], list[str]]:
+) -> tuple[list[RawEvent], list[str]]:
     """Every record in a span copy: the events, and why each refused one was.
 
     A record whose length is not a multiple of 8, is shorter than 8 bytes, or
     leaves the copy ends the span (the rest cannot be framed)."""
-    events: list[SyscallEvent] = []
+    events: list[RawEvent] = []
     refused: list[str] = []
     pos = 0
     while pos < len(data):

@@ -21,7 +21,7 @@ from ..errors import (
 )
 from . import decode
 from .abi import MASK64, C
-from .types import CapturedString, FdInfo, Mapping, Phase, ProcEntry, ProcInfo, SyscallEvent
+from .types import CapturedString, FdInfo, Mapping, Phase, ProcEntry, ProcInfo, RawEvent
 
 if TYPE_CHECKING:
     from .portal import Portal
@@ -100,7 +100,7 @@ class Trap:
     (deadline, fatal signal) requests raise :class:`TrapGone`.
     """
 
-    def __init__(self, portal: Portal, event: SyscallEvent, hook_ids: tuple[int, ...]) -> None:
+    def __init__(self, portal: Portal, event: RawEvent, hook_ids: tuple[int, ...]) -> None:
         self.portal = portal
         self.event = event
         #: ids of the hooks whose guest-side filters matched
@@ -357,7 +357,7 @@ class ObservedTrap:
     request, and every verdict, raises :class:`ObserveOnlyError` saying why.
     """
 
-    def __init__(self, event: SyscallEvent, hook_ids: tuple[int, ...]) -> None:
+    def __init__(self, event: RawEvent, hook_ids: tuple[int, ...]) -> None:
         self.event = event
         self.hook_ids = hook_ids
 
@@ -435,7 +435,7 @@ class TrapProtocol(Protocol):
     """
 
     @property
-    def event(self) -> SyscallEvent: ...
+    def event(self) -> RawEvent: ...
     @property
     def hook_ids(self) -> tuple[int, ...]: ...
     def skip(self, retval: int) -> None: ...

@@ -46,8 +46,10 @@ class CapturedString(msgspec.Struct, frozen=True):
         return self.data.decode("utf-8", "surrogateescape")
 
 
-class SyscallEvent(msgspec.Struct, frozen=True):
-    """A trapped syscall, copied out of its slot once and validated.
+class RawEvent(msgspec.Struct, frozen=True):
+    """A syscall as the guest reported it (a trapped slot or a ring record),
+    copied out once and validated: the raw event *in*.  Handlers get the user
+    event built from it, :class:`syscalls_async.syscalls.SyscallEvent`.
 
     ``matched`` holds hook *table indices* (positions in the list given to
     :meth:`Portal.set_hooks` for table generation ``hooks_gen``) whose

@@ -46,8 +46,7 @@ from .._aio import first_step, resume
 from .._text import printable
 from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.trap import TrapProtocol as Trap
-from ..portal.types import GuestCounters, Phase
-from ..portal.types import SyscallEvent as RawEvent
+from ..portal.types import GuestCounters, Phase, RawEvent
 from .event import Args, Regs, SyscallEvent, Task
 from .filters import STRING_READ
 from .policy import FailClosed, Policy

@@ -45,9 +45,8 @@ from ..errors import (
 from ..machine import current_image
 from ..portal.abi import MASK64, C
 from ..portal.trap import PTRLIST_MAX, STR_MAX, ObservedTrap
-from ..portal.types import CapturedString, FdInfo, Phase, ProcEntry, ProcInfo
+from ..portal.types import CapturedString, FdInfo, Phase, ProcEntry, ProcInfo, RawEvent
 from ..portal.types import Mapping as MemoryMapping
-from ..portal.types import SyscallEvent as RawEvent
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.event import ARG_REGS, PT_REGS
 from ..syscalls.policy import OnError, failure_policy

@@ -52,8 +52,7 @@ from ..api.record import (
 )
 from ..errors import GuestMemoryError, TrapGone
 from ..portal.trap import PTRLIST_MAX, STR_MAX, ObservedTrap, check_address
-from ..portal.types import FdInfo, Mapping, ProcEntry, ProcInfo
-from ..portal.types import SyscallEvent as RawEvent
+from ..portal.types import FdInfo, Mapping, ProcEntry, ProcInfo, RawEvent
 from ..syscalls.dispatch import DispatchStats
 from ..syscalls.policy import FailClosed, OnError
 from ..syscalls.prototypes import PrototypeTable
