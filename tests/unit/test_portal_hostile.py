@@ -133,7 +133,7 @@ async def test_garbage_is_refused_and_counted(guest: FakeGuest) -> None:
             msg = rng.choice([C.SA_MSG_EVENT, C.SA_MSG_RESPONSE, C.SA_MSG_ABANDON, 0, 99])
             seq = guest.publish(slot, body, msg)
             if i % 50 == 0:
-                await _until(lambda s=slot, q=seq: portal._last_seq[s] == q)
+                await _until(lambda s=slot, q=seq: portal._slots.last_seq[s] == q)
         slot = 5
         seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
         await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
@@ -273,11 +273,11 @@ async def test_a_guest_republishing_events_cannot_pile_up_handlers(guest: FakeGu
         for _ in range(rounds):
             for slot in slots:
                 guest.publish(slot, valid_event(gen), C.SA_MSG_EVENT)  # a new claim each time
-            await _until(lambda: portal._last_seq[31] == guest.seq[31])
+            await _until(lambda: portal._slots.last_seq[31] == guest.seq[31])
             most_tasks = max(most_tasks, len(portal._tasks))
         # the same epoch again is no new claim: refused
         guest.publish(3, valid_event(gen), C.SA_MSG_EVENT, epoch=guest.epoch[3])
-        await _until(lambda: portal._last_seq[3] == guest.seq[3])
+        await _until(lambda: portal._slots.last_seq[3] == guest.seq[3])
         seq = guest.publish(40, valid_event(gen), C.SA_MSG_EVENT)
         await _until(lambda: guest.host_part(40).seq == seq)  # type: ignore[attr-defined]
         assert guest.host_part(40).retval == 7  # type: ignore[attr-defined]
@@ -332,7 +332,7 @@ async def test_a_verdict_written_as_the_task_gave_up_is_late(guest: FakeGuest) -
         # the guest's deadline passed before it saw the verdict: it says so
         for _ in range(2):  # told twice, counted once
             seq = guest.publish(slot, b"", C.SA_MSG_ABANDON, guest.epoch[slot])
-            await _until(lambda s=seq: portal._last_seq[slot] == s)
+            await _until(lambda s=seq: portal._slots.last_seq[slot] == s)
         assert portal.host_counters.late_verdicts == 1, portal.host_counters
         assert portal.host_counters.abandoned == 0
 
@@ -356,7 +356,7 @@ async def test_a_slots_next_handler_waits_for_the_previous_one_to_end(guest: Fak
     async with Portal(guest.path, handler) as portal:
         slot = 0  # the fake guest's first claim of it has epoch 1
         guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
-        await _until(lambda: portal._last_seq[slot] == guest.seq[slot])
+        await _until(lambda: portal._slots.last_seq[slot] == guest.seq[slot])
         seq = guest.publish(slot, valid_event(portal.hooks_generation), C.SA_MSG_EVENT)
         await _until(lambda: guest.host_part(slot).seq == seq)  # type: ignore[attr-defined]
         assert portal.host_counters.slot_busy == 1

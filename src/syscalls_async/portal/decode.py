@@ -169,7 +169,8 @@ def meta_table(data: bytes, count: int) -> list[SyscallMeta]:
             raise PortalProtocolError(f"metadata entry {nr}: nr {m.nr}, nargs {nargs}")
         hookable = not m.flags & C.SA_META_UNHOOKABLE
         if not known:
-            out.append(SyscallMeta(nr, f"sys_unknown_{nr}", 0, (), (), False, hookable=hookable))
+            # no name: naming syscalls is the syscalls layer's business
+            out.append(SyscallMeta(nr, "", 0, (), (), False, hookable=hookable))
             continue
         out.append(
             SyscallMeta(

@@ -1,5 +1,13 @@
 """The host end of the portal: attach to the shared region, poll it, answer.
 
+:class:`Portal` composes the parts, each in its own module: the region
+(:mod:`.region`: the mapping, named offsets, attach and liveness checks), the
+slot channel (:mod:`.slots`: the seqlock protocol as typed messages, host
+answers), the hook table (:mod:`.hooktable`: generations and acks), the
+observe-only rings (:mod:`.ring`) and the doorbell (:mod:`.doorbell`).  What
+is left here is the poller and the traps: which trap a message belongs to,
+one handler per slot, verdicts, counters.
+
 Example (``syscall_nr`` is the syscalls layer's: the portal knows no names but
 the guest's)::
 
@@ -57,12 +65,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
 import mmap
-import operator
 import os
-import struct
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -78,24 +83,16 @@ from ..errors import (
     PortalError,
     PortalLost,
     PortalProtocolError,
-    PortalVersionError,
     TrapGone,
 )
 from . import decode, ring
-from .abi import (
-    DOORBELL_OFF,
-    HOOKS_ACK_OFF,
-    HOST_HEARTBEAT_OFF,
-    HOST_HOOKS_GEN_OFF,
-    HOST_RING_SIZE_OFF,
-    SLOT_SEQ_OFF,
-    C,
-    ffi,
-    slot_offset,
-)
+from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
-from .hooks import HookSpec, encode_hooks
+from .hooks import HookSpec
+from .hooktable import HookTable
+from .region import MAX_BEAT_GAP, U32, U64, Region
 from .ring import RingStats
+from .slots import AbandonMsg, EventMsg, ResponseMsg, SlotChannel, UnknownMsg
 from .trap import ObservedTrap, Response, Trap
 from .types import GuestCounters, HostCounters, RawEvent, SyscallMeta
 
@@ -107,50 +104,6 @@ Observer = Callable[[ObservedTrap], Awaitable[None]]
 OBSERVE_QUEUE = 65536
 #: observed events handled in a row before the event loop gets a turn
 _OBSERVE_BATCH = 256
-
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
-_G = "struct sa_guest_header"
-_H = "struct sa_host_header"
-_MSG_OFF = ffi.offsetof("struct sa_slot_guest", "msg")
-_EPOCH_OFF = ffi.offsetof("struct sa_slot_guest", "epoch")
-_GEN_OFF = ffi.offsetof("struct sa_slot_guest", "hooks_gen")
-_MAGIC_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "magic")
-_BOOT_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "boot_id")
-_STATE_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "state")
-_KEEP_TABLES = 8
-_HOST_FIELDS = [
-    ("msg", "I"),
-    ("req", "I"),
-    ("addr", "Q"),
-    ("len", "Q"),
-    ("arg", "Q"),
-    ("action", "I"),
-    ("args_mask", "I"),
-    ("retval", "q"),
-    ("args", f"{C.SA_MAX_ARGS}Q"),
-]
-_HOST_BODY_OFF = ffi.offsetof("struct sa_slot_host", "msg")
-
-
-def _host_body() -> struct.Struct:
-    """The host part of a slot after seq and epoch, checked against the cffi layout."""
-    fmt = "<"
-    for name, code in _HOST_FIELDS:
-        if _HOST_BODY_OFF + struct.calcsize(fmt) != ffi.offsetof("struct sa_slot_host", name):
-            raise PortalVersionError(f"slot host layout: {name} is not where portal_abi.h has it")
-        fmt += code
-    return struct.Struct(fmt)
-
-
-_HOST_BODY = _host_body()
-_NO_ARGS = (0,) * C.SA_MAX_ARGS
-_SLOT_INDICES = range(C.SA_SLOT_COUNT)
-#: the longest a poller sleeping on the doorbell goes without a heartbeat
-_MAX_BEAT_GAP = 0.25
-#: how long a host's heartbeat must stand still to count it as gone (its
-#: poller beats at least every _MAX_BEAT_GAP)
-_LIVENESS_WINDOW = 2.5 * _MAX_BEAT_GAP
 #: how often the poller looks at the guest's counters
 _COUNTERS_PERIOD = 0.25
 #: guest counters whose growth means hooked calls ran unhooked or events were
@@ -205,7 +158,7 @@ class PollPolicy(msgspec.Struct, frozen=True):
     min_sleep: float = 0.001
     max_sleep: float = 0.004
     bell_spin: float = 0.002
-    fallback: float = _MAX_BEAT_GAP
+    fallback: float = MAX_BEAT_GAP
 
 
 class Portal:
@@ -273,7 +226,10 @@ class Portal:
         self.last_guest_counters = GuestCounters()
         self._warned_counters = GuestCounters()  # what the poller last warned about
         self._failed = asyncio.Event()
+        self._region: Region | None = None
+        #: the region's mapping while attached (the poller's hot path reads it directly)
         self._mm: mmap.mmap | None = None
+        self._slots: SlotChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._observer_task: asyncio.Task[None] | None = None
@@ -282,52 +238,31 @@ class Portal:
         self._slot_tasks: list[set[asyncio.Task[None]]] = [set() for _ in range(C.SA_SLOT_COUNT)]
         #: epoch of the last verdict written per slot: an abandon naming it came too late
         self._answered: dict[int, int] = {}
-        self._last_seq = [0] * C.SA_SLOT_COUNT
-        self._hooks: tuple[HookSpec, ...] = ()
-        # recent table generations: events name the one they matched in
-        self._tables: dict[int, tuple[HookSpec, ...]] = {}
-        self._hooks_lock = asyncio.Lock()
-        self._gen = 0
-        self._nr_syscalls = 0
+        self._hooktable = HookTable()
 
     # -- public ---------------------------------------------------------------
 
     @property
     def hooks(self) -> tuple[HookSpec, ...]:
         """The hook table last put in force."""
-        return self._hooks
+        return self._hooktable.hooks
 
     @property
     def hooks_generation(self) -> int:
         """The generation number of the hook table last put in force."""
-        return self._gen
+        return self._hooktable.gen
 
     async def set_hooks(self, hooks: Sequence[HookSpec], *, ack_timeout: float = 30.0) -> None:
         """Put ``hooks`` in force in the guest; returns after the guest's ack."""
-        table = encode_hooks(hooks)
-        async with self._hooks_lock:
+        table = self._hooktable
+        async with table.lock:
             mm = self._live()
-            gen = (self._gen + 1) & 0xFFFFFFFF
-            # a task may have matched in an older table and not yet published
-            self._tables = {g: t for g, t in self._tables.items() if gen - g < _KEEP_TABLES}
-            self._tables[gen] = tuple(hooks)
             self._account_hook_drops()
-            mm[C.SA_HOOKS_OFF : C.SA_HOOKS_OFF + len(table)] = table
-            _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "hook_count"), len(hooks))
-            _U32.pack_into(mm, HOST_HOOKS_GEN_OFF, gen)
-            self._gen = gen
-            deadline = time.monotonic() + ack_timeout
-            while _U32.unpack_from(mm, HOOKS_ACK_OFF)[0] != gen:
-                if time.monotonic() > deadline:
-                    raise PortalError(f"guest did not take hook table {gen} in {ack_timeout:g} s")
-                await asyncio.sleep(0.001)
-                mm = self._live()
+            gen = table.publish(mm, hooks)
+            mm = await table.wait_ack(self._live, gen, ack_timeout)
             # drops counted while the table changed belong to the old one
             self._account_hook_drops()
-            status = struct.unpack_from("<i", mm, ffi.offsetof(_G, "hooks_status"))[0]
-            if status:
-                raise PortalError(f"guest refused hook table {gen}: errno {-status}")
-            self._hooks = tuple(hooks)
+            table.commit(mm, gen, hooks)
 
     async def wait_failure(self) -> PortalError:
         """Wait until the portal is lost and return why: :class:`PortalLost`
@@ -347,14 +282,16 @@ class Portal:
 
     def guest_counters(self) -> GuestCounters:
         """The module's counters, read now (since the module was loaded)."""
-        mm = self._live()
-        self.last_guest_counters = decode.counters(mm[: C.SA_GUEST_SIZE])
+        self._live()
+        assert self._region is not None
+        self.last_guest_counters = self._region.counters()
         return self.last_guest_counters
 
     def hooked_entries(self) -> int:
         """How many distinct syscall entries the guest has hooked now."""
-        mm = self._live()
-        return int(_U32.unpack_from(mm, ffi.offsetof(_G, "hooked_entries"))[0])
+        self._live()
+        assert self._region is not None
+        return self._region.hooked_entries()
 
     @property
     def bell_counters(self) -> BellCounters:
@@ -397,9 +334,10 @@ class Portal:
     def _account_hook_drops(self) -> None:
         assert self._mm is not None
         now = ring.hook_drops(self._mm)
+        hooks = self._hooktable.hooks
         for i, (n, before) in enumerate(zip(now, self._hook_drops_seen, strict=True)):
-            if n > before and i < len(self._hooks):
-                hid = self._hooks[i].id
+            if n > before and i < len(hooks):
+                hid = hooks[i].id
                 self._hook_drops[hid] = self._hook_drops.get(hid, 0) + n - before
         self._hook_drops_seen = now
 
@@ -416,11 +354,9 @@ class Portal:
 
     def busy_slots(self) -> int:
         """Slots a guest task holds right now (for leak checks)."""
-        mm = self._live()
-        off = ffi.offsetof("struct sa_slot_guest", "owner")
-        return sum(
-            1 for i in range(C.SA_SLOT_COUNT) if _U32.unpack_from(mm, slot_offset(i) + off)[0]
-        )
+        self._live()
+        assert self._region is not None
+        return self._region.busy_slots()
 
     # -- lifetime -------------------------------------------------------------
 
@@ -448,7 +384,7 @@ class Portal:
         """Detach: clear hooks, answer open traps, stop the poller, unmap."""
         if self._mm is None:
             return
-        if self.failure is None and self._hooks:
+        if self.failure is None and self._hooktable.hooks:
             with contextlib.suppress(PortalError, TimeoutError):
                 await self.set_hooks([], ack_timeout=5.0)
         for trap in list(self._active.values()):
@@ -463,79 +399,45 @@ class Portal:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for trap in list(self._active.values()):
             self._finish(trap)
-        mm, self._mm = self._mm, None
+        region, self._region, self._mm, self._slots = self._region, None, None, None
+        assert region is not None
         if self._bell is not None:
             self._bell.close()
         if self.failure is None:
-            clear_sleeping(mm)
-            _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 0)
-        mm.close()
+            clear_sleeping(region.mm)
+        region.close(detach=self.failure is None)
 
     async def _attach(self) -> None:
-        fd = os.open(self.shm_path, os.O_RDWR)
+        region = await Region.attach(self.shm_path, self.attach_timeout)
         try:
-            size = os.fstat(fd).st_size
-            if size < C.SA_REGION_MIN_SIZE:
-                raise PortalVersionError(f"{self.shm_path}: {size} bytes is too small")
-            self._mm = mmap.mmap(fd, size, mmap.MAP_SHARED)
-        finally:
-            os.close(fd)
-        mm = self._mm
-        deadline = time.monotonic() + self.attach_timeout
-        while True:
-            magic = _U64.unpack_from(mm, ffi.offsetof(_G, "magic"))[0]
-            state = _U32.unpack_from(mm, ffi.offsetof(_G, "state"))[0]
-            if magic == C.SA_MAGIC and state == C.SA_STATE_READY:
-                break
-            if magic not in (0, C.SA_MAGIC) or time.monotonic() > deadline:
-                mm.close()
-                self._mm = None
-                raise PortalVersionError(
-                    f"no ready portal in {self.shm_path} (magic {magic:#x}, state {state})"
-                )
-            await asyncio.sleep(0.05)
-        g = decode.check_header(mm[: C.SA_GUEST_SIZE])
-        await self._refuse_second_host(mm)
-        self.boot_id = int(g.boot_id)
-        self._nr_syscalls = int(g.nr_syscalls)
-        self.syscalls = decode.meta_table(
-            mm[C.SA_META_OFF : C.SA_META_OFF + self._nr_syscalls * C.SA_META_SIZE],
-            self._nr_syscalls,
-        )
-        self.last_guest_counters = decode.counters(mm[: C.SA_GUEST_SIZE])
+            await region.refuse_second_host()
+            self.syscalls = region.syscalls()
+            self.last_guest_counters = region.counters()
+        except BaseException:
+            region.close(detach=False)
+            raise
+        mm = region.mm
+        self._region, self._mm = region, mm
+        self.boot_id = region.boot_id
         self._warned_counters = self.last_guest_counters
-        self._gen = _U32.unpack_from(mm, HOST_HOOKS_GEN_OFF)[0]
-        for i in range(C.SA_SLOT_COUNT):
-            self._last_seq[i] = _U32.unpack_from(mm, slot_offset(i) + SLOT_SEQ_OFF)[0]
-        _U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
+        self._hooktable.attach(mm)
+        self._slots = SlotChannel(region)
+        U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
         # records of an earlier host's hooks are not this host's to deliver
         for i in range(C.SA_RING_COUNT):
             self._ring_tail[i] = ring.head(mm, i)
             ring.write_tail(mm, i, self._ring_tail[i])
             self._ring_drops_base[i] = self._ring_drops_last[i] = ring.drops(mm, i)
         self._hook_drops_seen = ring.hook_drops(mm)
-        _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "deadline_ms"), self.deadline_ms)
-        _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 1)
-        self._beat()
+        region.set_attached(self.deadline_ms)
+        region.beat()
         self._open_bell(mm)
         log.info(
             "portal attached: boot %#x, %d syscalls (%d known)",
             self.boot_id,
-            self._nr_syscalls,
+            region.nr_syscalls,
             sum(m.known for m in self.syscalls),
         )
-
-    async def _refuse_second_host(self, mm: mmap.mmap) -> None:
-        """Two hosts polling one region would steal each other's traps.  A
-        host that died leaves ``attached`` set but its heartbeat still."""
-        if not _U32.unpack_from(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"))[0]:
-            return
-        beat = _U64.unpack_from(mm, HOST_HEARTBEAT_OFF)[0]
-        await asyncio.sleep(_LIVENESS_WINDOW)
-        if _U64.unpack_from(mm, HOST_HEARTBEAT_OFF)[0] != beat:
-            mm.close()
-            self._mm = None
-            raise PortalError(f"another host is attached to {self.shm_path}")
 
     def _open_bell(self, mm: mmap.mmap) -> None:
         if self.doorbell is None:
@@ -543,7 +445,7 @@ class Portal:
         if not guest_can_ring(mm):
             log.warning("the guest module has no doorbell device: the poller polls when idle")
             return
-        fallback = min(self.poll.fallback, _MAX_BEAT_GAP, self.deadline_ms / 4000)
+        fallback = min(self.poll.fallback, MAX_BEAT_GAP, self.deadline_ms / 4000)
         self._bell = Doorbell(self.doorbell, fallback=fallback, after_spurious=self.poll.max_sleep)
 
     def _live(self) -> mmap.mmap:
@@ -555,24 +457,20 @@ class Portal:
 
     # -- the poller -----------------------------------------------------------
 
-    def _beat(self) -> None:
-        assert self._mm is not None
-        hb = _U64.unpack_from(self._mm, HOST_HEARTBEAT_OFF)[0]
-        _U64.pack_into(self._mm, HOST_HEARTBEAT_OFF, (hb + 1) & (2**64 - 1))
-
     async def _poll_loop(self) -> None:
-        assert self._mm is not None
-        mm = self._mm
+        region, slots = self._region, self._slots
+        assert region is not None and slots is not None
+        mm = region.mm
         last_bell = -1
         last_activity = last_counters = time.monotonic()
         sleep = self.poll.min_sleep
         rescan = False
         while True:
-            self._beat()
+            region.beat()
             if self.drain_rings():
                 last_activity = time.monotonic()
                 sleep = self.poll.min_sleep
-            bell = _U64.unpack_from(mm, DOORBELL_OFF)[0]
+            bell = U64.unpack_from(mm, DOORBELL_OFF)[0]
             if bell != last_bell or rescan:
                 if bell != last_bell:
                     # only news counts as activity: a slot a guest leaves
@@ -580,8 +478,10 @@ class Portal:
                     last_activity = time.monotonic()
                     sleep = self.poll.min_sleep
                 last_bell = bell
-                rescan = self._scan()
-            lost = self._gone(mm)
+                for message in slots.scan():
+                    self._message(message)
+                rescan = slots.mid_write
+            lost = region.gone()
             if lost:
                 self._lost(PortalLost(lost))
                 return
@@ -603,7 +503,7 @@ class Portal:
         has something it has not taken (the guest bumps ``doorbell`` on every
         slot message and when it unloads, and moves a ring's head for every
         record, before it rings)."""
-        if _U64.unpack_from(mm, DOORBELL_OFF)[0] != last_bell:
+        if U64.unpack_from(mm, DOORBELL_OFF)[0] != last_bell:
             return True
         return any(ring.head(mm, i) != self._ring_tail[i] for i in range(C.SA_RING_COUNT))
 
@@ -625,17 +525,13 @@ class Portal:
             if span.refused:
                 self._ring_refused(span.refused)
                 continue
-            events, refused = ring.records(span.data, i, self._table_size)
+            events, refused = ring.records(span.data, i, self._hooktable.table_size)
             for why in refused:
                 self._ring_refused(why)
             for event in events:
                 self._observed(event)
             taken += len(events) + len(refused)
         return taken
-
-    def _table_size(self, gen: int) -> int | None:
-        table = self._tables.get(gen)
-        return None if table is None else len(table)
 
     def _ring_refused(self, why: str) -> None:
         self.ring_stats.refused += 1
@@ -644,7 +540,7 @@ class Portal:
             log.warning("ring record refused: %s [%d refused so far]", why, n)
 
     def _observed(self, event: RawEvent) -> None:
-        table = self._tables[event.hooks_gen]
+        table = self._hooktable.tables[event.hooks_gen]
         trap = ObservedTrap(event, tuple(table[i].id for i in event.matched))
         self.ring_stats.records += 1
         try:
@@ -700,23 +596,13 @@ class Portal:
                     await asyncio.sleep(0)
                     run = 0
 
-    def _gone(self, mm: mmap.mmap) -> str:
-        """Why the region no longer holds this portal, or ``""``."""
-        if _U64.unpack_from(mm, _MAGIC_OFF)[0] != C.SA_MAGIC:
-            return "the guest module was unloaded (or the portal's magic overwritten)"
-        if _U32.unpack_from(mm, _BOOT_OFF)[0] != self.boot_id:
-            return "the guest module was reloaded"
-        if _U32.unpack_from(mm, _STATE_OFF)[0] != C.SA_STATE_READY:
-            return "the guest module is unloading (or its state was overwritten)"
-        return ""
-
     def _last_counters(self) -> None:
         """The counters an unloaded module left in the region, if they are
         still its (a reloaded module starts again from zero)."""
-        if self._mm is None:
+        if self._region is None:
             return
         try:
-            now = decode.counters(self._mm[: C.SA_GUEST_SIZE])
+            now = self._region.counters()
         except PortalError:
             return
         before = self.last_guest_counters
@@ -762,63 +648,28 @@ class Portal:
             trap._fail(err)
         self._active.clear()
 
-    def _seqs(self) -> list[int]:
-        view = memoryview(self._mm).cast("I")  # type: ignore[arg-type]
-        try:
-            first = (C.SA_SLOTS_OFF + SLOT_SEQ_OFF) // 4
-            step = C.SA_SLOT_SIZE // 4
-            return view[first : first + step * C.SA_SLOT_COUNT : step].tolist()
-        finally:
-            view.release()
+    def _message(self, m: EventMsg | ResponseMsg | AbandonMsg | UnknownMsg) -> None:
+        match m:
+            case EventMsg():
+                self._on_event(m)
+            case ResponseMsg():
+                self._on_response(m)
+            case AbandonMsg(slot=slot, epoch=epoch):
+                trap = self._active.get(slot)
+                if trap is not None and trap.event.epoch == epoch:
+                    del self._active[slot]
+                    self._gave_up(trap, "stopped waiting")
+                elif self._answered.get(slot) == epoch:
+                    del self._answered[slot]
+                    self._late(
+                        "slot %d: the guest task gave up just as its verdict was written", slot
+                    )
+            case UnknownMsg(slot=slot, msg=msg):
+                self.host_counters.refused += 1
+                log.warning("slot %d: unknown message %d refused", slot, msg)
 
-    def _scan(self) -> bool:
-        """Take every new message; True if a slot was mid-write (look again)."""
-        assert self._mm is not None
-        mm = self._mm
-        again = False
-        # every slot's seq word in one strided read: the common case is that
-        # one or two slots changed
-        seqs = self._seqs()
-        last_seqs = self._last_seq
-        if seqs == last_seqs:
-            return False
-        changed = list(itertools.compress(_SLOT_INDICES, map(operator.ne, seqs, last_seqs)))
-        for i in changed:
-            off = slot_offset(i)
-            seq = _U32.unpack_from(mm, off + SLOT_SEQ_OFF)[0]
-            if seq & 1:
-                again = True
-                continue
-            data = mm[off : off + C.SA_SLOT_GUEST_SIZE]
-            if _U32.unpack_from(mm, off + SLOT_SEQ_OFF)[0] != seq or (
-                _U32.unpack_from(data, SLOT_SEQ_OFF)[0] != seq
-            ):
-                again = True
-                continue
-            self._last_seq[i] = seq
-            self._message(i, seq, data)
-        return again
-
-    def _message(self, slot: int, seq: int, data: bytes) -> None:
-        msg = _U32.unpack_from(data, _MSG_OFF)[0]
-        epoch = _U32.unpack_from(data, _EPOCH_OFF)[0]
-        if msg == C.SA_MSG_EVENT:
-            self._on_event(slot, seq, epoch, data)
-        elif msg == C.SA_MSG_RESPONSE:
-            self._on_response(slot, seq, epoch, data)
-        elif msg == C.SA_MSG_ABANDON:
-            trap = self._active.get(slot)
-            if trap is not None and trap.event.epoch == epoch:
-                del self._active[slot]
-                self._gave_up(trap, "stopped waiting")
-            elif self._answered.get(slot) == epoch:
-                del self._answered[slot]
-                self._late("slot %d: the guest task gave up just as its verdict was written", slot)
-        else:
-            self.host_counters.refused += 1
-            log.warning("slot %d: unknown message %d refused", slot, msg)
-
-    def _on_event(self, slot: int, seq: int, epoch: int, data: bytes) -> None:
+    def _on_event(self, m: EventMsg) -> None:
+        slot, seq, epoch = m.slot, m.seq, m.epoch
         old = self._active.get(slot)
         if old is not None and old.event.epoch == epoch:
             # the module changes the epoch on every claim: this is no new trap
@@ -828,16 +679,17 @@ class Portal:
         if old is not None:
             del self._active[slot]
             self._gave_up(old, "stopped waiting (its slot was reused)")
-        gen = _U32.unpack_from(data, _GEN_OFF)[0]
-        table = self._tables.get(gen)
+        table = self._hooktable.tables.get(m.hooks_gen)
         try:
             if table is None:
-                raise PortalProtocolError(f"slot {slot}: event names unknown hook table {gen}")
-            event = decode.event(data, slot, seq, len(table))
+                raise PortalProtocolError(
+                    f"slot {slot}: event names unknown hook table {m.hooks_gen}"
+                )
+            event = decode.event(m.data, slot, seq, len(table))
         except PortalProtocolError as exc:
             self.host_counters.refused += 1
             log.warning("event refused: %s", exc)
-            self._write_host(slot, epoch, seq, C.SA_MSG_VERDICT)
+            self._live_slots().write(slot, epoch, seq, C.SA_MSG_VERDICT)
             return
         self.host_counters.events += 1
         ids = tuple(table[i].id for i in event.matched)
@@ -870,21 +722,21 @@ class Portal:
         if n <= 16 or not n & (n - 1):
             log.warning(fmt + " [%d late verdicts so far]", *args, n)
 
-    def _on_response(self, slot: int, seq: int, epoch: int, data: bytes) -> None:
-        assert self._mm is not None
+    def _on_response(self, m: ResponseMsg) -> None:
+        assert self._slots is not None
+        slot, seq = m.slot, m.seq
         trap = self._active.get(slot)
-        if trap is None or trap.event.epoch != epoch or not trap._expects(seq):
+        if trap is None or trap.event.epoch != m.epoch or not trap._expects(seq):
             self.host_counters.stale_responses += 1
             return
-        g = ffi.from_buffer("struct sa_slot_guest *", data)
+        g = ffi.from_buffer("struct sa_slot_guest *", m.data)
         length = int(g.len)
         if length > C.SA_SLOT_G2H_SIZE:
             self.host_counters.refused += 1
             trap._fail(PortalProtocolError(f"response of {length} bytes"))
             return
-        off = slot_offset(slot) + C.SA_SLOT_G2H_OFF
-        payload = self._mm[off : off + length]
-        if _U32.unpack_from(self._mm, slot_offset(slot) + SLOT_SEQ_OFF)[0] != seq:
+        payload = self._slots.payload(slot, seq, length)
+        if payload is None:
             self.host_counters.stale_responses += 1
             return
         trap._respond(
@@ -920,13 +772,14 @@ class Portal:
     def _finish(self, trap: Trap) -> None:
         """Send the trap's verdict, once, if its guest task still waits."""
         slot = trap.event.slot
-        if self._active.get(slot) is not trap or self._mm is None or self.failure:
+        slots = self._slots
+        if self._active.get(slot) is not trap or slots is None or self.failure:
             return
         del self._active[slot]
         trap._answered()
         self._answered[slot] = trap.event.epoch
         action, mask, retval, args = trap._verdict()
-        self._write_host(
+        slots.write(
             slot,
             trap.event.epoch,
             trap._seq,
@@ -937,36 +790,8 @@ class Portal:
             args=args,
         )
 
-    def _write_host(
-        self,
-        slot: int,
-        epoch: int,
-        seq: int,
-        msg: int,
-        payload: bytes = b"",
-        *,
-        req: int = 0,
-        addr: int = 0,
-        length: int = 0,
-        arg: int = 0,
-        action: int = 0,
-        args_mask: int = 0,
-        retval: int = 0,
-        args: Sequence[int] = _NO_ARGS,
-    ) -> None:
-        """Write the host part of a slot; seq last so the guest sees it whole.
-
-        Every field after seq and epoch is written (those not given as 0), in
-        one ``pack_into``; the padding at the end of the part is never read."""
-        mm = self._live()
-        base = slot_offset(slot)
-        if payload:
-            off = base + C.SA_SLOT_H2G_OFF
-            mm[off : off + len(payload)] = payload
-        hoff = base + C.SA_SLOT_HOST_OFF
-        _HOST_BODY.pack_into(
-            mm, hoff + _HOST_BODY_OFF, msg, req, addr, length, arg, action, args_mask, retval,
-            *args,
-        )  # fmt: skip
-        _U32.pack_into(mm, hoff + 4, epoch)
-        _U32.pack_into(mm, hoff, seq)
+    def _live_slots(self) -> SlotChannel:
+        """The slot channel, if the portal is live (else its failure is raised)."""
+        self._live()
+        assert self._slots is not None
+        return self._slots

@@ -284,7 +284,7 @@ class Trap:
                 raise self._gone_error()
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
-            self.portal._write_host(
+            self.portal._live_slots().write(
                 self.event.slot,
                 self.event.epoch,
                 self._seq,

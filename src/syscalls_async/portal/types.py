@@ -18,7 +18,7 @@ class SyscallMeta(msgspec.Struct, frozen=True):
     """One syscall's prototype from the guest kernel's ftrace metadata."""
 
     nr: int
-    name: str
+    name: str  # "" when not known: the guest has no name for it
     nargs: int
     types: tuple[str, ...]
     names: tuple[str, ...]

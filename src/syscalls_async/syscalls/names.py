@@ -34,6 +34,11 @@ class Target:
     ret: bool = False
 
 
+def unknown_name(nr: int) -> str:
+    """The name of a syscall number the guest has no metadata for (``sys_unknown_1000``)."""
+    return f"sys_unknown_{nr}"
+
+
 def normalize(name: str) -> str:
     """``sys_openat`` / ``_sys_openat`` / ``__x64_sys_openat`` / ``openat`` -> ``openat``."""
     n = name.strip()

@@ -19,7 +19,7 @@ import msgspec
 
 from ..errors import InvalidValue
 from ..portal.types import SyscallMeta
-from .names import normalize
+from .names import normalize, unknown_name
 
 _SIGNED32 = {
     "int",
@@ -165,7 +165,14 @@ class PrototypeTable:
     def from_meta(cls, metas: Iterable[SyscallMeta]) -> PrototypeTable:
         return cls(
             SyscallPrototype(
-                m.name, m.nr, m.nargs, m.types, m.names, m.known, m.truncated, m.hookable
+                m.name if m.known else unknown_name(m.nr),
+                m.nr,
+                m.nargs,
+                m.types,
+                m.names,
+                m.known,
+                m.truncated,
+                m.hookable,
             )
             for m in metas
         )
@@ -183,7 +190,7 @@ class PrototypeTable:
     def by_nr(self, nr: int) -> SyscallPrototype:
         proto = self._by_nr.get(nr)
         if proto is None:
-            return SyscallPrototype(f"sys_unknown_{nr}", nr, 0, (), (), known=False)
+            return SyscallPrototype(unknown_name(nr), nr, 0, (), (), known=False)
         return proto
 
     def close_matches(self, name: str) -> list[str]:
