@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from syscalls_async.syscalls.event import ARG_REGS, PT_REGS, Args, Regs, SyscallEvent, Task
+from syscalls_async.portal.arch import X86_64
+from syscalls_async.syscalls.event import Args, Regs, SyscallEvent, Task
+
+ARG_REGS, PT_REGS = X86_64.arg_regs, X86_64.regs
 
 M64 = (1 << 64) - 1
 

@@ -281,6 +281,7 @@ class Session:
             fail_fast=self.fail_fast,
             on_fatal=self._on_fatal,
             on_error=self.on_error,
+            arch=self._portal.arch,
         )
         if self._recorder is not None:
             image = self.machine.image

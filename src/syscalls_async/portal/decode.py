@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import PortalProtocolError, PortalVersionError
 from .abi import C, ffi
+from .arch import arch_by_id
 from .types import (
     FdInfo,
     GuestCounters,
@@ -61,6 +62,7 @@ def check_header(data: bytes) -> Any:
         raise PortalVersionError(
             f"guest module speaks portal ABI version {g.version}, this host {C.SA_VERSION}"
         )
+    arch_by_id(int(g.arch))
     if g.slot_count != C.SA_SLOT_COUNT or g.slot_size != C.SA_SLOT_SIZE:
         raise PortalVersionError("guest slot layout differs from portal_abi.h")
     if g.max_hooks != C.SA_MAX_HOOKS or g.nr_syscalls > C.SA_MAX_SYSCALLS:

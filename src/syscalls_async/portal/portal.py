@@ -87,6 +87,7 @@ from ..errors import (
 )
 from . import decode, ring
 from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi
+from .arch import X86_64, ArchInfo
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec
 from .hooktable import HookTable
@@ -221,6 +222,8 @@ class Portal:
         self.host_counters = HostCounters()
         self.syscalls: list[SyscallMeta] = []
         self.boot_id = 0
+        #: the guest's architecture (known once attached)
+        self.arch: ArchInfo = X86_64
         self.failure: PortalError | None = None
         #: the guest's counters when last read (kept after the portal is lost)
         self.last_guest_counters = GuestCounters()
@@ -419,6 +422,7 @@ class Portal:
         mm = region.mm
         self._region, self._mm = region, mm
         self.boot_id = region.boot_id
+        self.arch = region.arch
         self._warned_counters = self.last_guest_counters
         self._hooktable.attach(mm)
         self._slots = SlotChannel(region)

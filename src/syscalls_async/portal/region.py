@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import PortalError, PortalVersionError
 from . import decode
 from .abi import HOST_HEARTBEAT_OFF, SLOT_SEQ_OFF, C, ffi, slot_offset
+from .arch import arch_by_id
 from .types import GuestCounters, SyscallMeta
 
 U32 = struct.Struct("<I")
@@ -51,6 +52,7 @@ class Region:
         self.mm = mm
         self.boot_id = int(header.boot_id)
         self.nr_syscalls = int(header.nr_syscalls)
+        self.arch = arch_by_id(int(header.arch))
 
     @classmethod
     async def attach(cls, path: Path, timeout: float) -> Region:

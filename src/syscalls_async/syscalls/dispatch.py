@@ -45,6 +45,7 @@ import msgspec
 from .._aio import first_step, resume
 from .._text import printable
 from ..errors import GuestMemoryError, OutOfRange, PortalError
+from ..portal.arch import X86_64, ArchInfo
 from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import GuestCounters, Phase, RawEvent
 from .event import Args, Regs, SyscallEvent, Task
@@ -102,8 +103,11 @@ class Dispatcher:
         fail_fast: bool = False,
         on_fatal: Callable[[BaseException], None] | None = None,
         on_error: Policy = "continue",
+        arch: ArchInfo = X86_64,
     ) -> None:
         self.registry = registry
+        #: the guest's architecture: what ``regs`` names
+        self.arch = arch
         self.prototypes = prototypes
         self.handler_timeout = handler_timeout
         self.fail_fast = fail_fast
@@ -123,7 +127,7 @@ class Dispatcher:
             self.stats.observed_events += 1
         proto = self.prototypes.by_nr(raw.nr)
         event = _user_event(raw, proto)
-        regs = Regs(raw.regs, event)
+        regs = Regs(raw.regs, event, self.arch)
         token = current_trap.set(trap)
         strings: dict[int, bytes | None] = {}
         budget = self.handler_timeout

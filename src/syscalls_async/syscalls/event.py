@@ -8,35 +8,10 @@ from typing import Any, overload
 
 from ..errors import InvalidType, ReadOnlyHookError
 from ..portal.abi import MASK64
+from ..portal.arch import X86_64, ArchInfo
 from ..portal.trap import word64
 from ..portal.types import CapturedString
 from .prototypes import RETVAL
-
-#: x86_64 ``struct pt_regs`` in the order the portal sends it
-PT_REGS = (
-    "r15",
-    "r14",
-    "r13",
-    "r12",
-    "rbp",
-    "rbx",
-    "r11",
-    "r10",
-    "r9",
-    "r8",
-    "rax",
-    "rcx",
-    "rdx",
-    "rsi",
-    "rdi",
-    "orig_rax",
-    "rip",
-    "cs",
-    "eflags",
-    "rsp",
-    "ss",
-)
-ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 
 
 @dataclass(frozen=True)
@@ -185,51 +160,60 @@ class SyscallEvent:
 
 
 class Regs:
-    """The task's user registers at the syscall, by name (``regs.rdi``, ``regs.pc``).
+    """The task's user registers at the syscall, by the names of the guest's
+    architecture (:class:`~syscalls_async.portal.arch.ArchInfo`; on x86_64
+    ``regs.rdi``), and ``regs.pc``, ``regs.sp`` on every architecture.
 
-    Writing an argument register (rdi, rsi, rdx, r10, r8, r9) changes that
-    argument on entry; writing ``rax`` on return changes the return value.
-    Other registers are read-only: the portal does not carry them back.
+    Writing an argument register (on x86_64 rdi, rsi, rdx, r10, r8, r9) changes
+    that argument on entry; writing the return register (``rax``) on return
+    changes the return value.  Other registers are read-only: the portal does
+    not carry them back.
     """
 
-    __slots__ = ("_event", "_raw")
+    __slots__ = ("_arch", "_event", "_raw")
 
-    def __init__(self, values: tuple[int, ...], event: SyscallEvent) -> None:
+    def __init__(
+        self, values: tuple[int, ...], event: SyscallEvent, arch: ArchInfo = X86_64
+    ) -> None:
         # the registers by name are built when a handler asks for one
         object.__setattr__(self, "_raw", values)
         object.__setattr__(self, "_event", event)
+        object.__setattr__(self, "_arch", arch)
 
     @property
     def _values(self) -> dict[str, int]:
         raw: tuple[int, ...] = object.__getattribute__(self, "_raw")
-        return dict(zip(PT_REGS, raw, strict=False))
+        arch: ArchInfo = object.__getattribute__(self, "_arch")
+        return dict(zip(arch.regs, raw, strict=False))
 
     def __getattr__(self, name: str) -> int:
         event: SyscallEvent = object.__getattribute__(self, "_event")
-        if name in ARG_REGS:
-            return event.args[ARG_REGS.index(name)]
-        if name == "rax" and event.phase == "return":
+        arch: ArchInfo = object.__getattribute__(self, "_arch")
+        if name in arch.arg_regs:
+            return event.args[arch.arg_regs.index(name)]
+        if name == arch.ret_reg and event.phase == "return":
             return event.retval & MASK64
         values = self._values
         if name in ("pc", "ip"):
-            return values.get("rip", event.pc)
+            return values.get(arch.pc_reg, event.pc)
         if name == "sp":
-            return values.get("rsp", event.sp)
+            return values.get(arch.sp_reg, event.sp)
         try:
             return values[name]
         except KeyError:
-            raise AttributeError(f"no register {name!r}; known: {', '.join(PT_REGS)}") from None
+            raise AttributeError(f"no register {name!r}; known: {', '.join(arch.regs)}") from None
 
     def __setattr__(self, name: str, value: int) -> None:
         event: SyscallEvent = object.__getattribute__(self, "_event")
-        if name in ARG_REGS:
-            event.args[ARG_REGS.index(name)] = value
-        elif name == "rax" and event.phase == "return":
-            event.retval = RETVAL.value(word64(value, "rax"))
+        arch: ArchInfo = object.__getattribute__(self, "_arch")
+        if name in arch.arg_regs:
+            event.args[arch.arg_regs.index(name)] = value
+        elif name == arch.ret_reg and event.phase == "return":
+            event.retval = RETVAL.value(word64(value, arch.ret_reg))
         else:
             raise AttributeError(
-                f"register {name} is read-only here: change arguments (rdi, rsi, rdx, r10, r8, "
-                "r9) on entry or rax on return"
+                f"register {name} is read-only here: change arguments "
+                f"({', '.join(arch.arg_regs)}) on entry or {arch.ret_reg} on return"
             )
 
     def __repr__(self) -> str:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import RegistrationError
+from ..portal.arch import ARCHS
 
 _PATTERN = re.compile(r"^on_(?:(all)_sys|(unknown)_sys|sys_(\w+?))_(enter|return)$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -34,6 +35,10 @@ class Target:
     ret: bool = False
 
 
+#: prefixes of syscall symbol names: each architecture's entry symbols, then the generic ones
+_PREFIXES = (*(a.symbol_prefix for a in ARCHS.values()), "__do_sys_", "_sys_", "sys_")
+
+
 def unknown_name(nr: int) -> str:
     """The name of a syscall number the guest has no metadata for (``sys_unknown_1000``)."""
     return f"sys_unknown_{nr}"
@@ -42,7 +47,7 @@ def unknown_name(nr: int) -> str:
 def normalize(name: str) -> str:
     """``sys_openat`` / ``_sys_openat`` / ``__x64_sys_openat`` / ``openat`` -> ``openat``."""
     n = name.strip()
-    for prefix in ("__x64_sys_", "__do_sys_", "_sys_", "sys_"):
+    for prefix in _PREFIXES:
         if n.startswith(prefix):
             return n[len(prefix) :]
     return n

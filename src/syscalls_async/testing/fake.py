@@ -44,15 +44,15 @@ from ..errors import (
 )
 from ..machine import current_image
 from ..portal.abi import MASK64, C
+from ..portal.arch import X86_64
 from ..portal.trap import PTRLIST_MAX, STR_MAX, ObservedTrap
 from ..portal.types import CapturedString, FdInfo, Phase, ProcEntry, ProcInfo, RawEvent
 from ..portal.types import Mapping as MemoryMapping
 from ..syscalls.dispatch import Dispatcher, DispatchStats
-from ..syscalls.event import ARG_REGS, PT_REGS
 from ..syscalls.policy import OnError, failure_policy
 from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
 
-_MAX_ARGS = len(ARG_REGS)
+_MAX_ARGS = len(X86_64.arg_regs)
 #: where the kit's fake tasks "run" (any values do; these look like x86_64 user space)
 FAKE_PC, FAKE_SP = 0x401000, 0x7FFC0000
 #: bytes of a user string an observed event captures (``SA_STR_CAP``)
@@ -255,16 +255,17 @@ def fake_event(
     )
     _check_int(retval, "retval")
     retval &= MASK64
-    regs = dict.fromkeys(PT_REGS, 0)
-    regs.update(zip(ARG_REGS, raw_args, strict=True))
-    # rax holds -ENOSYS at entry, as on Linux, and the result on return
-    regs.update(orig_rax=proto.nr, rip=FAKE_PC, rsp=FAKE_SP)
-    regs["rax"] = retval if phase is Phase.RETURN else -errno.ENOSYS & MASK64
+    arch = X86_64  # the fake guest is the default guest's architecture
+    regs = dict.fromkeys(arch.regs, 0)
+    regs.update(zip(arch.arg_regs, raw_args, strict=True))
+    regs.update({arch.nr_reg: proto.nr, arch.pc_reg: FAKE_PC, arch.sp_reg: FAKE_SP})
+    # the return register holds -ENOSYS at entry, as on Linux, and the result on return
+    regs[arch.ret_reg] = retval if phase is Phase.RETURN else -errno.ENOSYS & MASK64
     return RawEvent(
         slot=0, epoch=1, seq=1, phase=phase, nr=proto.nr,
         pid=pid if tid is None else tid, tgid=pid, comm=comm,
         args=raw_args, retval=retval, pc=FAKE_PC, sp=FAKE_SP, matched=(),
-        regs=tuple(regs[name] for name in PT_REGS),
+        regs=tuple(regs[name] for name in arch.regs),
     )  # fmt: skip
 
 
