@@ -16,6 +16,7 @@ from syscalls_async.portal.abi import HOST_HEARTBEAT_OFF, HOST_HOOKS_GEN_OFF, C,
 from syscalls_async.portal.hooks import HookSpec
 from syscalls_async.portal.hooktable import KEEP_TABLES, HookTable
 from syscalls_async.portal.region import Region
+from syscalls_async.portal.rings import RingChannel
 from syscalls_async.portal.slots import (
     AbandonMsg,
     EventMsg,
@@ -168,3 +169,28 @@ async def test_hook_table_generations(fake: FakeGuest) -> None:
         assert [h.id for h in table.hooks] == [11]
     finally:
         region.close(detach=False)
+
+
+# -- the ring channel ---------------------------------------------------------
+
+
+def test_ring_channel_drains_every_ring_and_drops_the_newest_when_full() -> None:
+    from test_portal_ring import Region as Rings
+    from test_portal_ring import rec
+
+    table = HookTable()
+    table.tables[7] = (HookSpec(id=1, nr=39, observe=True), HookSpec(id=2, nr=39, observe=True))
+    ch = RingChannel(table, observe_queue=2)
+    rings = Rings()
+    rings.put(0, rec(gen=7, matched=0b10, pid=99))  # an earlier host's: not delivered
+    ch.attach(rings.mm)
+    assert not ch.news(rings.mm)
+    for pid in range(3):
+        rings.put(1, rec(gen=7, matched=0b10, pid=pid))
+    assert ch.news(rings.mm)
+    assert ch.drain(rings.mm) == 3
+    assert (ch.stats.records, ch.stats.queue_drops, ch.queued) == (3, 1, 2)
+    assert ch.hook_drops(None) == {2: 1}
+    assert [ch.recv.receive_nowait().event.pid for _ in range(2)] == [0, 1]
+    assert not ch.news(rings.mm) and ch.drain(rings.mm) == 0
+    assert ch.ring_drops(rings.mm) == (0,) * C.SA_RING_COUNT

@@ -52,7 +52,7 @@ from .._aio import Interrupted, unless_set
 from ..errors import HandlerError, OutOfRange, PortalError, PortalLost, StateError
 from ..machine import AddSpec, CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
-from ..portal.portal import OBSERVE_QUEUE, check_observe_options
+from ..portal.rings import OBSERVE_QUEUE, check_observe_options
 from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import GuestCounters
 from ..syscalls.dispatch import Dispatcher, DispatchStats

@@ -4,9 +4,9 @@
 (:mod:`.region`: the mapping, named offsets, attach and liveness checks), the
 slot channel (:mod:`.slots`: the seqlock protocol as typed messages, host
 answers), the hook table (:mod:`.hooktable`: generations and acks), the
-observe-only rings (:mod:`.ring`) and the doorbell (:mod:`.doorbell`).  What
-is left here is the poller and the traps: which trap a message belongs to,
-one handler per slot, verdicts, counters.
+observe-only rings (:mod:`.rings`; one ring's layout is :mod:`.ring`) and the
+doorbell (:mod:`.doorbell`).  What is left here is the poller and the traps:
+which trap a message belongs to, one handler per slot, verdicts, counters.
 
 Example (``syscall_nr`` is the syscalls layer's: the portal knows no names but
 the guest's)::
@@ -76,16 +76,14 @@ from typing import Any
 
 import anyio
 import msgspec
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import (
-    InvalidValue,
     PortalError,
     PortalLost,
     PortalProtocolError,
     TrapGone,
 )
-from . import decode, ring
+from . import decode
 from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi
 from .arch import X86_64, ArchInfo
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
@@ -93,16 +91,15 @@ from .hooks import HookSpec
 from .hooktable import HookTable
 from .region import MAX_BEAT_GAP, U32, U64, Region
 from .ring import RingStats
+from .rings import OBSERVE_QUEUE, RingChannel, check_observe_options
 from .slots import AbandonMsg, EventMsg, ResponseMsg, SlotChannel, UnknownMsg
 from .trap import ObservedTrap, Response, Trap
-from .types import GuestCounters, HostCounters, RawEvent, SyscallMeta
+from .types import GuestCounters, HostCounters, SyscallMeta
 
 log = logging.getLogger("syscalls.portal")
 
 Handler = Callable[[Trap], Awaitable[None]]
 Observer = Callable[[ObservedTrap], Awaitable[None]]
-#: default bound of the queue of observed events waiting for the observer
-OBSERVE_QUEUE = 65536
 #: observed events handled in a row before the event loop gets a turn
 _OBSERVE_BATCH = 256
 #: how often the poller looks at the guest's counters
@@ -119,22 +116,6 @@ _LOSSES = {
     "table_rejects": "{n} hook table(s) refused by the guest",
     "ring_drops": "{n} observed event(s) dropped: their ring was full",
 }
-
-
-def check_observe_options(ring_size: int | None, observe_queue: int) -> None:
-    """Refuse a ring size or queue bound the portal cannot use (:class:`InvalidValue`)."""
-    if ring_size is not None and (
-        isinstance(ring_size, bool)
-        or not isinstance(ring_size, int)
-        or not C.SA_RING_DATA_MIN <= ring_size <= C.SA_RING_DATA_MAX
-        or ring_size & (ring_size - 1)
-    ):
-        raise InvalidValue(
-            f"ring_size must be a power of two from {C.SA_RING_DATA_MIN} to "
-            f"{C.SA_RING_DATA_MAX}, not {ring_size!r}"
-        )
-    if isinstance(observe_queue, bool) or not isinstance(observe_queue, int) or observe_queue < 1:
-        raise InvalidValue(f"observe_queue must be an int of at least 1, not {observe_queue!r}")
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
@@ -197,21 +178,10 @@ class Portal:
         check_observe_options(ring_size, observe_queue)
         self.observer = observer
         self.ring_size = ring_size
-        self.ring_stats = RingStats()
-        self._ring_tail = [0] * C.SA_RING_COUNT
-        self._ring_drops_base = [0] * C.SA_RING_COUNT
-        self._ring_drops_last = [0] * C.SA_RING_COUNT
-        #: per hook id: observed events dropped (guest rings and host queue)
-        self._hook_drops: dict[int, int] = {}
-        self._hook_drops_seen: tuple[int, ...] = (0,) * C.SA_MAX_HOOKS
-        self._obs_send: MemoryObjectSendStream[ObservedTrap]
-        self._obs_recv: MemoryObjectReceiveStream[ObservedTrap]
-        self._obs_send, self._obs_recv = anyio.create_memory_object_stream[ObservedTrap](
-            observe_queue
-        )
-        #: observed events queued for the observer so far, and handled so far
-        self._obs_queued = self._obs_done = 0
-        self._obs_progress = asyncio.Event()
+        self._hooktable = HookTable()
+        self._rings = RingChannel(self._hooktable, observe_queue)
+        #: what the rings brought and what was dropped or refused on the host
+        self.ring_stats: RingStats = self._rings.stats
         self.shm_path = Path(shm_path)
         self.handler = handler
         self.deadline_ms = deadline_ms
@@ -241,7 +211,6 @@ class Portal:
         self._slot_tasks: list[set[asyncio.Task[None]]] = [set() for _ in range(C.SA_SLOT_COUNT)]
         #: epoch of the last verdict written per slot: an abandon naming it came too late
         self._answered: dict[int, int] = {}
-        self._hooktable = HookTable()
 
     # -- public ---------------------------------------------------------------
 
@@ -260,11 +229,11 @@ class Portal:
         table = self._hooktable
         async with table.lock:
             mm = self._live()
-            self._account_hook_drops()
+            self._rings.account_hook_drops(mm, table.hooks)
             gen = table.publish(mm, hooks)
             mm = await table.wait_ack(self._live, gen, ack_timeout)
             # drops counted while the table changed belong to the old one
-            self._account_hook_drops()
+            self._rings.account_hook_drops(mm, table.hooks)
             table.commit(mm, gen, hooks)
 
     async def wait_failure(self) -> PortalError:
@@ -318,42 +287,26 @@ class Portal:
     def ring_drops(self) -> tuple[int, ...]:
         """Per ring (CPU n uses ring n % SA_RING_COUNT): observed records the guest
         dropped since this portal attached, because they did not fit."""
-        if self._mm is not None and self.failure is None:
-            self._ring_drops_last = [ring.drops(self._mm, i) for i in range(C.SA_RING_COUNT)]
-        return tuple(
-            max(0, now - base)
-            for now, base in zip(self._ring_drops_last, self._ring_drops_base, strict=True)
-        )
+        return self._rings.ring_drops(self._mm if self.failure is None else None)
 
     def hook_drops(self) -> dict[int, int]:
         """Per hook id: its observed events that were dropped (a full ring in the
         guest, or a full queue on the host).  The guest counts by table position:
         a drop racing with a table change may count for the hook that takes the
         position (the total stays exact)."""
-        if self._mm is not None and self.failure is None:
-            self._account_hook_drops()
-        return {k: v for k, v in self._hook_drops.items() if v}
-
-    def _account_hook_drops(self) -> None:
-        assert self._mm is not None
-        now = ring.hook_drops(self._mm)
-        hooks = self._hooktable.hooks
-        for i, (n, before) in enumerate(zip(now, self._hook_drops_seen, strict=True)):
-            if n > before and i < len(hooks):
-                hid = hooks[i].id
-                self._hook_drops[hid] = self._hook_drops.get(hid, 0) + n - before
-        self._hook_drops_seen = now
+        return self._rings.hook_drops(self._mm if self.failure is None else None)
 
     async def flush_observed(self, timeout: float = 30.0) -> None:
         """Return once every record the rings hold now was handed to the observer
         and its handling ended (or it was counted as dropped); events recorded
         after this call are not waited for.  ``TimeoutError`` after ``timeout``."""
         self.drain_rings()
-        target = self._obs_queued
+        rings = self._rings
+        target = rings.queued
         async with asyncio.timeout(timeout):
-            while self._obs_done < target:
-                self._obs_progress.clear()
-                await self._obs_progress.wait()
+            while rings.done < target:
+                rings.progress.clear()
+                await rings.progress.wait()
 
     def busy_slots(self) -> int:
         """Slots a guest task holds right now (for leak checks)."""
@@ -395,7 +348,7 @@ class Portal:
         if self._poller is not None:
             self._poller.cancel()
         # observed events not handled by now are not waited for
-        self._obs_send.close()
+        self._rings.send.close()
         if self._observer_task is not None:
             self._observer_task.cancel()
         if self._tasks:
@@ -427,12 +380,7 @@ class Portal:
         self._hooktable.attach(mm)
         self._slots = SlotChannel(region)
         U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
-        # records of an earlier host's hooks are not this host's to deliver
-        for i in range(C.SA_RING_COUNT):
-            self._ring_tail[i] = ring.head(mm, i)
-            ring.write_tail(mm, i, self._ring_tail[i])
-            self._ring_drops_base[i] = self._ring_drops_last[i] = ring.drops(mm, i)
-        self._hook_drops_seen = ring.hook_drops(mm)
+        self._rings.attach(mm)
         region.set_attached(self.deadline_ms)
         region.beat()
         self._open_bell(mm)
@@ -509,7 +457,7 @@ class Portal:
         record, before it rings)."""
         if U64.unpack_from(mm, DOORBELL_OFF)[0] != last_bell:
             return True
-        return any(ring.head(mm, i) != self._ring_tail[i] for i in range(C.SA_RING_COUNT))
+        return self._rings.news(mm)
 
     def drain_rings(self) -> int:
         """Take every record of every ring; returns how many were taken.
@@ -519,49 +467,7 @@ class Portal:
         mm = self._mm
         if mm is None or self.failure is not None:
             return 0
-        taken = 0
-        for i in range(C.SA_RING_COUNT):
-            span = ring.read_span(mm, i, self._ring_tail[i])
-            if span.head == self._ring_tail[i]:
-                continue
-            self._ring_tail[i] = span.head
-            ring.write_tail(mm, i, span.head)
-            if span.refused:
-                self._ring_refused(span.refused)
-                continue
-            events, refused = ring.records(span.data, i, self._hooktable.table_size)
-            for why in refused:
-                self._ring_refused(why)
-            for event in events:
-                self._observed(event)
-            taken += len(events) + len(refused)
-        return taken
-
-    def _ring_refused(self, why: str) -> None:
-        self.ring_stats.refused += 1
-        n = self.ring_stats.refused
-        if n <= 16 or not n & (n - 1):
-            log.warning("ring record refused: %s [%d refused so far]", why, n)
-
-    def _observed(self, event: RawEvent) -> None:
-        table = self._hooktable.tables[event.hooks_gen]
-        trap = ObservedTrap(event, tuple(table[i].id for i in event.matched))
-        self.ring_stats.records += 1
-        try:
-            self._obs_send.send_nowait(trap)
-        except anyio.WouldBlock:
-            self.ring_stats.queue_drops += 1
-            for hid in trap.hook_ids:
-                self._hook_drops[hid] = self._hook_drops.get(hid, 0) + 1
-            n = self.ring_stats.queue_drops
-            if n <= 16 or not n & (n - 1):
-                log.warning(
-                    "observed event dropped on the host: its handlers' queue is full "
-                    "[%d dropped so far]",
-                    n,
-                )
-            return
-        self._obs_queued += 1
+        return self._rings.drain(mm)
 
     async def _observe_loop(self) -> None:
         """Hand observed events to the observer, one at a time, in ring order.
@@ -569,14 +475,15 @@ class Portal:
         Events already queued are taken without a pass of the event loop each;
         the loop gets a turn at least every ``_OBSERVE_BATCH`` events (and
         whenever a handler awaits), so blocking traps are not held up."""
-        recv = self._obs_recv
+        rings = self._rings
+        recv = rings.recv
         run = 0
         async with recv:
             while True:
                 try:
                     trap = recv.receive_nowait()
                 except anyio.WouldBlock:
-                    self._obs_progress.set()
+                    rings.progress.set()
                     try:
                         trap = await recv.receive()
                     except anyio.EndOfStream:
@@ -593,10 +500,10 @@ class Portal:
                     self.host_counters.handler_errors += 1
                     log.exception("observer failed on %s", trap.event)
                 finally:
-                    self._obs_done += 1
+                    rings.done += 1
                 run += 1
                 if run >= _OBSERVE_BATCH:
-                    self._obs_progress.set()
+                    rings.progress.set()
                     await asyncio.sleep(0)
                     run = 0
 

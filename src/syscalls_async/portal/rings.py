@@ -1,0 +1,162 @@
+"""The ring channel: observe-only events from the per-CPU rings, their queue, their drops.
+
+:mod:`.ring` knows one ring's layout; a :class:`RingChannel` consumes all of
+them for one host: it drains every ring from its consumer position to its
+producer position, turns each record into an :class:`ObservedTrap` and queues
+it on a bounded memory object stream.  The overflow policy is drop-newest: an
+event that finds the queue full is dropped and counted (``stats.queue_drops``
+and per hook), never waited for, so a slow observer cannot stop the poller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mmap
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..errors import InvalidValue
+from . import ring
+from .abi import C
+from .hooks import HookSpec
+from .hooktable import HookTable
+from .ring import RingStats
+from .trap import ObservedTrap
+from .types import RawEvent
+
+log = logging.getLogger("syscalls.portal")
+
+#: default bound of the queue of observed events waiting for the observer
+OBSERVE_QUEUE = 65536
+
+
+def check_observe_options(ring_size: int | None, observe_queue: int) -> None:
+    """Refuse a ring size or queue bound the portal cannot use (:class:`InvalidValue`)."""
+    if ring_size is not None and (
+        isinstance(ring_size, bool)
+        or not isinstance(ring_size, int)
+        or not C.SA_RING_DATA_MIN <= ring_size <= C.SA_RING_DATA_MAX
+        or ring_size & (ring_size - 1)
+    ):
+        raise InvalidValue(
+            f"ring_size must be a power of two from {C.SA_RING_DATA_MIN} to "
+            f"{C.SA_RING_DATA_MAX}, not {ring_size!r}"
+        )
+    if isinstance(observe_queue, bool) or not isinstance(observe_queue, int) or observe_queue < 1:
+        raise InvalidValue(f"observe_queue must be an int of at least 1, not {observe_queue!r}")
+
+
+def _rare(n: int) -> bool:
+    """Log the first 16 of a count, then one per power of two."""
+    return n <= 16 or not n & (n - 1)
+
+
+class RingChannel:
+    """Every ring of the region, consumed by this host, and the observer's queue."""
+
+    def __init__(self, hooktable: HookTable, observe_queue: int = OBSERVE_QUEUE) -> None:
+        self.hooktable = hooktable
+        self.stats = RingStats()
+        self.tail = [0] * C.SA_RING_COUNT
+        self._drops_base = [0] * C.SA_RING_COUNT
+        self._drops_last = [0] * C.SA_RING_COUNT
+        #: per hook id: observed events dropped (guest rings and host queue)
+        self._hook_drops: dict[int, int] = {}
+        self._hook_drops_seen: tuple[int, ...] = (0,) * C.SA_MAX_HOOKS
+        self.send: MemoryObjectSendStream[ObservedTrap]
+        self.recv: MemoryObjectReceiveStream[ObservedTrap]
+        self.send, self.recv = anyio.create_memory_object_stream[ObservedTrap](observe_queue)
+        #: observed events queued for the observer so far, and handled so far
+        self.queued = self.done = 0
+        #: set when the observer caught up or took a batch
+        self.progress = asyncio.Event()
+
+    def attach(self, mm: mmap.mmap | bytearray) -> None:
+        """Start from the rings as they are: records of an earlier host's hooks
+        are not this host's to deliver, drops before now are not its."""
+        for i in range(C.SA_RING_COUNT):
+            self.tail[i] = ring.head(mm, i)
+            ring.write_tail(mm, i, self.tail[i])
+            self._drops_base[i] = self._drops_last[i] = ring.drops(mm, i)
+        self._hook_drops_seen = ring.hook_drops(mm)
+
+    def news(self, mm: mmap.mmap | bytearray) -> bool:
+        """True if some ring holds a record not yet taken."""
+        tail = self.tail
+        return any(ring.head(mm, i) != tail[i] for i in range(C.SA_RING_COUNT))
+
+    def drain(self, mm: mmap.mmap | bytearray) -> int:
+        """Take every record of every ring; returns how many were taken.
+
+        The work is bounded by the rings' sizes: each ring is copied once
+        from its consumer position to its producer position as read now."""
+        taken = 0
+        tail = self.tail
+        for i in range(C.SA_RING_COUNT):
+            span = ring.read_span(mm, i, tail[i])
+            if span.head == tail[i]:
+                continue
+            tail[i] = span.head
+            ring.write_tail(mm, i, span.head)
+            if span.refused:
+                self._refused(span.refused)
+                continue
+            events, refused = ring.records(span.data, i, self.hooktable.table_size)
+            for why in refused:
+                self._refused(why)
+            for event in events:
+                self._observed(event)
+            taken += len(events) + len(refused)
+        return taken
+
+    def _refused(self, why: str) -> None:
+        self.stats.refused += 1
+        n = self.stats.refused
+        if _rare(n):
+            log.warning("ring record refused: %s [%d refused so far]", why, n)
+
+    def _observed(self, event: RawEvent) -> None:
+        table = self.hooktable.tables[event.hooks_gen]
+        trap = ObservedTrap(event, tuple(table[i].id for i in event.matched))
+        self.stats.records += 1
+        try:
+            self.send.send_nowait(trap)
+        except anyio.WouldBlock:
+            self.stats.queue_drops += 1
+            for hid in trap.hook_ids:
+                self._hook_drops[hid] = self._hook_drops.get(hid, 0) + 1
+            n = self.stats.queue_drops
+            if _rare(n):
+                log.warning(
+                    "observed event dropped on the host: its handlers' queue is full "
+                    "[%d dropped so far]",
+                    n,
+                )
+            return
+        self.queued += 1
+
+    def ring_drops(self, mm: mmap.mmap | bytearray | None) -> tuple[int, ...]:
+        """Per ring: records the guest dropped since attach (``mm``: read now;
+        ``None``: the counts last read)."""
+        if mm is not None:
+            self._drops_last = [ring.drops(mm, i) for i in range(C.SA_RING_COUNT)]
+        return tuple(
+            max(0, now - base) for now, base in zip(self._drops_last, self._drops_base, strict=True)
+        )
+
+    def hook_drops(self, mm: mmap.mmap | bytearray | None) -> dict[int, int]:
+        """Per hook id: its observed events dropped, in the guest or the queue."""
+        if mm is not None:
+            self.account_hook_drops(mm, self.hooktable.hooks)
+        return {k: v for k, v in self._hook_drops.items() if v}
+
+    def account_hook_drops(self, mm: mmap.mmap | bytearray, hooks: tuple[HookSpec, ...]) -> None:
+        """Charge the guest's per-position drop counts to the hooks of ``hooks``."""
+        now = ring.hook_drops(mm)
+        for i, (n, before) in enumerate(zip(now, self._hook_drops_seen, strict=True)):
+            if n > before and i < len(hooks):
+                hid = hooks[i].id
+                self._hook_drops[hid] = self._hook_drops.get(hid, 0) + n - before
+        self._hook_drops_seen = now
