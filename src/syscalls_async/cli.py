@@ -30,7 +30,7 @@ from ._text import json_safe, printable
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
 from .api.session import check_handler_timeout
-from .api.trace import Tracer, TraceRecord
+from .api.trace import Selection, Summary, Tracer, TraceRecord, parse_expressions
 from .errors import SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
 from .syscalls import FailClosed
@@ -113,32 +113,65 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    try:
+        selection = parse_expressions(args.expressions)
+    except ValueError as exc:
+        print(f"syscalls-async: {exc}", file=sys.stderr)
+        return 2
     if args.output is None:
-        return run_async(_trace(args, sys.stderr))
-    with open(args.output, "w") as out:
-        return run_async(_trace(args, out))
+        return run_async(_trace(args, selection, sys.stderr))
+    try:
+        out = open(args.output, "w")  # noqa: SIM115 (closed below, after the run)
+    except OSError as exc:
+        print(
+            f"syscalls-async: cannot write the trace to {args.output}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 2
+    with out:
+        return run_async(_trace(args, selection, out))
 
 
-async def _trace(args: argparse.Namespace, out: TextIO) -> int:
-    command = _command(args, "trace [--comm NAME] [-e SYSCALL,...] [--json] -- CMD [ARG...]")
+async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) -> int:
+    command = _command(args, "trace [-e EXPR] [-s N] [-tt] [-T] [-c] [--json] -- CMD [ARG...]")
     if command is None:
         return 2
-    comm = args.comm or command[0].rsplit("/", 1)[-1][:15]
     encoder = msgspec.json.Encoder()
+    summary = Summary()
+    lines = not args.summary_only
 
     def emit(record: TraceRecord) -> None:
-        line = json_safe(encoder.encode(record).decode()) if args.json else record.format()
+        summary.add(record)
+        if not lines:
+            return
+        if args.json:
+            line = json_safe(encoder.encode(record).decode())
+        else:
+            line = record.format(
+                pid_prefix=len(tracer.tasks) > 1,
+                timestamps=args.timestamps,
+                durations=args.durations,
+            )
         print(line, file=out, flush=True)
 
     async with Session(
         Plugins(), smp=args.smp, memory_mib=args.memory, console_log=args.console_log
     ) as session:
-        syscalls = args.syscalls.split(",") if args.syscalls else None
         tracer = Tracer(
-            session.plugins, comm=None if args.all else comm, syscalls=syscalls, emit=emit
+            session.plugins,
+            comm=args.comm,
+            pid=args.pid,
+            trace_all=args.all,
+            follow=args.follow,
+            syscalls=selection.syscalls,
+            status=selection.status,
+            string_limit=args.string_limit,
+            emit=emit,
         )
         await tracer.start()
         result = await session.run(command, timeout=args.timeout)
+    if args.summary_only or args.summary:
+        print(summary.format(), file=out, flush=True)
     return _print_result(result)
 
 
@@ -288,9 +321,44 @@ def parser() -> argparse.ArgumentParser:
         "trace", help="strace-like: run a command and print each of its syscalls, decoded"
     )
     _add_machine_options(p)
-    p.add_argument("--comm", help="trace tasks with this comm (default: CMD's basename)")
+    p.add_argument(
+        "-f",
+        dest="follow",
+        action="store_true",
+        default=True,
+        help="follow children and threads (the default)",
+    )
+    p.add_argument(
+        "--no-follow", dest="follow", action="store_false", help="trace only the root processes"
+    )
+    p.add_argument("--comm", help="trace tasks with this comm (and what they start)")
+    p.add_argument(
+        "--pid", type=positive(int, "42"), help="trace this guest process (and what it starts)"
+    )
     p.add_argument("--all", action="store_true", help="trace every task but the guest's agent")
-    p.add_argument("-e", dest="syscalls", metavar="SYSCALL,...", help="only these syscalls")
+    p.add_argument(
+        "-e",
+        dest="expressions",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="trace=NAME,%%CLASS,... (classes: %%file %%process %%network %%memory "
+        "%%signal; 'trace=' may be left out), status=failed|successful; repeatable",
+    )
+    p.add_argument(
+        "-s",
+        dest="string_limit",
+        type=positive(int, "64"),
+        default=32,
+        metavar="N",
+        help="bytes of strings and buffers shown (default 32)",
+    )
+    p.add_argument("-tt", dest="timestamps", action="store_true", help="time of each call")
+    p.add_argument("-T", dest="durations", action="store_true", help="time spent in each call")
+    p.add_argument(
+        "-c", dest="summary_only", action="store_true", help="only a summary table at the end"
+    )
+    p.add_argument("-C", dest="summary", action="store_true", help="the lines and the summary")
     p.add_argument("--json", action="store_true", help="one JSON record a line")
     p.add_argument(
         "-o", dest="output", metavar="FILE", help="write the trace here (default: stderr)"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 from syscalls_async import Session
 from syscalls_async.api.trace import Tracer, TraceRecord
+
+CLI = [sys.executable, "-m", "syscalls_async.cli"]
 
 
 async def test_tracer_records_decoded_syscalls_of_one_command(session: Session) -> None:
@@ -27,7 +30,9 @@ async def test_tracer_records_decoded_syscalls_of_one_command(session: Session) 
     assert (
         opens[1]
         .format()
-        .endswith('openat(-100, "/no/such/file", 0, 0) = -1 ENOENT (No such file or directory)')
+        .endswith(
+            'openat(AT_FDCWD, "/no/such/file", O_RDONLY) = -1 ENOENT (No such file or directory)'
+        )
     )
     last = records[-1]
     assert (last.name, last.args, last.retval, last.format().endswith("exit_group(1) = ?")) == (
@@ -92,3 +97,88 @@ def test_trace_command_prints_json_records() -> None:
     assert [(r["name"], r["args"][1], r["retval"]) for r in records] == [
         ("sys_openat", "/etc/group", 3)
     ]
+
+
+async def test_tracer_follows_the_command_tree_with_arguments_read_at_entry(
+    session: Session,
+) -> None:
+    records: list[TraceRecord] = []
+    tracer = Tracer(session.plugins, string_limit=16, emit=records.append)
+    await tracer.start()
+    result = await session.run("sh -c 'cat /etc/passwd | head -1; send_syscall getppid'")
+    await tracer.stop()
+    assert result.stdout.startswith(b"root:x:0:0:root:/root:/bin/sh\nsend_syscall: ")
+    lines = [r.call() for r in records]
+    by_pid: dict[int, list[str]] = {}
+    for r in records:
+        by_pid.setdefault(r.pid, []).append(r.call())
+    # busybox runs its applets as /proc/self/exe (argv says which; head runs in
+    # its forked sh without an execve)
+    execs = [r.call() for r in records if r.name == "sys_execve" and r.retval == 0]
+    assert [e[: e.rindex(", 0x")] for e in execs] == [
+        'execve("/bin/sh", ["sh", "-c", "sh -c \'cat /etc/"...]',
+        'execve("/proc/self/exe", ["sh", "-c", "cat /etc/passwd "...]',
+        'execve("/proc/self/exe", ["cat", "/etc/passwd"]',
+        'execve("/bin/send_syscall", ["send_syscall", "getppid"]',
+    ], lines
+    assert all(e.endswith("vars */) = 0") for e in execs), execs
+    assert {"sh", "cat", "head", "send_syscall"} <= {r.comm for r in records}
+    # the command's sh (which ends by running send_syscall) and the pipeline's two children
+    assert len(by_pid) == 3, by_pid.keys()
+    cat = next(r.pid for r in records if r.comm == "cat")
+    assert 'openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3' in by_pid[cat], by_pid[cat]
+    head = next(r.pid for r in records if r.comm == "head")
+    assert 'read(0, "root:x:0:0:root:"..., 4096) = 30' in by_pid[head], by_pid[head]
+    assert 'write(1, "root:x:0:0:root:"..., 30) = 30' in by_pid[head], by_pid[head]
+    assert by_pid[head][-1] == "exit_group(0) = ?"
+    sh = records[0].pid
+    assert any(c.startswith("pipe2([3, 4], 0) = 0") for c in by_pid[sh]), by_pid[sh]
+    assert any(
+        c.startswith("wait4(-1, [{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = ")
+        for c in by_pid[sh]
+    ), by_pid[sh]
+    # nothing of the agent's: its child is traced from its execve on
+    assert records[0].name == "sys_execve"
+
+
+def test_trace_command_lines_and_summary_agree() -> None:
+    proc = subprocess.run(
+        [
+            *CLI,
+            "trace",
+            "-C",
+            "-T",
+            "-s",
+            "12",
+            "-e",
+            "trace=openat,write,execve",
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/group /nonexistent | head -1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "root:x:0:\n"
+    lines, _, table = proc.stderr.partition("% time")
+    calls = [line for line in lines.splitlines() if "(" in line and " = " in line]
+    names = [re.sub(r"^\[pid \d+\] ", "", c).split("(")[0] for c in calls]
+    assert set(names) == {"openat", "write", "execve"}, calls
+    assert all(re.search(r" <\d+\.\d{6}>$", c) for c in calls), calls
+    # once the command has forked, every line says whose it is
+    assert calls[0].startswith("execve(") and calls[-1].startswith("[pid "), calls
+    assert any(
+        c.endswith(
+            'openat(AT_FDCWD, "/nonexistent", O_RDONLY) = -1 ENOENT (No such file or directory)'
+        )
+        for c in (re.sub(r" <[\d.]+>$", "", c) for c in calls)
+    ), calls
+    assert any('write(1, "root:x:0:\\n", 10) = 10' in c for c in calls), calls
+    assert any('write(2, "cat: can\'t o"..., ' in c for c in calls), calls
+    total = next(line.split() for line in table.splitlines() if line.endswith(" total"))
+    assert int(total[-3]) == len(calls), table
+    assert int(total[-2]) == sum("= -1 " in c for c in calls) == 1

@@ -2,47 +2,72 @@
 
 Example::
 
-    tracer = Tracer(plugins, comm="cat", emit=print_record)
+    tracer = Tracer(plugins, emit=lambda r: print(r.format()))
     await tracer.start()            # hooks live in the guest
-    await session.run("cat /etc/passwd")
+    await session.run("sh -c 'cat /etc/passwd | head -1'")   # sh, cat and head
 
-Every syscall of the traced processes becomes one :class:`TraceRecord` at its
-return (``exit``/``exit_group``, which never return, at entry).  Arguments
-declared as C strings are read from the task's memory; everything else is
-shown as the number its C type makes of the register.
+**Which tasks.** By default the tracer follows the commands the guest's agent
+starts (its children) and, like ``strace -f``, every process and thread they
+create.  ``pid=N`` or ``comm=NAME`` choose other roots (their descendants are
+followed too, unless ``follow=False``); ``trace_all`` takes every task but the
+agent (PID 1).  A task is placed once, at its first hooked event: a process
+whose parent is traced is traced.  The parent's place is always known by then,
+because the ``clone``/``fork``/``vfork`` that made the child is hooked (its
+entry is handled before the child exists), whatever ``syscalls`` selects.  A
+command the agent starts is traced from its ``execve`` (what the agent's
+child does before, setting up its stdio, is the framework's).
+
+**Why blocking hooks.** The tracer reads the task's memory at entry (paths,
+``execve``'s argv before the new image replaces it, the bytes ``write`` sends)
+and at return (the bytes ``read`` got), and asks the guest for a new task's
+parent.  Observe-only hooks capture only the arguments and C strings up to 256
+bytes and cannot ask anything, so the tracer uses ordinary hooks: each traced
+call waits for the host twice (entry and return).
+
+Every call becomes one :class:`TraceRecord` when it returns (``exit`` and
+``exit_group``, which never return, at entry).  Times are the host's: when it
+handled the entry, and how long from entry to return (``-T``), which includes
+the trip through the portal.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from .._text import printable, quoted
 from ..errors import GuestMemoryError, TrapGone
 from ..syscalls.event import SyscallEvent
 from ..syscalls.names import normalize
 from ..syscalls.prototypes import SyscallPrototype
+from . import strace_decode as sd
 from .mem import trap
 from .plugins import Plugins
 
-#: longest string argument shown (longer ones end with "...")
-STRING_SHOWN = 64
+#: bytes of strings and buffers shown by default (strace's ``-s``)
+STRING_SHOWN = 32
+#: paths are shown whole, up to the kernel's PATH_MAX
+PATH_MAX = 4096
+#: argv entries shown at most (the rest is ``...``); environment entries counted at most
+ARGV_SHOWN = 256
+ENV_COUNTED = 1024
 _NO_RETURN = ("exit", "exit_group")
-#: the kernel's restart codes (include/linux/errno.h), as strace names them
-_RESTARTS = {
-    512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
-    513: ("ERESTARTNOINTR", "To be restarted"),
-    514: ("ERESTARTNOHAND", "To be restarted if no handler"),
-    516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
-}
+#: always hooked at entry, so that a new process's parent has been placed
+_FORKS = ("clone", "clone3", "fork", "vfork")
+_EXECS = ("execve", "execveat")
+AGENT_PID = 1
 
 
 class TraceRecord(msgspec.Struct, frozen=True):
-    """One traced syscall."""
+    """One traced syscall.
+
+    ``args`` holds each argument as a number (its C type's value) or, for
+    paths, the text read at entry; ``shown`` the same arguments as strace
+    prints them (flags named, strings and buffers quoted and escaped).
+    """
 
     pid: int
     tid: int
@@ -54,40 +79,115 @@ class TraceRecord(msgspec.Struct, frozen=True):
     error: str | None = None  # errno name when retval is -errno
     #: a signal interrupted the call and the kernel runs it again (a new record follows)
     restarted: bool = False
+    shown: list[str] = []
+    #: host time (seconds since the epoch) when the entry was handled
+    time: float = 0.0
+    #: host seconds from entry to return (None: no return)
+    duration: float | None = None
 
-    def format(self) -> str:
-        """The record as strace would print it, guest text with controls escaped."""
-        args = ", ".join(_show(a) for a in self.args)
+    def call(self) -> str:
+        """``name(args) = result``, as strace prints it (guest text escaped)."""
+        args = ", ".join(self.shown) if self.shown else ", ".join(_plain(a) for a in self.args)
         name = self.name.removeprefix("sys_")
-        if self.retval is None:
-            result = "?"
-        elif self.restarted:
-            code, why = _RESTARTS.get(-self.retval, (self.error, "To be restarted"))
-            result = f"? {code} ({why})"
-        elif self.error:
-            result = f"-1 {self.error} ({os.strerror(-self.retval)})"
-        else:
-            result = f"{self.retval:#x}" if self.retval > 0xFFFF else str(self.retval)
-        return f"[{self.pid}] {printable(self.comm)}: {name}({args}) = {result}"
+        return f"{name}({args}) = {sd.result(name, self.retval, self.restarted)}"
+
+    def format(
+        self, *, pid_prefix: bool = True, timestamps: bool = False, durations: bool = False
+    ) -> str:
+        """The strace line: ``[pid N] `` (with ``pid_prefix``), ``HH:MM:SS.uuuuuu ``
+        (``timestamps``, strace's ``-tt``), the call, `` <seconds>`` (``durations``, ``-T``)."""
+        parts = []
+        if pid_prefix:
+            parts.append(f"[pid {self.tid}] ")
+        if timestamps:
+            stamp = time.strftime("%H:%M:%S", time.localtime(self.time))
+            parts.append(f"{stamp}.{int(self.time % 1 * 1e6):06d} ")
+        parts.append(self.call())
+        if durations and self.duration is not None:
+            parts.append(f" <{self.duration:.6f}>")
+        return "".join(parts)
 
 
-def _show(a: int | str) -> str:
+def _plain(a: int | str) -> str:
     if isinstance(a, str):
-        return quoted(a)
+        return sd.escape(a.encode(errors="surrogateescape"), limit=PATH_MAX)
     return f"{a:#x}" if a > 0xFFFF or a < -0xFFFF else str(a)
 
 
-def _is_string(ctype: str, name: str) -> bool:
-    return ctype.replace(" ", "") in ("constchar*", "char*") and name not in ("buf", "ubuf")
+class Selection(msgspec.Struct, frozen=True):
+    """What ``-e`` expressions select: syscall names (None: all), and results."""
+
+    syscalls: frozenset[str] | None = None
+    #: "failed" or "successful" (None: both)
+    status: str | None = None
+
+
+def parse_expressions(expressions: Iterable[str]) -> Selection:
+    """strace's ``-e`` qualifiers: ``trace=NAME,%CLASS,...`` (``trace=`` may be
+    left out), ``status=failed|successful``.  Raises ValueError saying what is
+    wrong.
+
+    Example::
+
+        >>> sorted(parse_expressions(["trace=openat,%network"]).syscalls)[:3]
+        ['accept', 'accept4', 'bind']
+    """
+    names: set[str] | None = None
+    status: str | None = None
+    for expr in expressions:
+        key, sep, value = expr.partition("=")
+        if not sep:
+            key, value = "trace", expr
+        if key == "trace":
+            names = set() if names is None else names
+            for item in value.split(","):
+                item = item.strip()
+                if item.startswith("%"):
+                    if item[1:] not in sd.CLASSES:
+                        known = ", ".join("%" + c for c in sd.CLASSES)
+                        raise ValueError(f"unknown syscall class {item!r} (known: {known})")
+                    names.update(sd.CLASSES[item[1:]])
+                elif item and all(c.isalnum() or c == "_" for c in item):
+                    names.add(normalize(item))
+                else:
+                    raise ValueError(f"not a syscall name: {item!r} in -e {expr!r}")
+        elif key == "status":
+            if value not in ("failed", "successful"):
+                raise ValueError(f"-e status= takes failed or successful, not {value!r}")
+            status = value
+        else:
+            raise ValueError(
+                f"unknown -e qualifier {key!r} (known: trace=NAME,%CLASS,..., "
+                "status=failed|successful)"
+            )
+    return Selection(None if names is None else frozenset(names), status)
+
+
+@dataclass
+class _Pending:
+    """A call whose entry was recorded and whose return is awaited."""
+
+    args: list[int | str]
+    shown: list[str]
+    kinds: tuple[str, ...]
+    time: float
+    start: float
 
 
 class Tracer:
     """Registers the hooks that turn syscalls into :class:`TraceRecord` values.
 
-    :param comm: trace only tasks with this comm (None: every task but the
-        guest's PID 1, the framework's own command agent).
-    :param syscalls: trace only these syscalls (None: all of them).
+    :param comm: trace tasks with this comm (and, with ``follow``, what they create)
+    :param pid: trace this process (and, with ``follow``, what it creates)
+    :param trace_all: trace every task but the guest's agent
+    :param follow: follow the children and threads of traced processes (``-f``)
+    :param syscalls: trace only these syscalls (None: all of them)
+    :param status: ``"failed"`` or ``"successful"``: only calls that ended so
+    :param string_limit: bytes of strings and buffers shown (strace's ``-s``)
     :param emit: called with each record, in the order the calls return.
+
+    Without ``comm``, ``pid`` or ``trace_all`` the roots are the commands the
+    guest's agent starts (``session.run``).
     """
 
     def __init__(
@@ -95,61 +195,213 @@ class Tracer:
         plugins: Plugins,
         *,
         comm: str | None = None,
-        syscalls: list[str] | None = None,
+        pid: int | None = None,
+        trace_all: bool = False,
+        follow: bool = True,
+        syscalls: Iterable[str] | None = None,
+        status: str | None = None,
+        string_limit: int = STRING_SHOWN,
         emit: Callable[[TraceRecord], None],
     ) -> None:
         self.plugins = plugins
         self.comm = comm
-        self.syscalls = syscalls
+        self.pid = pid
+        self.trace_all = trace_all
+        self.follow = follow
+        self.syscalls = None if syscalls is None else frozenset(normalize(n) for n in syscalls)
+        self.status = status
+        self.string_limit = string_limit
         self.emit = emit
         self.count = 0
+        #: the traced processes (tgids) and the tasks (tids) seen so far
+        self.traced: set[int] = set()
+        self.tasks: set[int] = set()
+        self._placed: set[int] = set()  # processes found not to be traced
+        self._commands: set[int] = set()  # the agent's children before their execve
+        self._pending: dict[int, _Pending] = {}
 
     async def start(self) -> None:
         """Register the hooks; returns once they are live in the guest."""
         api = self.plugins.syscalls
         if self.syscalls is None:
-            await api.register(self._on_return, "on_all_sys_return", comm_filter=self.comm)
-        else:
-            for name in self.syscalls:
-                await api.register(self._on_return, name, on_return=True, comm_filter=self.comm)
-        # exit and exit_group never return: they are recorded at entry
-        wanted = None if self.syscalls is None else {normalize(n) for n in self.syscalls}
-        for name in _NO_RETURN:
-            if wanted is None or normalize(name) in wanted:
-                await api.register(self._on_enter, name, comm_filter=self.comm)
+            await api.register(self._on_event, "on_all_sys_enter")
+            await api.register(self._on_event, "on_all_sys_return")
+            return
+        for name in sorted(self.syscalls):
+            if api.get_syscall_info_by_name(name) is None and name in sd.OPTIONAL:
+                continue  # a class names calls not every kernel has
+            if name in _NO_RETURN:
+                await api.register(self._on_event, name)
+            else:
+                await api.register(self._on_event, name, on_enter=True, on_return=True)
+        for name in _FORKS + _EXECS:
+            if name not in self.syscalls and api.get_syscall_info_by_name(name) is not None:
+                await api.register(self._on_event, name)
 
     async def stop(self) -> None:
         """Remove the tracer's hooks."""
-        for handler in (self._on_return, self._on_enter):
-            if any(h.handler == handler for h in self.plugins.syscalls.registry):
-                await self.plugins.syscalls.unregister(handler)
+        if any(h.handler == self._on_event for h in self.plugins.syscalls.registry):
+            await self.plugins.syscalls.unregister(self._on_event)
 
-    async def _on_enter(self, regs: Any, proto: SyscallPrototype, syscall: SyscallEvent) -> None:
-        if self._wanted(syscall):
-            await self._record(proto, syscall, None)
+    async def _follows(self, syscall: SyscallEvent) -> bool:
+        task = syscall.task
+        tgid = task.tgid
+        if tgid in self.traced:
+            return True
+        if tgid == AGENT_PID and self.pid != AGENT_PID:
+            return False
+        if (
+            self.trace_all
+            or (self.pid is not None and tgid == self.pid)
+            or (self.comm is not None and task.comm == self.comm)
+        ):
+            self.traced.add(tgid)
+            return True
+        roots_are_commands = self.pid is None and self.comm is None
+        if tgid in self._commands:
+            # the agent's child becomes the command at its execve (what it does
+            # before, setting up its stdio, is the framework's)
+            if syscall.phase == "enter" and normalize(syscall.name) in _EXECS:
+                self._commands.discard(tgid)
+                self.traced.add(tgid)
+                return True
+            return False
+        if tgid in self._placed or not (self.follow or roots_are_commands):
+            return False
+        try:
+            parent = (await trap().proc_info()).ppid
+        except (GuestMemoryError, TrapGone):
+            return False
+        if self.follow and parent in self.traced:
+            self.traced.add(tgid)
+            return True
+        if roots_are_commands and parent == AGENT_PID:
+            self._commands.add(tgid)
+            return await self._follows(syscall)
+        self._placed.add(tgid)
+        return False
 
-    async def _on_return(self, regs: Any, proto: SyscallPrototype, syscall: SyscallEvent) -> None:
-        if self._wanted(syscall):
-            await self._record(proto, syscall, syscall.retval)
-
-    def _wanted(self, syscall: SyscallEvent) -> bool:
-        return self.comm is not None or syscall.task.tgid != 1
-
-    async def _record(
-        self, proto: SyscallPrototype, syscall: SyscallEvent, retval: int | None
-    ) -> None:
-        args: list[int | str] = []
-        count = proto.nargs if proto.known else syscall.argc
-        for i in range(count):
-            raw = syscall.args[i]
-            if proto.known and _is_string(proto.types[i], proto.names[i]) and raw:
-                args.append(await _read_string(raw))
+    async def _on_event(self, regs: Any, proto: SyscallPrototype, syscall: SyscallEvent) -> None:
+        if not await self._follows(syscall):
+            return
+        name = proto.short_name
+        if self.syscalls is not None and name not in self.syscalls:
+            return  # a fork or exec hooked only to place the task
+        tid = syscall.task.pid
+        if syscall.phase == "enter":
+            now = time.time()
+            pending = await self._enter(proto, syscall, now)
+            if name in _NO_RETURN:
+                self._record(proto, syscall, pending, None)
             else:
-                args.append(proto.domain(i).value(raw))
-        error = None
-        if retval is not None and -4095 <= retval < 0:
-            error = errno.errorcode.get(-retval, f"E{-retval}")
+                self._pending[tid] = pending
+            return
+        entered = self._pending.pop(tid, None)
+        if entered is None:
+            return  # its entry came before the tracer (or the task) was followed
+        await self._out_params(entered, syscall)
+        self._record(proto, syscall, entered, syscall.retval)
+
+    async def _enter(self, proto: SyscallPrototype, syscall: SyscallEvent, now: float) -> _Pending:
+        name = proto.short_name
+        if proto.known:
+            count = proto.nargs
+            kinds = sd.spec(name, proto.types, proto.names)[:count]
+        else:
+            count = syscall.argc
+            kinds = ("hex",) * count
+        raw = [syscall.args[i] for i in range(count)]
+        kinds = sd.shown_kinds(name, kinds, raw)
+        args: list[int | str] = [
+            proto.domain(i).value(raw[i]) if proto.known else raw[i] for i in range(count)
+        ]
+        shown = []
+        for i, kind in enumerate(kinds):
+            if kind in sd.MEMORY_KINDS and raw[i]:
+                text, value = await self._read(kind, raw, i)
+                shown.append(text)
+                if value is not None:
+                    args[i] = value
+            else:
+                shown.append(sd.number(kind, raw[i], raw))
+        return _Pending(args, shown, kinds, now, time.monotonic())
+
+    async def _read(self, kind: str, raw: list[int], i: int) -> tuple[str, str | None]:
+        """An argument in the task's memory: how it is shown, and the text kept
+        in ``args`` (paths only)."""
+        addr, limit = raw[i], self.string_limit
+        task = trap()
+        try:
+            match kind:
+                case "path":
+                    data = await task.read_cstring(addr, PATH_MAX)
+                    return sd.escape(data, limit=PATH_MAX), data.decode(errors="backslashreplace")
+                case "str":
+                    data = await task.read_cstring(addr, limit + 1)
+                    return sd.escape(data, limit=limit), None
+                case "wbuf":
+                    size = raw[i + 1]
+                    data = await task.read_bytes(addr, min(size, limit))
+                    return sd.escape(data, limit=limit, more=size > limit), None
+                case "argv":
+                    items = await task.read_ptrlist(addr, ARGV_SHOWN + 1)
+                    shown = [
+                        sd.escape(s.encode(errors="surrogateescape"), limit=limit)
+                        for s in items[:ARGV_SHOWN]
+                    ]
+                    if len(items) > ARGV_SHOWN:
+                        shown.append("...")
+                    return "[" + ", ".join(shown) + "]", None
+                case _:  # envp: counted, as strace does by default
+                    items = await task.read_ptrlist(addr, ENV_COUNTED)
+                    more = "or more " if len(items) >= ENV_COUNTED else ""
+                    return f"{addr:#x} /* {len(items)} {more}vars */", None
+        except (GuestMemoryError, TrapGone):
+            return sd.pointer(addr), None
+
+    async def _out_params(self, entered: _Pending, syscall: SyscallEvent) -> None:
+        """Fill in what the call wrote for the task (``read``'s bytes, a ``stat``,
+        a pipe's fds, a wait status)."""
+        retval = syscall.retval
+        if retval < 0 or syscall.restarted:
+            return
+        for i, kind in enumerate(entered.kinds):
+            addr = syscall.args[i]
+            if kind not in sd.RETURN_KINDS or not addr:
+                continue
+            limit = self.string_limit
+            try:
+                match kind:
+                    case "rbuf":
+                        data = await trap().read_bytes(addr, min(retval, limit))
+                        shown = sd.escape(data, limit=limit, more=retval > limit)
+                    case "pipefds":
+                        shown = sd.pipe_fds(await trap().read_bytes(addr, 8))
+                    case "statbuf":
+                        shown = sd.stat_struct(await trap().read_bytes(addr, sd.STAT_SIZE))
+                    case _:  # wstatus: only when a child was reaped
+                        if retval == 0:
+                            continue
+                        data = await trap().read_bytes(addr, 4)
+                        shown = sd.wait_status(int.from_bytes(data, "little"))
+            except (GuestMemoryError, TrapGone):
+                continue
+            entered.shown[i] = shown
+
+    def _record(
+        self,
+        proto: SyscallPrototype,
+        syscall: SyscallEvent,
+        entered: _Pending,
+        retval: int | None,
+    ) -> None:
+        error = None if retval is None else sd.errno_name(retval)
+        if self.status == "failed" and (error is None or syscall.restarted):
+            return
+        if self.status == "successful" and (retval is None or error is not None):
+            return
         self.count += 1
+        self.tasks.add(syscall.task.pid)
         self.emit(
             TraceRecord(
                 pid=syscall.task.tgid,
@@ -157,18 +409,57 @@ class Tracer:
                 comm=syscall.task.comm,
                 nr=syscall.nr,
                 name=proto.name,
-                args=args,
+                args=entered.args,
                 retval=retval,
                 error=error,
                 restarted=syscall.restarted,
+                shown=entered.shown,
+                time=entered.time,
+                duration=None if retval is None else time.monotonic() - entered.start,
             )
         )
 
 
-async def _read_string(addr: int) -> int | str:
-    try:
-        raw = await trap().read_cstring(addr, STRING_SHOWN + 1)
-    except (GuestMemoryError, TrapGone):
-        return addr
-    text = raw[:STRING_SHOWN].decode(errors="backslashreplace")
-    return text + "..." if len(raw) > STRING_SHOWN else text
+@dataclass
+class Summary:
+    """strace's ``-c`` table: calls, errors and time per syscall.
+
+    ``add`` every record; ``format()`` gives the table, sorted by time.
+    """
+
+    calls: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, record: TraceRecord) -> None:
+        name = record.name.removeprefix("sys_")
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if record.error is not None and not record.restarted:
+            self.errors[name] = self.errors.get(name, 0) + 1
+        self.seconds[name] = self.seconds.get(name, 0.0) + (record.duration or 0.0)
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def format(self) -> str:
+        total_s = sum(self.seconds.values())
+        rule = "------ ----------- ----------- --------- --------- ----------------"
+        lines = [
+            "% time     seconds  usecs/call     calls    errors syscall",
+            rule,
+        ]
+
+        def row(share: float, secs: float, calls: int, errors: int, name: str) -> str:
+            per = int(secs * 1e6 / calls) if calls else 0
+            errs = str(errors) if errors else ""
+            return f"{share:6.2f} {secs:11.6f} {per:11d} {calls:9d} {errs:>9} {name}"
+
+        for name in sorted(self.calls, key=lambda n: (-self.seconds[n], n)):
+            share = 100 * self.seconds[name] / total_s if total_s else 0.0
+            lines.append(
+                row(share, self.seconds[name], self.calls[name], self.errors.get(name, 0), name)
+            )
+        lines.append(rule)
+        lines.append(row(100.0, total_s, self.total, sum(self.errors.values()), "total"))
+        return "\n".join(lines)
