@@ -31,6 +31,7 @@ from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
 from .api.session import check_handler_timeout
 from .api.trace import Selection, Summary, Tracer, TraceRecord, parse_expressions
+from .api.trace_record import schema as trace_schema
 from .errors import SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
 from .syscalls import FailClosed
@@ -113,6 +114,9 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(msgspec.json.format(msgspec.json.encode(trace_schema())).decode())
+        return 0
     try:
         selection = parse_expressions(args.expressions)
     except ValueError as exc:
@@ -359,7 +363,10 @@ def parser() -> argparse.ArgumentParser:
         "-c", dest="summary_only", action="store_true", help="only a summary table at the end"
     )
     p.add_argument("-C", dest="summary", action="store_true", help="the lines and the summary")
-    p.add_argument("--json", action="store_true", help="one JSON record a line")
+    p.add_argument("--json", action="store_true", help="one JSON record a line (see --schema)")
+    p.add_argument(
+        "--schema", action="store_true", help="print the JSON Schema of a --json line and exit"
+    )
     p.add_argument(
         "-o", dest="output", metavar="FILE", help="write the trace here (default: stderr)"
     )

@@ -7,8 +7,11 @@ import re
 import subprocess
 import sys
 
+import msgspec
+
 from syscalls_async import Session
 from syscalls_async.api.trace import Tracer, TraceRecord
+from syscalls_async.api.trace_record import SCHEMA_VERSION, Bytes, Num, Str, Strings
 
 CLI = [sys.executable, "-m", "syscalls_async.cli"]
 
@@ -41,6 +44,7 @@ async def test_tracer_records_decoded_syscalls_of_one_command(session: Session) 
         None,
         True,
     )
+    assert (last.phase, records[0].phase) == ("enter", "call")
     # stopped: nothing more is recorded
     count = len(records)
     await session.run("cat /etc/passwd")
@@ -97,6 +101,71 @@ def test_trace_command_prints_json_records() -> None:
     assert [(r["name"], r["args"][1], r["retval"]) for r in records] == [
         ("sys_openat", "/etc/group", 3)
     ]
+    [record] = [check_against_schema(line) for line in proc.stderr.splitlines()]
+    assert record.decoded == [
+        Num(0xFFFFFF9C, "AT_FDCWD", -100),
+        Str(record.decoded[1].raw, '"/etc/group"', "/etc/group"),
+        Num(0, "O_RDONLY", 0),
+    ]
+    assert (record.phase, record.version, record.error) == ("call", SCHEMA_VERSION, None)
+
+
+def check_against_schema(line: str) -> TraceRecord:
+    """One --json line: it decodes as a TraceRecord (no unknown fields, every tag
+    known) and has exactly the fields the printed schema names."""
+    schema = json.loads(
+        subprocess.run([*CLI, "trace", "--schema"], capture_output=True, check=True).stdout
+    )
+    record_schema = schema["$defs"]["TraceRecord"]
+    fields = json.loads(line)
+    assert set(record_schema["required"]) <= set(fields) <= set(record_schema["properties"])
+    tags = {
+        d["properties"]["kind"]["enum"][0]
+        for d in schema["$defs"].values()
+        if "kind" in d.get("properties", {})
+    }
+    assert {a["kind"] for a in fields["decoded"]} <= tags
+    return msgspec.json.decode(line, type=TraceRecord)
+
+
+def test_trace_command_json_records_of_a_process_tree() -> None:
+    proc = subprocess.run(
+        [
+            *CLI,
+            "trace",
+            "--json",
+            "-s",
+            "4",
+            "-e",
+            "trace=execve,write,exit_group,openat",
+            "-e",
+            "status=successful",
+            "--",
+            "sh",
+            "-c",
+            "echo hello; cat /nope",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    records = [
+        check_against_schema(line) for line in proc.stderr.splitlines() if line.startswith("{")
+    ]
+    assert all(r.error is None for r in records)  # status=successful
+    execs = [r for r in records if r.name == "sys_execve"]
+    cat_exec = execs[-1].decoded
+    assert isinstance(cat_exec[0], Str) and cat_exec[0].value == "/proc/self/exe"
+    assert isinstance(cat_exec[1], Strings) and cat_exec[1].value == ["cat", "/nope"]
+    assert cat_exec[1].text == '["cat", "/nop"...]'
+    assert isinstance(cat_exec[2], Strings) and cat_exec[2].value == [] and cat_exec[2].count > 0
+    write = next(r for r in records if r.name == "sys_write")
+    assert write.decoded[1] == Bytes(write.decoded[1].raw, '"hell"...', b"hell", 6)
+    assert write.retval == 6
+    # status=successful: the failed openat is left out, and so is exit_group (no result)
+    assert [r.name for r in records if r.name in ("sys_openat", "sys_exit_group")] == []
 
 
 async def test_tracer_follows_the_command_tree_with_arguments_read_at_entry(

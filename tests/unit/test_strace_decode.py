@@ -9,6 +9,7 @@ import pytest
 from syscalls_async import cli
 from syscalls_async.api import strace_decode as sd
 from syscalls_async.api.trace import Selection, Summary, TraceRecord, parse_expressions
+from syscalls_async.api.trace_record import Num
 
 
 @pytest.mark.parametrize(
@@ -160,7 +161,9 @@ def test_summary_counts_each_record() -> None:
 
 
 def test_record_line_options() -> None:
-    rec = TraceRecord(7, 8, "cat", 0, "sys_close", [3], 0, shown=["3"], time=0.5, duration=0.25)
+    rec = TraceRecord(
+        7, 8, "cat", 0, "sys_close", [3], 0, decoded=[Num(3, "3", 3)], time=0.5, duration=0.25
+    )
     assert rec.format(pid_prefix=False) == "close(3) = 0"
     assert rec.format() == "[pid 8] close(3) = 0"
     assert rec.format(pid_prefix=False, durations=True) == "close(3) = 0 <0.250000>"

@@ -46,6 +46,9 @@ from ..syscalls.prototypes import SyscallPrototype
 from . import strace_decode as sd
 from .mem import trap
 from .plugins import Plugins
+from .trace_record import Arg, Bytes, Num, Out, Ptr, Str, Strings, TraceRecord, Unreadable
+
+__all__ = ["Selection", "Summary", "TraceRecord", "Tracer", "parse_expressions"]
 
 #: bytes of strings and buffers shown by default (strace's ``-s``)
 STRING_SHOWN = 32
@@ -59,59 +62,6 @@ _NO_RETURN = ("exit", "exit_group")
 _FORKS = ("clone", "clone3", "fork", "vfork")
 _EXECS = ("execve", "execveat")
 AGENT_PID = 1
-
-
-class TraceRecord(msgspec.Struct, frozen=True):
-    """One traced syscall.
-
-    ``args`` holds each argument as a number (its C type's value) or, for
-    paths, the text read at entry; ``shown`` the same arguments as strace
-    prints them (flags named, strings and buffers quoted and escaped).
-    """
-
-    pid: int
-    tid: int
-    comm: str
-    nr: int
-    name: str
-    args: list[int | str]
-    retval: int | None  # None: the call does not return
-    error: str | None = None  # errno name when retval is -errno
-    #: a signal interrupted the call and the kernel runs it again (a new record follows)
-    restarted: bool = False
-    shown: list[str] = []
-    #: host time (seconds since the epoch) when the entry was handled
-    time: float = 0.0
-    #: host seconds from entry to return (None: no return)
-    duration: float | None = None
-
-    def call(self) -> str:
-        """``name(args) = result``, as strace prints it (guest text escaped)."""
-        args = ", ".join(self.shown) if self.shown else ", ".join(_plain(a) for a in self.args)
-        name = self.name.removeprefix("sys_")
-        return f"{name}({args}) = {sd.result(name, self.retval, self.restarted)}"
-
-    def format(
-        self, *, pid_prefix: bool = True, timestamps: bool = False, durations: bool = False
-    ) -> str:
-        """The strace line: ``[pid N] `` (with ``pid_prefix``), ``HH:MM:SS.uuuuuu ``
-        (``timestamps``, strace's ``-tt``), the call, `` <seconds>`` (``durations``, ``-T``)."""
-        parts = []
-        if pid_prefix:
-            parts.append(f"[pid {self.tid}] ")
-        if timestamps:
-            stamp = time.strftime("%H:%M:%S", time.localtime(self.time))
-            parts.append(f"{stamp}.{int(self.time % 1 * 1e6):06d} ")
-        parts.append(self.call())
-        if durations and self.duration is not None:
-            parts.append(f" <{self.duration:.6f}>")
-        return "".join(parts)
-
-
-def _plain(a: int | str) -> str:
-    if isinstance(a, str):
-        return sd.escape(a.encode(errors="surrogateescape"), limit=PATH_MAX)
-    return f"{a:#x}" if a > 0xFFFF or a < -0xFFFF else str(a)
 
 
 class Selection(msgspec.Struct, frozen=True):
@@ -168,7 +118,7 @@ class _Pending:
     """A call whose entry was recorded and whose return is awaited."""
 
     args: list[int | str]
-    shown: list[str]
+    decoded: list[Arg]
     kinds: tuple[str, ...]
     time: float
     start: float
@@ -315,49 +265,54 @@ class Tracer:
         args: list[int | str] = [
             proto.domain(i).value(raw[i]) if proto.known else raw[i] for i in range(count)
         ]
-        shown = []
+        decoded: list[Arg] = []
         for i, kind in enumerate(kinds):
+            value = args[i]
+            assert isinstance(value, int)
             if kind in sd.MEMORY_KINDS and raw[i]:
-                text, value = await self._read(kind, raw, i)
-                shown.append(text)
-                if value is not None:
-                    args[i] = value
+                arg = await self._read(kind, raw, i)
+                if isinstance(arg, Str):
+                    args[i] = arg.value
+            elif kind == "ptr" or kind in sd.RETURN_KINDS or kind in sd.MEMORY_KINDS:
+                arg = Ptr(raw[i], sd.pointer(raw[i]))
             else:
-                shown.append(sd.number(kind, raw[i], raw))
-        return _Pending(args, shown, kinds, now, time.monotonic())
+                arg = Num(raw[i], sd.number(kind, raw[i], raw), value)
+            decoded.append(arg)
+        return _Pending(args, decoded, kinds, now, time.monotonic())
 
-    async def _read(self, kind: str, raw: list[int], i: int) -> tuple[str, str | None]:
-        """An argument in the task's memory: how it is shown, and the text kept
-        in ``args`` (paths only)."""
+    async def _read(self, kind: str, raw: list[int], i: int) -> Arg:
+        """An argument in the task's memory, read at entry."""
         addr, limit = raw[i], self.string_limit
         task = trap()
         try:
             match kind:
-                case "path":
-                    data = await task.read_cstring(addr, PATH_MAX)
-                    return sd.escape(data, limit=PATH_MAX), data.decode(errors="backslashreplace")
-                case "str":
-                    data = await task.read_cstring(addr, limit + 1)
-                    return sd.escape(data, limit=limit), None
+                case "path" | "str":
+                    cap = PATH_MAX if kind == "path" else limit
+                    data = await task.read_cstring(addr, cap + 1)
+                    return Str(
+                        addr,
+                        sd.escape(data, limit=cap),
+                        data[:cap].decode(errors="backslashreplace"),
+                        truncated=len(data) > cap,
+                    )
                 case "wbuf":
                     size = raw[i + 1]
                     data = await task.read_bytes(addr, min(size, limit))
-                    return sd.escape(data, limit=limit, more=size > limit), None
+                    return Bytes(addr, sd.escape(data, limit=limit, more=size > limit), data, size)
                 case "argv":
                     items = await task.read_ptrlist(addr, ARGV_SHOWN + 1)
-                    shown = [
-                        sd.escape(s.encode(errors="surrogateescape"), limit=limit)
-                        for s in items[:ARGV_SHOWN]
-                    ]
+                    shown = [sd.escape(_guest_bytes(s), limit=limit) for s in items[:ARGV_SHOWN]]
                     if len(items) > ARGV_SHOWN:
                         shown.append("...")
-                    return "[" + ", ".join(shown) + "]", None
+                    text = "[" + ", ".join(shown) + "]"
+                    value = [_json_text(s) for s in items[:ARGV_SHOWN]]
+                    return Strings(addr, text, value, len(items))
                 case _:  # envp: counted, as strace does by default
                     items = await task.read_ptrlist(addr, ENV_COUNTED)
                     more = "or more " if len(items) >= ENV_COUNTED else ""
-                    return f"{addr:#x} /* {len(items)} {more}vars */", None
+                    return Strings(addr, f"{addr:#x} /* {len(items)} {more}vars */", [], len(items))
         except (GuestMemoryError, TrapGone):
-            return sd.pointer(addr), None
+            return Unreadable(addr, sd.pointer(addr))
 
     async def _out_params(self, entered: _Pending, syscall: SyscallEvent) -> None:
         """Fill in what the call wrote for the task (``read``'s bytes, a ``stat``,
@@ -370,23 +325,26 @@ class Tracer:
             if kind not in sd.RETURN_KINDS or not addr:
                 continue
             limit = self.string_limit
+            task = trap()
+            arg: Arg
             try:
                 match kind:
                     case "rbuf":
-                        data = await trap().read_bytes(addr, min(retval, limit))
-                        shown = sd.escape(data, limit=limit, more=retval > limit)
+                        data = await task.read_bytes(addr, min(retval, limit))
+                        text = sd.escape(data, limit=limit, more=retval > limit)
+                        arg = Bytes(addr, text, data, retval)
                     case "pipefds":
-                        shown = sd.pipe_fds(await trap().read_bytes(addr, 8))
+                        arg = Out(addr, sd.pipe_fds(await task.read_bytes(addr, 8)))
                     case "statbuf":
-                        shown = sd.stat_struct(await trap().read_bytes(addr, sd.STAT_SIZE))
+                        arg = Out(addr, sd.stat_struct(await task.read_bytes(addr, sd.STAT_SIZE)))
                     case _:  # wstatus: only when a child was reaped
                         if retval == 0:
                             continue
-                        data = await trap().read_bytes(addr, 4)
-                        shown = sd.wait_status(int.from_bytes(data, "little"))
+                        data = await task.read_bytes(addr, 4)
+                        arg = Out(addr, sd.wait_status(int.from_bytes(data, "little")))
             except (GuestMemoryError, TrapGone):
-                continue
-            entered.shown[i] = shown
+                arg = Unreadable(addr, sd.pointer(addr))
+            entered.decoded[i] = arg
 
     def _record(
         self,
@@ -413,11 +371,22 @@ class Tracer:
                 retval=retval,
                 error=error,
                 restarted=syscall.restarted,
-                shown=entered.shown,
+                decoded=entered.decoded,
                 time=entered.time,
                 duration=None if retval is None else time.monotonic() - entered.start,
+                phase="enter" if retval is None else "call",
             )
         )
+
+
+def _guest_bytes(text: str) -> bytes:
+    """The bytes of a guest string the portal decoded with surrogateescape."""
+    return text.encode(errors="surrogateescape")
+
+
+def _json_text(text: str) -> str:
+    """A guest string with undecodable bytes escaped (``\\xff``), as JSON can carry it."""
+    return _guest_bytes(text).decode(errors="backslashreplace")
 
 
 @dataclass

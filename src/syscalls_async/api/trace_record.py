@@ -1,0 +1,140 @@
+"""What the tracer produces: :class:`TraceRecord`, the schema of ``trace --json``.
+
+Each line of ``syscalls-async trace --json`` is one record encoded as JSON;
+``syscalls-async trace --schema`` prints its JSON Schema.  ``version`` changes
+whenever a field changes meaning or goes away (new fields may be added).
+Decode a line with ``msgspec.json.decode(line, type=TraceRecord)``.
+
+Each argument is a tagged value (``"kind"``): ``num`` (a number, with its C
+type's ``value`` and how strace names it), ``ptr`` (an address), ``str`` (a C
+string read at entry), ``bytes`` (a buffer: ``data`` is the part shown,
+``size`` its full length), ``strings`` (argv; envp only counted), ``out`` (what
+the call filled in, decoded as strace shows it), ``unreadable`` (an address the
+guest could not read).  Every one has ``raw`` (the register) and ``text``
+(strace's rendering, printable ASCII).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import msgspec
+
+from . import strace_decode as sd
+
+#: the version of the record layout (``version`` in every record)
+SCHEMA_VERSION = 1
+
+
+class _Arg(msgspec.Struct, frozen=True, tag_field="kind", forbid_unknown_fields=True):
+    raw: int
+    text: str
+
+
+class Num(_Arg, frozen=True, tag="num"):
+    """A number: ``value`` as its C type (``-100``), ``text`` as strace names it (``AT_FDCWD``)."""
+
+    value: int
+
+
+class Ptr(_Arg, frozen=True, tag="ptr"):
+    """An address the tracer does not follow."""
+
+
+class Str(_Arg, frozen=True, tag="str"):
+    """A C string read at entry (``value`` decoded as UTF-8, bad bytes escaped)."""
+
+    value: str
+    truncated: bool = False
+
+
+class Bytes(_Arg, frozen=True, tag="bytes"):
+    """A buffer: ``data`` the bytes shown (at most ``-s``), ``size`` its whole length."""
+
+    data: bytes
+    size: int
+
+
+class Strings(_Arg, frozen=True, tag="strings"):
+    """A NULL-terminated array of strings: ``value`` (argv), or only ``count`` (envp)."""
+
+    value: list[str]
+    count: int
+
+
+class Out(_Arg, frozen=True, tag="out"):
+    """What the call wrote for the task (a ``stat``, pipe fds, a wait status), as ``text``."""
+
+
+class Unreadable(_Arg, frozen=True, tag="unreadable"):
+    """An address whose memory the guest could not read."""
+
+
+Arg = Num | Ptr | Str | Bytes | Strings | Out | Unreadable
+
+
+class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One traced syscall.
+
+    ``phase`` is ``"call"`` for a call that returned (``retval`` its result)
+    and ``"enter"`` for one that never returns (``exit``, ``exit_group``).
+    ``args`` holds each argument as a number (its C type's value) or, for
+    strings, the text read at entry; ``decoded`` the arguments strace shows as
+    tagged values (see the module; it leaves out what strace does, such as
+    open's mode without ``O_CREAT``).  ``time`` is the host's clock when the entry was
+    handled, ``duration`` the host's seconds from entry to return.
+    """
+
+    pid: int
+    tid: int
+    comm: str
+    nr: int
+    name: str
+    args: list[int | str]
+    retval: int | None  # None: the call does not return
+    error: str | None = None  # errno name when retval is -errno
+    #: a signal interrupted the call and the kernel runs it again (a new record follows)
+    restarted: bool = False
+    decoded: list[Arg] = []
+    time: float = 0.0
+    duration: float | None = None
+    phase: Literal["call", "enter"] = "call"
+    version: int = SCHEMA_VERSION
+
+    def call(self) -> str:
+        """``name(args) = result``, as strace prints it (guest text escaped)."""
+        if self.decoded:
+            args = ", ".join(a.text for a in self.decoded)
+        else:
+            args = ", ".join(_plain(a) for a in self.args)
+        name = self.name.removeprefix("sys_")
+        return f"{name}({args}) = {sd.result(name, self.retval, self.restarted)}"
+
+    def format(
+        self, *, pid_prefix: bool = True, timestamps: bool = False, durations: bool = False
+    ) -> str:
+        """The strace line: ``[pid N] `` (with ``pid_prefix``), ``HH:MM:SS.uuuuuu ``
+        (``timestamps``, strace's ``-tt``), the call, `` <seconds>`` (``durations``, ``-T``)."""
+        parts = []
+        if pid_prefix:
+            parts.append(f"[pid {self.tid}] ")
+        if timestamps:
+            stamp = time.strftime("%H:%M:%S", time.localtime(self.time))
+            parts.append(f"{stamp}.{int(self.time % 1 * 1e6):06d} ")
+        parts.append(self.call())
+        if durations and self.duration is not None:
+            parts.append(f" <{self.duration:.6f}>")
+        return "".join(parts)
+
+
+def _plain(a: int | str) -> str:
+    if isinstance(a, str):
+        data = a.encode(errors="surrogateescape")
+        return sd.escape(data, limit=len(data))
+    return f"{a:#x}" if a > 0xFFFF or a < -0xFFFF else str(a)
+
+
+def schema() -> dict[str, object]:
+    """The JSON Schema of one ``trace --json`` line."""
+    return msgspec.json.schema(TraceRecord)
