@@ -118,7 +118,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
         print(msgspec.json.format(msgspec.json.encode(trace_schema())).decode())
         return 0
     try:
-        selection = parse_expressions(args.expressions)
+        selection = parse_expressions(
+            [*args.expressions, *(f"inject={rule}" for rule in args.inject)]
+        )
     except ValueError as exc:
         print(f"syscalls-async: {exc}", file=sys.stderr)
         return 2
@@ -137,7 +139,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) -> int:
-    command = _command(args, "trace [-e EXPR] [-s N] [-tt] [-T] [-c] [--json] -- CMD [ARG...]")
+    command = _command(
+        args, "trace [-e EXPR] [--inject RULE] [-s N] [-tt] [-T] [-c] [--json] -- CMD [ARG...]"
+    )
     if command is None:
         return 2
     encoder = msgspec.json.Encoder()
@@ -170,6 +174,7 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
             syscalls=selection.syscalls,
             status=selection.status,
             string_limit=args.string_limit,
+            inject=selection.injections,
             emit=emit,
         )
         await tracer.start()
@@ -347,7 +352,16 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="EXPR",
         help="trace=NAME,%%CLASS,... (classes: %%file %%process %%network %%memory "
-        "%%signal; 'trace=' may be left out), status=failed|successful; repeatable",
+        "%%signal; 'trace=' may be left out), status=failed|successful, "
+        "inject=SET:error=ERRNO|retval=N[:when=N|N+|N+S]; repeatable",
+    )
+    p.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="fault injection with an argument match: SET:error=ERRNO|retval=N"
+        "[:when=...][:path=GLOB], e.g. 'openat:error=EACCES:path=/etc/*'; repeatable",
     )
     p.add_argument(
         "-s",

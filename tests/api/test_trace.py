@@ -11,6 +11,7 @@ import msgspec
 
 from syscalls_async import Session
 from syscalls_async.api.trace import Tracer, TraceRecord
+from syscalls_async.api.trace_inject import parse_injection
 from syscalls_async.api.trace_record import SCHEMA_VERSION, Bytes, Num, Str, Strings
 
 CLI = [sys.executable, "-m", "syscalls_async.cli"]
@@ -251,3 +252,39 @@ def test_trace_command_lines_and_summary_agree() -> None:
     total = next(line.split() for line in table.splitlines() if line.endswith(" total"))
     assert int(total[-3]) == len(calls), table
     assert int(total[-2]) == sum("= -1 " in c for c in calls) == 1
+
+
+async def test_injection_fails_only_the_matched_path(session: Session) -> None:
+    records: list[TraceRecord] = []
+    rule = parse_injection("openat:error=EACCES:path=/etc/pass*")
+    tracer = Tracer(session.plugins, syscalls=["openat"], inject=[rule], emit=records.append)
+    await tracer.start()
+    result = await session.run("cat /etc/group /etc/passwd /etc/group")
+    await tracer.stop()
+    assert result.exit_status == 1
+    assert result.stdout == b"root:x:0:\nroot:x:0:\n"
+    assert result.stderr == b"cat: can't open '/etc/passwd': Permission denied\n"
+    assert [r.call() for r in records] == [
+        'openat(AT_FDCWD, "/etc/group", O_RDONLY) = 3',
+        'openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = -1 EACCES (Permission denied) (INJECTED)',
+        'openat(AT_FDCWD, "/etc/group", O_RDONLY) = 3',
+    ]
+    assert [r.injected for r in records] == [False, True, False]
+    assert tracer.inject_counts == [1]
+
+
+async def test_injection_counts_calls_and_can_fake_a_result(session: Session) -> None:
+    records: list[TraceRecord] = []
+    rules = [parse_injection("openat:error=ENOENT:when=2+2"), parse_injection("read:retval=0")]
+    # read is injected without being traced: head reads an empty file (cat sends
+    # its files with sendfile)
+    tracer = Tracer(session.plugins, syscalls=["openat"], inject=rules, emit=records.append)
+    await tracer.start()
+    result = await session.run(
+        "cat /etc/group /etc/group /etc/group /etc/group; head -1 /etc/passwd"
+    )
+    await tracer.stop()
+    assert result.stdout == b"root:x:0:\nroot:x:0:\n"
+    assert result.stderr.count(b"No such file or directory") == 2
+    assert [r.error for r in records if r.comm == "cat"] == [None, "ENOENT", None, "ENOENT"]
+    assert {r.name for r in records} == {"sys_openat"}

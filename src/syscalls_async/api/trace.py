@@ -46,6 +46,7 @@ from ..syscalls.prototypes import SyscallPrototype
 from . import strace_decode as sd
 from .mem import trap
 from .plugins import Plugins
+from .trace_inject import Injection, parse_injection
 from .trace_record import Arg, Bytes, Num, Out, Ptr, Str, Strings, TraceRecord, Unreadable
 
 __all__ = ["Selection", "Summary", "TraceRecord", "Tracer", "parse_expressions"]
@@ -70,12 +71,14 @@ class Selection(msgspec.Struct, frozen=True):
     syscalls: frozenset[str] | None = None
     #: "failed" or "successful" (None: both)
     status: str | None = None
+    #: ``inject=`` rules, in order
+    injections: tuple[Injection, ...] = ()
 
 
 def parse_expressions(expressions: Iterable[str]) -> Selection:
     """strace's ``-e`` qualifiers: ``trace=NAME,%CLASS,...`` (``trace=`` may be
-    left out), ``status=failed|successful``.  Raises ValueError saying what is
-    wrong.
+    left out), ``status=failed|successful``, ``inject=RULE`` (see
+    :mod:`.trace_inject`).  Raises ValueError saying what is wrong.
 
     Example::
 
@@ -84,6 +87,7 @@ def parse_expressions(expressions: Iterable[str]) -> Selection:
     """
     names: set[str] | None = None
     status: str | None = None
+    injections: list[Injection] = []
     for expr in expressions:
         key, sep, value = expr.partition("=")
         if not sep:
@@ -101,6 +105,8 @@ def parse_expressions(expressions: Iterable[str]) -> Selection:
                     names.add(normalize(item))
                 else:
                     raise ValueError(f"not a syscall name: {item!r} in -e {expr!r}")
+        elif key == "inject":
+            injections.append(parse_injection(value))
         elif key == "status":
             if value not in ("failed", "successful"):
                 raise ValueError(f"-e status= takes failed or successful, not {value!r}")
@@ -108,9 +114,9 @@ def parse_expressions(expressions: Iterable[str]) -> Selection:
         else:
             raise ValueError(
                 f"unknown -e qualifier {key!r} (known: trace=NAME,%CLASS,..., "
-                "status=failed|successful)"
+                "status=failed|successful, inject=SET:error=ERRNO|retval=N[:when=N+])"
             )
-    return Selection(None if names is None else frozenset(names), status)
+    return Selection(None if names is None else frozenset(names), status, tuple(injections))
 
 
 @dataclass
@@ -122,6 +128,7 @@ class _Pending:
     kinds: tuple[str, ...]
     time: float
     start: float
+    injected: bool = False
 
 
 class Tracer:
@@ -134,6 +141,8 @@ class Tracer:
     :param syscalls: trace only these syscalls (None: all of them)
     :param status: ``"failed"`` or ``"successful"``: only calls that ended so
     :param string_limit: bytes of strings and buffers shown (strace's ``-s``)
+    :param inject: fault injection rules: a traced call a rule selects is
+        skipped and returns the rule's result (the first rule that fires wins)
     :param emit: called with each record, in the order the calls return.
 
     Without ``comm``, ``pid`` or ``trace_all`` the roots are the commands the
@@ -151,6 +160,7 @@ class Tracer:
         syscalls: Iterable[str] | None = None,
         status: str | None = None,
         string_limit: int = STRING_SHOWN,
+        inject: Iterable[Injection] = (),
         emit: Callable[[TraceRecord], None],
     ) -> None:
         self.plugins = plugins
@@ -161,6 +171,9 @@ class Tracer:
         self.syscalls = None if syscalls is None else frozenset(normalize(n) for n in syscalls)
         self.status = status
         self.string_limit = string_limit
+        self.inject = tuple(inject)
+        #: per rule: the calls that matched it so far
+        self.inject_counts = [0] * len(self.inject)
         self.emit = emit
         self.count = 0
         #: the traced processes (tgids) and the tasks (tids) seen so far
@@ -177,15 +190,18 @@ class Tracer:
             await api.register(self._on_event, "on_all_sys_enter")
             await api.register(self._on_event, "on_all_sys_return")
             return
-        for name in sorted(self.syscalls):
+        injected = {name for rule in self.inject for name in rule.syscalls}
+        for name in sorted(self.syscalls | injected):
             if api.get_syscall_info_by_name(name) is None and name in sd.OPTIONAL:
                 continue  # a class names calls not every kernel has
-            if name in _NO_RETURN:
+            if name in _NO_RETURN or name not in self.syscalls:
                 await api.register(self._on_event, name)
             else:
                 await api.register(self._on_event, name, on_enter=True, on_return=True)
         for name in _FORKS + _EXECS:
-            if name not in self.syscalls and api.get_syscall_info_by_name(name) is not None:
+            if name in self.syscalls | injected:
+                continue
+            if api.get_syscall_info_by_name(name) is not None:
                 await api.register(self._on_event, name)
 
     async def stop(self) -> None:
@@ -235,12 +251,18 @@ class Tracer:
         if not await self._follows(syscall):
             return
         name = proto.short_name
-        if self.syscalls is not None and name not in self.syscalls:
+        selected = self.syscalls is None or name in self.syscalls
+        injecting = any(name in rule.syscalls for rule in self.inject)
+        if not (selected or injecting):
             return  # a fork or exec hooked only to place the task
         tid = syscall.task.pid
         if syscall.phase == "enter":
             now = time.time()
             pending = await self._enter(proto, syscall, now)
+            if injecting:
+                pending.injected = self._inject(name, syscall, pending)
+            if not selected:
+                return
             if name in _NO_RETURN:
                 self._record(proto, syscall, pending, None)
             else:
@@ -251,6 +273,26 @@ class Tracer:
             return  # its entry came before the tracer (or the task) was followed
         await self._out_params(entered, syscall)
         self._record(proto, syscall, entered, syscall.retval)
+
+    def _inject(self, name: str, syscall: SyscallEvent, entered: _Pending) -> bool:
+        """Apply the first rule that fires to this call (skip it with the rule's result)."""
+        path = next(
+            (
+                a.value
+                for k, a in zip(entered.kinds, entered.decoded, strict=True)
+                if k == "path" and isinstance(a, Str)
+            ),
+            None,
+        )
+        for index, rule in enumerate(self.inject):
+            if name not in rule.syscalls or not rule.matches_path(path):
+                continue
+            self.inject_counts[index] += 1
+            if rule.fires(self.inject_counts[index]):
+                syscall.skip_syscall = True
+                syscall.retval = rule.retval
+                return True
+        return False
 
     async def _enter(self, proto: SyscallPrototype, syscall: SyscallEvent, now: float) -> _Pending:
         name = proto.short_name
@@ -375,6 +417,7 @@ class Tracer:
                 time=entered.time,
                 duration=None if retval is None else time.monotonic() - entered.start,
                 phase="enter" if retval is None else "call",
+                injected=entered.injected,
             )
         )
 

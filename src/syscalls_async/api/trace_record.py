@@ -100,6 +100,8 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     time: float = 0.0
     duration: float | None = None
     phase: Literal["call", "enter"] = "call"
+    #: the call did not run: a fault injection rule gave its result
+    injected: bool = False
     version: int = SCHEMA_VERSION
 
     def call(self) -> str:
@@ -109,7 +111,8 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         else:
             args = ", ".join(_plain(a) for a in self.args)
         name = self.name.removeprefix("sys_")
-        return f"{name}({args}) = {sd.result(name, self.retval, self.restarted)}"
+        mark = " (INJECTED)" if self.injected else ""
+        return f"{name}({args}) = {sd.result(name, self.retval, self.restarted)}{mark}"
 
     def format(
         self, *, pid_prefix: bool = True, timestamps: bool = False, durations: bool = False
