@@ -604,7 +604,7 @@ def number(kind: str, raw: int, args: Sequence[int]) -> str:
         case "size":
             return str(raw) if raw <= 0xFFFFFFFF else f"{raw:#x}"
         case "hex":
-            return f"{raw:#x}"
+            return f"{raw:#x}" if raw else "0"
         case "oct" | "mode_creat":
             return octal(raw)
         case "oflags":
