@@ -175,6 +175,7 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
             status=selection.status,
             string_limit=args.string_limit,
             inject=selection.injections,
+            fd_paths=args.fd_paths,
             emit=emit,
         )
         await tracer.start()
@@ -370,6 +371,9 @@ def parser() -> argparse.ArgumentParser:
         default=32,
         metavar="N",
         help="bytes of strings and buffers shown (default 32)",
+    )
+    p.add_argument(
+        "-y", dest="fd_paths", action="store_true", help="show file descriptors with their paths"
     )
     p.add_argument("-tt", dest="timestamps", action="store_true", help="time of each call")
     p.add_argument("-T", dest="durations", action="store_true", help="time spent in each call")

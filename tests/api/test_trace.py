@@ -288,3 +288,18 @@ async def test_injection_counts_calls_and_can_fake_a_result(session: Session) ->
     assert result.stderr.count(b"No such file or directory") == 2
     assert [r.error for r in records if r.comm == "cat"] == [None, "ENOENT", None, "ENOENT"]
     assert {r.name for r in records} == {"sys_openat"}
+
+
+async def test_fd_paths_like_strace_y(session: Session) -> None:
+    records: list[TraceRecord] = []
+    tracer = Tracer(
+        session.plugins, syscalls=["openat", "close"], fd_paths=True, emit=records.append
+    )
+    await tracer.start()
+    await session.run("cat /etc/group")
+    await tracer.stop()
+    assert [r.call() for r in records if r.comm == "cat"] == [
+        'openat(AT_FDCWD, "/etc/group", O_RDONLY) = 3</etc/group>',
+        "close(3</etc/group>) = 0",
+    ]
+    assert records[0].fd_path == "/etc/group"

@@ -105,6 +105,13 @@ def test_escape_like_strace(data: bytes, limit: int, shown: str) -> None:
     assert re.fullmatch(r"[\x20-\x7e]*", shown)
 
 
+def test_fd_paths() -> None:
+    assert sd.with_path("3", "/etc/passwd") == "3</etc/passwd>"
+    assert sd.with_path("3", None) == "3"
+    assert sd.with_path("3", "/tmp/\x1b[2J") == "3</tmp/\\33[2J>"
+    assert sd.result("openat", 3, fd_path="/etc/group") == "3</etc/group>"
+
+
 def test_escape_marks_what_the_caller_cut() -> None:
     assert sd.escape(b"ab", limit=2, more=True) == '"ab"...'
 

@@ -393,6 +393,16 @@ def fd(value: int) -> str:
     return "AT_FDCWD" if value == AT_FDCWD else str(value)
 
 
+def with_path(text: str, path: str | None) -> str:
+    """``3</etc/passwd>``: a descriptor and its path (escaped), as strace's ``-y``."""
+    if path is None:
+        return text
+    inner = escape(
+        path.encode(errors="surrogateescape"), limit=len(path.encode(errors="surrogateescape"))
+    )
+    return f"{text}<{inner[1:-1]}>"
+
+
 def pointer(value: int) -> str:
     return "NULL" if value == 0 else f"{value:#x}"
 
@@ -559,6 +569,12 @@ SPECS: dict[str, tuple[str, ...]] = {
 
 #: calls whose result is an address (shown in hex)
 ADDRESS_RESULTS = frozenset({"mmap", "mremap", "brk", "shmat"})
+#: calls whose result is a new file descriptor (``-y`` shows its path)
+FD_RESULTS = frozenset(
+    {"open", "openat", "openat2", "creat", "dup", "dup2", "dup3", "socket", "accept", "accept4"}
+)
+#: the kinds that are file descriptors (``-y`` shows their paths)
+FD_KINDS = frozenset({"fd", "dirfd"})
 #: the kinds read from the task's memory at entry
 MEMORY_KINDS = frozenset({"path", "str", "wbuf", "argv", "envp"})
 #: the kinds the call fills in for the task: read from its memory at return
@@ -668,15 +684,18 @@ def shown_kinds(name: str, kinds: tuple[str, ...], args: Sequence[int]) -> tuple
     return kinds
 
 
-def result(name: str, retval: int | None, restarted: bool = False) -> str:
-    """What follows `` = `` in strace's line."""
+def result(
+    name: str, retval: int | None, restarted: bool = False, fd_path: str | None = None
+) -> str:
+    """What follows `` = `` in strace's line (``fd_path``: the path of the
+    descriptor it returned, with ``-y``)."""
     if retval is None:
         return "?"
     if restarted or -4095 <= retval < 0:
         return error_text(retval)
     if name in ADDRESS_RESULTS:
         return f"{retval & 0xFFFFFFFFFFFFFFFF:#x}"
-    return str(retval)
+    return with_path(str(retval), fd_path)
 
 
 #: strace's syscall classes for ``-e trace=%CLASS`` (x86_64 names)

@@ -129,6 +129,7 @@ class _Pending:
     time: float
     start: float
     injected: bool = False
+    fd_path: str | None = None
 
 
 class Tracer:
@@ -143,6 +144,8 @@ class Tracer:
     :param string_limit: bytes of strings and buffers shown (strace's ``-s``)
     :param inject: fault injection rules: a traced call a rule selects is
         skipped and returns the rule's result (the first rule that fires wins)
+    :param fd_paths: show descriptors with their paths, ``3</etc/passwd>``
+        (strace's ``-y``; one more question to the guest per call that has one)
     :param emit: called with each record, in the order the calls return.
 
     Without ``comm``, ``pid`` or ``trace_all`` the roots are the commands the
@@ -161,6 +164,7 @@ class Tracer:
         status: str | None = None,
         string_limit: int = STRING_SHOWN,
         inject: Iterable[Injection] = (),
+        fd_paths: bool = False,
         emit: Callable[[TraceRecord], None],
     ) -> None:
         self.plugins = plugins
@@ -172,6 +176,7 @@ class Tracer:
         self.status = status
         self.string_limit = string_limit
         self.inject = tuple(inject)
+        self.fd_paths = fd_paths
         #: per rule: the calls that matched it so far
         self.inject_counts = [0] * len(self.inject)
         self.emit = emit
@@ -272,6 +277,8 @@ class Tracer:
         if entered is None:
             return  # its entry came before the tracer (or the task) was followed
         await self._out_params(entered, syscall)
+        if self.fd_paths and name in sd.FD_RESULTS and syscall.retval >= 0:
+            entered.fd_path = (await self._fd_paths()).get(syscall.retval)
         self._record(proto, syscall, entered, syscall.retval)
 
     def _inject(self, name: str, syscall: SyscallEvent, entered: _Pending) -> bool:
@@ -308,6 +315,7 @@ class Tracer:
             proto.domain(i).value(raw[i]) if proto.known else raw[i] for i in range(count)
         ]
         decoded: list[Arg] = []
+        paths = await self._fd_paths() if self.fd_paths and sd.FD_KINDS & set(kinds) else {}
         for i, kind in enumerate(kinds):
             value = args[i]
             assert isinstance(value, int)
@@ -318,9 +326,19 @@ class Tracer:
             elif kind == "ptr" or kind in sd.RETURN_KINDS or kind in sd.MEMORY_KINDS:
                 arg = Ptr(raw[i], sd.pointer(raw[i]))
             else:
-                arg = Num(raw[i], sd.number(kind, raw[i], raw), value)
+                text = sd.number(kind, raw[i], raw)
+                if kind in sd.FD_KINDS:
+                    text = sd.with_path(text, paths.get(value))
+                arg = Num(raw[i], text, value)
             decoded.append(arg)
         return _Pending(args, decoded, kinds, now, time.monotonic())
+
+    async def _fd_paths(self) -> dict[int, str]:
+        """The task's open descriptors and their paths (``-y``)."""
+        try:
+            return {f.fd: f.path for f in await trap().fds()}
+        except (GuestMemoryError, TrapGone):
+            return {}
 
     async def _read(self, kind: str, raw: list[int], i: int) -> Arg:
         """An argument in the task's memory, read at entry."""
@@ -418,6 +436,7 @@ class Tracer:
                 duration=None if retval is None else time.monotonic() - entered.start,
                 phase="enter" if retval is None else "call",
                 injected=entered.injected,
+                fd_path=entered.fd_path,
             )
         )
 

@@ -102,6 +102,8 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     phase: Literal["call", "enter"] = "call"
     #: the call did not run: a fault injection rule gave its result
     injected: bool = False
+    #: with ``-y``: the path of the descriptor the call returned
+    fd_path: str | None = None
     version: int = SCHEMA_VERSION
 
     def call(self) -> str:
@@ -112,7 +114,8 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             args = ", ".join(_plain(a) for a in self.args)
         name = self.name.removeprefix("sys_")
         mark = " (INJECTED)" if self.injected else ""
-        return f"{name}({args}) = {sd.result(name, self.retval, self.restarted)}{mark}"
+        shown = sd.result(name, self.retval, self.restarted, self.fd_path)
+        return f"{name}({args}) = {shown}{mark}"
 
     def format(
         self, *, pid_prefix: bool = True, timestamps: bool = False, durations: bool = False
