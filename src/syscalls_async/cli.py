@@ -30,7 +30,14 @@ from ._text import json_safe, printable
 from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
 from .api.session import check_handler_timeout
-from .api.trace import Selection, Summary, Tracer, TraceRecord, parse_expressions
+from .api.trace import (
+    Selection,
+    Summary,
+    Tracer,
+    TraceRecord,
+    parse_expressions,
+    unknown_syscalls,
+)
 from .api.trace_record import schema as trace_schema
 from .errors import SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
@@ -144,6 +151,11 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
     )
     if command is None:
         return 2
+    trace_plugins = Plugins()
+    unknown = unknown_syscalls(trace_plugins, selection)
+    if unknown:
+        print(f"syscalls-async: unknown syscall {', '.join(unknown)}", file=sys.stderr)
+        return 2
     encoder = msgspec.json.Encoder()
     summary = Summary()
     lines = not args.summary_only
@@ -163,7 +175,7 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
         print(line, file=out, flush=True)
 
     async with Session(
-        Plugins(), smp=args.smp, memory_mib=args.memory, console_log=args.console_log
+        trace_plugins, smp=args.smp, memory_mib=args.memory, console_log=args.console_log
     ) as session:
         tracer = Tracer(
             session.plugins,

@@ -198,3 +198,16 @@ def test_trace_refuses_bad_input_before_booting(
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_strace_names_of_kernel_calls() -> None:
+    assert parse_expressions(["stat,sendfile,uname"]).syscalls == frozenset(
+        {"newstat", "sendfile64", "newuname"}
+    )
+    sel = parse_expressions(["%file"])
+    assert sel.syscalls is not None and "newstat" in sel.syscalls and "stat" not in sel.syscalls
+    rec = TraceRecord(1, 1, "sh", 4, "sys_newstat", ["/"], 0)
+    assert rec.call().startswith("stat(")
+    summary = Summary()
+    summary.add(rec)
+    assert summary.calls == {"stat": 1}

@@ -28,6 +28,26 @@ RESTARTS = {
 
 AT_FDCWD = -100
 
+#: x86_64 kernel names strace shows otherwise (the kernel's ``new*`` calls are the plain ones)
+STRACE_NAMES = {
+    "newstat": "stat",
+    "newfstat": "fstat",
+    "newlstat": "lstat",
+    "newuname": "uname",
+    "sendfile64": "sendfile",
+}
+_KERNEL_NAMES = {shown: kernel for kernel, shown in STRACE_NAMES.items()}
+
+
+def strace_name(name: str) -> str:
+    """The name strace shows for kernel syscall ``name`` (``newstat`` -> ``stat``)."""
+    return STRACE_NAMES.get(name, name)
+
+
+def kernel_name(name: str) -> str:
+    """The kernel's name for a syscall named as strace does (``stat`` -> ``newstat``)."""
+    return _KERNEL_NAMES.get(name, name)
+
 
 def _words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
@@ -731,7 +751,7 @@ CLASSES: dict[str, tuple[str, ...]] = {
 }
 
 #: names a class lists that a kernel may lack (not hooked when absent)
-OPTIONAL = frozenset(name for names in CLASSES.values() for name in names) | {
+OPTIONAL = frozenset(kernel_name(name) for names in CLASSES.values() for name in names) | {
     "clone3",
     "fork",
     "vfork",

@@ -32,6 +32,7 @@ the trip through the portal.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,7 +50,14 @@ from .plugins import Plugins
 from .trace_inject import Injection, parse_injection
 from .trace_record import Arg, Bytes, Num, Out, Ptr, Str, Strings, TraceRecord, Unreadable
 
-__all__ = ["Selection", "Summary", "TraceRecord", "Tracer", "parse_expressions"]
+__all__ = [
+    "Selection",
+    "Summary",
+    "TraceRecord",
+    "Tracer",
+    "parse_expressions",
+    "unknown_syscalls",
+]
 
 #: bytes of strings and buffers shown by default (strace's ``-s``)
 STRING_SHOWN = 32
@@ -100,9 +108,9 @@ def parse_expressions(expressions: Iterable[str]) -> Selection:
                     if item[1:] not in sd.CLASSES:
                         known = ", ".join("%" + c for c in sd.CLASSES)
                         raise ValueError(f"unknown syscall class {item!r} (known: {known})")
-                    names.update(sd.CLASSES[item[1:]])
+                    names.update(sd.kernel_name(n) for n in sd.CLASSES[item[1:]])
                 elif item and all(c.isalnum() or c == "_" for c in item):
-                    names.add(normalize(item))
+                    names.add(sd.kernel_name(normalize(item)))
                 else:
                     raise ValueError(f"not a syscall name: {item!r} in -e {expr!r}")
         elif key == "inject":
@@ -172,7 +180,9 @@ class Tracer:
         self.pid = pid
         self.trace_all = trace_all
         self.follow = follow
-        self.syscalls = None if syscalls is None else frozenset(normalize(n) for n in syscalls)
+        self.syscalls = (
+            None if syscalls is None else frozenset(sd.kernel_name(normalize(n)) for n in syscalls)
+        )
         self.status = status
         self.string_limit = string_limit
         self.inject = tuple(inject)
@@ -277,7 +287,7 @@ class Tracer:
         if entered is None:
             return  # its entry came before the tracer (or the task) was followed
         await self._out_params(entered, syscall)
-        if self.fd_paths and name in sd.FD_RESULTS and syscall.retval >= 0:
+        if self.fd_paths and sd.strace_name(name) in sd.FD_RESULTS and syscall.retval >= 0:
             entered.fd_path = (await self._fd_paths()).get(syscall.retval)
         self._record(proto, syscall, entered, syscall.retval)
 
@@ -305,7 +315,7 @@ class Tracer:
         name = proto.short_name
         if proto.known:
             count = proto.nargs
-            kinds = sd.spec(name, proto.types, proto.names)[:count]
+            kinds = sd.spec(sd.strace_name(name), proto.types, proto.names)[:count]
         else:
             count = syscall.argc
             kinds = ("hex",) * count
@@ -441,6 +451,25 @@ class Tracer:
         )
 
 
+def unknown_syscalls(plugins: Plugins, selection: Selection) -> list[str]:
+    """Names in ``selection`` (traced or injected) the guest kernel does not have,
+    each with close matches, when its prototypes are known before booting (the
+    image's cache); class members a kernel may lack are not named."""
+    names = set(selection.syscalls or ())
+    for rule in selection.injections:
+        names |= rule.syscalls
+    api = plugins.syscalls
+    if api.get_syscall_info_by_name("read") is None:
+        return []  # no prototypes before the first boot: the session checks
+    known = [p.short_name for p in api.registry.prototypes or () if p.known]
+    found = []
+    for name in sorted(names - sd.OPTIONAL):
+        if api.get_syscall_info_by_name(name) is None:
+            close = difflib.get_close_matches(name, known, n=3)
+            found.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return found
+
+
 def _guest_bytes(text: str) -> bytes:
     """The bytes of a guest string the portal decoded with surrogateescape."""
     return text.encode(errors="surrogateescape")
@@ -463,7 +492,7 @@ class Summary:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def add(self, record: TraceRecord) -> None:
-        name = record.name.removeprefix("sys_")
+        name = sd.strace_name(normalize(record.name))
         self.calls[name] = self.calls.get(name, 0) + 1
         if record.error is not None and not record.restarted:
             self.errors[name] = self.errors.get(name, 0) + 1

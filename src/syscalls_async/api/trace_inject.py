@@ -64,9 +64,9 @@ def parse_injection(text: str) -> Injection:
     for item in head.split(","):
         item = item.strip()
         if item.startswith("%") and item[1:] in sd.CLASSES:
-            names.update(sd.CLASSES[item[1:]])
+            names.update(sd.kernel_name(n) for n in sd.CLASSES[item[1:]])
         elif item and all(c.isalnum() or c == "_" for c in item):
-            names.add(normalize(item))
+            names.add(sd.kernel_name(normalize(item)))
         else:
             raise ValueError(f"inject: not a syscall name or class: {item!r} in {text!r}")
     if not rest:

@@ -21,6 +21,7 @@ from typing import Literal
 
 import msgspec
 
+from ..syscalls.names import normalize
 from . import strace_decode as sd
 
 #: the version of the record layout (``version`` in every record)
@@ -112,7 +113,7 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             args = ", ".join(a.text for a in self.decoded)
         else:
             args = ", ".join(_plain(a) for a in self.args)
-        name = self.name.removeprefix("sys_")
+        name = sd.strace_name(normalize(self.name))
         mark = " (INJECTED)" if self.injected else ""
         shown = sd.result(name, self.retval, self.restarted, self.fd_path)
         return f"{name}({args}) = {shown}{mark}"
