@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import errno
 import time
+from collections.abc import Sequence
 
 from ._text import printable
 from .api import Session
 from .api.plugins import Plugins
 from .errors import GuestMemoryError
-from .machine import CommandResult
+from .machine import AddSpec, CommandResult
 from .syscalls import ValueFilter
 from .syscalls.event import SyscallEvent
 from .syscalls.prototypes import SyscallPrototype
@@ -131,7 +132,12 @@ class DemoHooks:
 
 
 async def main(
-    *, smp: int = 2, memory_mib: int = 1024, console_log: str | None = None, timeout: float = 600
+    *,
+    smp: int = 2,
+    memory_mib: int = 1024,
+    console_log: str | None = None,
+    timeout: float = 600,
+    add: Sequence[AddSpec] = (),
 ) -> int:
     """The framework at work on one boot: monitor, block, track, skip, count, toggle."""
     start = time.monotonic()
@@ -151,7 +157,9 @@ async def main(
         return result
 
     print("syscalls-async demo: booting the bundled guest with 4 hooks registered ...", flush=True)
-    async with Session(plugins, smp=smp, memory_mib=memory_mib, console_log=console_log) as session:
+    async with Session(
+        plugins, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add
+    ) as session:
         assert session.machine is not None
         print(
             f"guest ready in {time.monotonic() - start:.1f} s "

@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
@@ -50,14 +50,16 @@ import msgspec
 
 from .._aio import Interrupted, unless_set
 from ..errors import HandlerError, OutOfRange, PortalError, PortalLost, StateError
-from ..machine import CommandResult, Image, Machine
+from ..machine import AddSpec, CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
 from ..portal.portal import OBSERVE_QUEUE, check_observe_options
+from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import GuestCounters
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.policy import OnError, failure_policy
 from ..syscalls.prototypes import PrototypeTable
 from .plugins import Plugin, Plugins, load_plugin_file, plugins
+from .record import Recorder, header
 from .syscalls import remember_prototypes
 
 log = logging.getLogger("syscalls")
@@ -118,6 +120,11 @@ class Session:
         two, 4096 to 524288; ``None``: the largest).  Small rings drop more.
     :param observe_queue: how many observed events may wait for their
         handlers on the host; more are dropped and counted.
+    :param record: write the session's event stream to this file (see
+        :mod:`syscalls_async.api.record`; :func:`syscalls_async.testing.replay`
+        feeds it back to handlers without a guest).
+    :param add: files to put into the booted guest (``Machine(add=...)``);
+        files come out with ``session.machine.collect(...)``.
     """
 
     def __init__(
@@ -135,13 +142,17 @@ class Session:
         reattach: float | None = None,
         ring_size: int | None = None,
         observe_queue: int = OBSERVE_QUEUE,
+        record: str | Path | None = None,
+        add: Sequence[AddSpec] = (),
     ) -> None:
         self.plugins = plugins
+        self.record = record
+        self._recorder: Recorder | None = None
         self._portal_args: dict[str, Any] = dict(ring_size=ring_size, observe_queue=observe_queue)
         check_observe_options(ring_size, observe_queue)  # refused before any boot
         self.machine = machine
         self._machine_args: dict[str, Any] = dict(
-            image=image, smp=smp, memory_mib=memory_mib, console_log=console_log
+            image=image, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add
         )
         self.handler_timeout = check_handler_timeout(handler_timeout)
         self.fail_fast = fail_fast
@@ -234,6 +245,11 @@ class Session:
             self._raise_failure()
 
     async def _start(self) -> None:
+        if self.record is not None:
+            # created before the guest boots (a path that cannot be written fails
+            # at once) and closed last, after every handler ended
+            self._recorder = Recorder(self.record)
+            self._stack.callback(self._recorder.close)
         if self.machine is None:
             self.machine = await self._stack.enter_async_context(Machine(**self._machine_args))
             self._booted = True
@@ -261,13 +277,31 @@ class Session:
             on_fatal=self._on_fatal,
             on_error=self.on_error,
         )
-        self._portal.handler = self._portal.observer = self.dispatcher
+        if self._recorder is not None:
+            image = self.machine.image
+            self._recorder.start(
+                header(
+                    table,
+                    kernel_release=image.kernel_release if image else "",
+                    image_digest=image.digest if image else "",
+                    handler_timeout=self.handler_timeout,
+                    on_error=self.on_error,
+                )
+            )
+        self._portal.handler = self._portal.observer = self._handler()
         registry.listeners.append(self._changed)
         self._stack.callback(registry.listeners.remove, self._changed)
         self._stack.push_async_callback(self._cancel_tasks)
         self._changed()
         await self.sync_hooks()
         self._attached.set()
+
+    def _handler(self) -> Callable[[Trap], Awaitable[None]]:
+        """What the portal hands each trap to: the dispatcher, tapped when recording."""
+        assert self.dispatcher is not None
+        if self._recorder is None:
+            return self.dispatcher
+        return self._recorder.tap(self.dispatcher)
 
     async def _stop(self) -> None:
         await self._stack.aclose()
@@ -326,7 +360,7 @@ class Session:
             await portal.aclose()
             raise
         self._stack.push_async_callback(portal.aclose)
-        portal.handler = portal.observer = self.dispatcher
+        portal.handler = portal.observer = self._handler()
         self._portal = portal
         if self._host_counters is not None:
             self._late_earlier += self._host_counters.late_verdicts

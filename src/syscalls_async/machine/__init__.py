@@ -9,12 +9,15 @@ the layers, :mod:`syscalls_async.errors` and the private helpers
 from __future__ import annotations
 
 from .agent import CommandResult
+from .files import AddSpec, Collected
 from .image import Image, build_image, cache_dir, current_image, fetch_kernel
 from .qemu import Machine
 
 __all__ = [
     "Machine",
     "CommandResult",
+    "Collected",
+    "AddSpec",
     "Image",
     "build_image",
     "current_image",

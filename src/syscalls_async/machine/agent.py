@@ -60,6 +60,7 @@ class _Pending:
     done: asyncio.Future[int]
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
+    limit: int | None = None
 
 
 def wait_status_to_exit(status: int) -> int:
@@ -119,10 +120,14 @@ class AgentChannel:
         pending = self._pending.get(ident)
         if pending is None or pending.done.done():
             return  # output of a command the host gave up on
-        if kind == Frame.STDOUT:
-            pending.stdout += payload
-        elif kind == Frame.STDERR:
-            pending.stderr += payload
+        if kind in (Frame.STDOUT, Frame.STDERR):
+            (pending.stdout if kind == Frame.STDOUT else pending.stderr).extend(payload)
+            size = len(pending.stdout) + len(pending.stderr)
+            if pending.limit is not None and size > pending.limit:
+                pending.done.set_exception(
+                    CommandFailed(f"{pending.command!r} printed more than {pending.limit} bytes")
+                )
+                self._send(Frame.KILL, ident)  # the guest kills its whole session
         elif kind == Frame.EXIT and len(payload) == 4:
             pending.done.set_result(struct.unpack("<i", payload)[0])
         elif kind == Frame.FAILED:
@@ -144,10 +149,14 @@ class AgentChannel:
     def _send(self, kind: Frame, ident: int, payload: bytes = b"") -> None:
         self._writer.write(HEADER.pack(kind, ident, len(payload)) + payload)
 
-    async def run(self, command: str, *, timeout: float, input: bytes = b"") -> CommandResult:
+    async def run(
+        self, command: str, *, timeout: float, input: bytes = b"", max_output: int | None = None
+    ) -> CommandResult:
         """Run ``command``; with :data:`MAX_COMMANDS` already running, wait for one to end.
 
-        The wait counts in ``timeout``.
+        The wait counts in ``timeout``.  With ``max_output``, a command that
+        prints more than that many bytes (stdout and stderr together) is
+        killed and :class:`CommandFailed` raised.
         """
         if self._failure is not None:
             raise self._failure
@@ -163,17 +172,17 @@ class AgentChannel:
         except TimeoutError:
             raise CommandTimeout(command, timeout, b"", b"") from None
         try:
-            return await self._run(command, payload, timeout, deadline)
+            return await self._run(command, payload, timeout, deadline, max_output)
         finally:
             self._places.release()
 
     async def _run(
-        self, command: str, payload: bytes, timeout: float, deadline: float
+        self, command: str, payload: bytes, timeout: float, deadline: float, limit: int | None
     ) -> CommandResult:
         if self._failure is not None:
             raise self._failure
         ident = next(self._ids)
-        pending = _Pending(command, asyncio.get_running_loop().create_future())
+        pending = _Pending(command, asyncio.get_running_loop().create_future(), limit=limit)
         self._pending[ident] = pending
         try:
             self._send(Frame.RUN, ident, payload)

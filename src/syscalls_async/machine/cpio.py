@@ -48,8 +48,8 @@ class Archive:
     def _pad(self) -> None:
         self._buf.write(b"\0" * (-self._buf.tell() % 4))
 
-    def directory(self, name: str) -> None:
-        self._entry(name, stat.S_IFDIR | 0o755)
+    def directory(self, name: str, mode: int = 0o755) -> None:
+        self._entry(name, stat.S_IFDIR | mode)
 
     def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
         self._entry(name, stat.S_IFREG | mode, data)
@@ -60,6 +60,11 @@ class Archive:
     def char_device(self, name: str, major: int, minor: int, mode: int = 0o600) -> None:
         self._entry(name, stat.S_IFCHR | mode, rdev=(major, minor))
 
-    def gzipped(self) -> bytes:
+    def raw(self) -> bytes:
+        """The archive with its trailer, uncompressed (closes it)."""
         self._entry("TRAILER!!!", 0)
-        return gzip.compress(self._buf.getvalue(), compresslevel=6, mtime=0)
+        return self._buf.getvalue()
+
+    def gzipped(self) -> bytes:
+        """The archive with its trailer, gzipped (closes it)."""
+        return gzip.compress(self.raw(), compresslevel=6, mtime=0)

@@ -51,10 +51,11 @@ def missing_packages() -> list[str]:
     return sorted(wanted)
 
 
-def ensure_host_tools(install: bool = True) -> None:
-    """Install the missing host packages with apt-get, or say what to install.
+def ensure_host_tools(install: bool = False) -> None:
+    """Say what to install, or with ``install`` (``syscalls-async setup``) install it.
 
-    Idempotent: does nothing when everything is present.
+    Idempotent: does nothing when everything is present.  The library never
+    installs anything on its own: only the setup command and ``bootstrap.sh`` do.
     """
     missing = missing_packages()
     if not missing:
@@ -63,7 +64,8 @@ def ensure_host_tools(install: bool = True) -> None:
         raise SetupError(
             "missing host packages: "
             + " ".join(missing)
-            + "\ninstall them as root with: apt-get install -y "
+            + "\ninstall them with `sudo syscalls-async setup`, or as root with: "
+            + "apt-get install -y "
             + " ".join(missing)
         )
     log.info("installing host packages: %s", " ".join(missing))

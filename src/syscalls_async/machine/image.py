@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -78,22 +77,13 @@ def source_root() -> Path:
 # progress
 
 
-def _tty() -> bool:
-    return sys.stderr.isatty()
-
-
 @contextlib.contextmanager
 def step(what: str) -> Iterator[None]:
-    """Show a long step on the terminal (and in the log) with its duration."""
+    """Log a long step and its duration (the command line shows these on a terminal)."""
     start = time.monotonic()
-    if _tty():
-        print(f"==> {what} ...", file=sys.stderr, flush=True)
     log.info("%s ...", what)
     yield
-    took = time.monotonic() - start
-    if _tty():
-        print(f"    {what}: done in {took:.1f} s", file=sys.stderr, flush=True)
-    log.info("%s: done in %.1f s", what, took)
+    log.info("%s: done in %.1f s", what, time.monotonic() - start)
 
 
 def _run(cmd: list[str], what: str, cwd: Path | None = None) -> str:
@@ -176,10 +166,13 @@ def _download(release: str, debs: Path) -> list[Path]:
     return found
 
 
-def fetch_kernel(release: str | None = None) -> KernelTree:
+def fetch_kernel(release: str | None = None, *, update: bool = False) -> KernelTree:
     """Return the unpacked kernel tree, downloading and unpacking it if needed.
 
     ``release`` defaults to ``$SYSCALLS_ASYNC_KERNEL`` or :data:`DEFAULT_KERNEL`.
+    The packages are fetched with ``apt-get download`` into the cache (nothing
+    is installed); only with ``update`` (``syscalls-async setup``) may a
+    failed download refresh the host's package lists and retry.
     """
     release = release or os.environ.get("SYSCALLS_ASYNC_KERNEL") or DEFAULT_KERNEL
     root = cache_dir() / "kernel" / release
@@ -191,7 +184,7 @@ def fetch_kernel(release: str | None = None) -> KernelTree:
             try:
                 debs = _download(release, Path(tmp))
             except ImageBuildError:
-                if os.geteuid() != 0:
+                if not update or os.geteuid() != 0:
                     raise
                 _run(["apt-get", "-q", "update"], "apt-get update")
                 if _package_version(f"linux-image-{release}") is None:
@@ -199,7 +192,7 @@ def fetch_kernel(release: str | None = None) -> KernelTree:
                     if latest is None or latest == release:
                         raise
                     log.warning("kernel %s is gone from Debian, using %s", release, latest)
-                    return fetch_kernel(latest)
+                    return fetch_kernel(latest, update=update)
                 debs = _download(release, Path(tmp))
         with step(f"unpacking kernel {release}"):
             shutil.rmtree(root, ignore_errors=True)
@@ -345,12 +338,17 @@ def images_dir() -> Path:
     return cache_dir() / "images"
 
 
-def build_image(*, force: bool = False, install: bool = True) -> Image:
-    """Build the default guest image, or return the cached one for the same inputs."""
+def build_image(*, force: bool = False, install: bool = False) -> Image:
+    """Build the default guest image, or return the cached one for the same inputs.
+
+    Missing host packages raise :class:`SetupError` naming ``syscalls-async
+    setup``; only ``install=True`` (what that command passes) runs
+    ``apt-get install`` and ``apt-get update``.
+    """
     ensure_host_tools(install=install)
     root = source_root()
     with _locked(cache_dir() / "build.lock"):
-        tree = fetch_kernel()
+        tree = fetch_kernel(update=install)
         digest = _digest(root, tree)
         target = images_dir() / digest
         manifest = target / "manifest.json"

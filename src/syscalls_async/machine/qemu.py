@@ -26,10 +26,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import posixpath
 import secrets
 import shlex
 import shutil
 import signal
+import stat
 import tempfile
 from collections.abc import Awaitable, Coroutine, Sequence
 from pathlib import Path
@@ -40,10 +42,20 @@ from qemu.qmp import QMPClient
 
 from .._aio import Interrupted, unless_set
 from .._text import printable
-from ..errors import BootTimeout, GuestPanic, InvalidValue, MachineError
+from ..errors import BootTimeout, CommandFailed, GuestPanic, InvalidValue, MachineError
 from .accel import choose_accel
-from .agent import AgentChannel, CommandResult
+from .agent import MAX_INPUT, AgentChannel, CommandResult
 from .console import LOG_LIMIT, Console
+from .files import (
+    MAX_COLLECT_BYTES,
+    MAX_COLLECT_ENTRIES,
+    AddSpec,
+    Collected,
+    overlay,
+    parse_add,
+    unpack,
+)
+from .files import guest_path as guest_path_checked
 from .image import Image, build_image
 from .reaper import Reaper, die_with_parent
 
@@ -71,6 +83,10 @@ class Machine:
     :param console_log_limit: bytes of console output the log keeps (the
         first ones; a note at the end says how many were dropped).
     :param kernel_args: appended to the kernel command line.
+    :param add: files and folders to put into the guest before it boots, each
+        ``"HOST_PATH[:GUEST_PATH]"`` or a ``(host_path, guest_path)`` pair;
+        without a guest path a file goes to ``/root/NAME`` (the commands'
+        working folder).  Modes are kept.  See :mod:`.files`.
     """
 
     def __init__(
@@ -85,6 +101,7 @@ class Machine:
         console_log: str | os.PathLike[str] | None = None,
         console_log_limit: int = LOG_LIMIT,
         kernel_args: str = "",
+        add: Sequence[AddSpec] = (),
     ) -> None:
         if shm_size <= 0 or shm_size & (shm_size - 1):
             raise InvalidValue(f"shm_size must be a power of two, not {shm_size}")
@@ -97,6 +114,9 @@ class Machine:
         self._console_log = Path(console_log) if console_log else None
         self._console_log_limit = console_log_limit
         self._kernel_args = kernel_args
+        self._add = list(add)
+        for spec in self._add:
+            parse_add(spec)  # a bad path is refused before anything starts
         self.kernel_release = ""
         self.failure: MachineError | None = None
         self._tmp: Path | None = None
@@ -143,13 +163,21 @@ class Machine:
         return self._qmp
 
     async def run(
-        self, command: str | Sequence[str], *, timeout: float = 60.0, input: bytes = b""
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout: float = 60.0,
+        input: bytes = b"",
+        max_output: int | None = None,
     ) -> CommandResult:
         """Run ``command`` with ``/bin/sh -c`` in the guest and wait for it.
 
         A sequence is quoted into one shell command.  On timeout the command's
-        whole session is killed and :class:`CommandTimeout` raised.  Several
-        ``run`` calls may be in flight at once.
+        whole session is killed and :class:`CommandTimeout` raised (with what
+        it printed so far).  ``input`` is its stdin (at most about 60 KiB).
+        With ``max_output``, a command printing more bytes is killed and
+        :class:`CommandFailed` raised.  Several ``run`` calls may be in
+        flight at once.
         """
         if not isinstance(command, str):
             command = shlex.join(command)
@@ -157,7 +185,69 @@ class Machine:
             raise self.failure
         if self._agent is None:
             raise MachineError("the machine is not running")
-        return await self._agent.run(command, timeout=timeout, input=input)
+        return await self._agent.run(command, timeout=timeout, input=input, max_output=max_output)
+
+    async def collect(
+        self,
+        guest_path: str,
+        host_dir: str | os.PathLike[str],
+        *,
+        timeout: float = 600.0,
+        max_bytes: int = MAX_COLLECT_BYTES,
+        max_entries: int = MAX_COLLECT_ENTRIES,
+    ) -> Collected:
+        """Copy the guest file or folder ``guest_path`` into ``host_dir``.
+
+        ``guest:/a/b/out.txt`` becomes ``host_dir/out.txt``, a folder
+        ``guest:/a/b/results`` becomes ``host_dir/results/...``.  Only regular
+        files and folders are written, never outside ``host_dir`` nor through
+        a symlink; everything else is refused and listed in the result's
+        ``refused`` (the guest is not trusted).  A guest that sends more than
+        ``max_bytes`` is stopped (:class:`CommandFailed`); a missing path
+        raises :class:`CommandFailed` too.
+
+        Example::
+
+            await machine.run("./analyse > /root/report.txt")
+            got = await machine.collect("/root/report.txt", "out")
+            print(got.files)  # [PosixPath('out/report.txt')]
+        """
+        path = guest_path_checked(guest_path)
+        folder, name = posixpath.split(path)
+        # tar's own headers and padding come on top of the contents
+        limit = max_bytes + 1024 * (max_entries + 2) + 10240
+        result = await self.run(
+            ["tar", "-cf", "-", "-C", folder, "--", name], timeout=timeout, max_output=limit
+        )
+        if result.exit_status != 0:
+            why = printable(result.stderr.decode(errors="replace").strip())
+            raise CommandFailed(f"collecting {path!r} failed: {why or result.exit_status}")
+        return await asyncio.to_thread(
+            unpack, result.stdout, host_dir, max_bytes=max_bytes, max_entries=max_entries
+        )
+
+    async def copy_in(
+        self, host_path: str | os.PathLike[str], guest_path: str, *, timeout: float = 600.0
+    ) -> None:
+        """Copy one host file into the running guest (its mode kept), over the command channel.
+
+        Missing parent folders are made.  The channel moves about 170 KB/s:
+        for large files or many, prefer ``Machine(add=...)``, which puts them
+        in place before boot.
+        """
+        path = guest_path_checked(guest_path)
+        data = await asyncio.to_thread(Path(host_path).read_bytes)
+        mode = stat.S_IMODE((await asyncio.to_thread(os.stat, host_path)).st_mode)
+        quoted = shlex.quote(path)
+        chunks = [data[i : i + MAX_INPUT] for i in range(0, len(data), MAX_INPUT)] or [b""]
+        for i, chunk in enumerate(chunks):
+            first = f"mkdir -p {shlex.quote(posixpath.dirname(path))} && cat >"
+            command = f"{first if i == 0 else 'cat >>'} {quoted}"
+            result = await self.run(command, timeout=timeout, input=chunk)
+            if result.exit_status != 0:
+                why = printable(result.stderr.decode(errors="replace").strip())
+                raise CommandFailed(f"copying to {path!r} failed: {why or result.exit_status}")
+        await self.run(f"chmod {mode:o} {quoted}", timeout=timeout)
 
     async def wait_failure(self) -> MachineError:
         """Wait until the machine fails (panic, QEMU death) and return why."""
@@ -188,6 +278,7 @@ class Machine:
         await self._cleanup(graceful=True)
 
     async def _start(self) -> None:
+        start = asyncio.get_running_loop().time()
         if self.image is None:
             self.image = await asyncio.to_thread(build_image)
         accel = self.accel or await choose_accel(QEMU, self.image.kernel)
@@ -205,7 +296,12 @@ class Machine:
         self._qmp = QMPClient("syscalls-async")
         await self._qmp.start_server(str(self._tmp / "qmp.sock"))
 
-        args = self._qemu_args(accel)
+        initrd = Path(self.image.initramfs)
+        if self._add:
+            initrd = self._tmp / "initramfs-with-added-files"
+            await asyncio.to_thread(self._write_initrd, initrd)
+        args = self._qemu_args(accel, initrd)
+        log.info("booting the guest (%s, %d CPUs, %d MiB) ...", accel, self.smp, self.memory_mib)
         log.debug("starting %s", shlex.join(args))
         self._proc = await asyncio.create_subprocess_exec(
             *args,
@@ -225,7 +321,8 @@ class Machine:
             self._agent = AgentChannel(agent_reader, agent_writer, closed=self._channel_closed)
             self._spawn(self._agent.serve())
             self.kernel_release = await self._unless_failed(self._agent.ready)
-        log.info("guest ready (%s, %s)", self.kernel_release, accel)
+        took = asyncio.get_running_loop().time() - start
+        log.info("guest ready in %.1f s (kernel %s)", took, self.kernel_release)
 
     async def _unless_failed(self, aw: Awaitable[T]) -> T:
         """Await ``aw`` but raise the machine's failure as soon as there is one."""
@@ -258,7 +355,16 @@ class Machine:
                 f"the guest failed during boot: {exc!r}", self._tail()
             ) from exc
 
-    def _qemu_args(self, accel: str) -> list[str]:
+    def _write_initrd(self, path: Path) -> None:
+        """The image's initramfs followed by an archive of the added files."""
+        assert self.image is not None
+        extra = overlay(self._add)
+        with open(path, "wb") as out, open(self.image.initramfs, "rb") as base:
+            shutil.copyfileobj(base, out)
+            out.write(b"\0" * (-out.tell() % 4))  # each archive starts 4-byte aligned
+            out.write(extra)
+
+    def _qemu_args(self, accel: str, initrd: Path) -> list[str]:
         assert self.image is not None and self._tmp is not None and self._shm is not None
         sock = self._tmp
         cpu = ["-cpu", "host"] if accel == "kvm" else []
@@ -281,7 +387,7 @@ class Machine:
             "-kernel",
             self.image.kernel,
             "-initrd",
-            self.image.initramfs,
+            str(initrd),
             "-append",
             f"{KERNEL_ARGS} {self._kernel_args}".strip(),
             "-chardev",

@@ -17,6 +17,9 @@ on its own) gives the fixtures ``syscalls_machine`` (one guest booted per test
 run), ``syscalls_session`` (a :class:`~syscalls_async.Session` on it per test,
 its hooks removed after the test) and ``syscalls_fake_guest`` (a FakeGuest per
 test); see :mod:`syscalls_async.testing.pytest_plugin`.
+
+:func:`replay` feeds a session's recording (``Session(record=PATH)``) to your
+handlers again, without a guest, and reports where their verdicts differ.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from .fake import (
     default_prototypes,
     fake_event,
 )
+from .replay import Divergence, ReplayReport, ReplayTrap, replay
 
 __all__ = [
     "FakeGuest",
@@ -39,4 +43,8 @@ __all__ = [
     "fake_event",
     "default_prototypes",
     "bundled_prototypes",
+    "replay",
+    "ReplayReport",
+    "Divergence",
+    "ReplayTrap",
 ]

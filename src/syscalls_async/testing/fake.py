@@ -31,6 +31,7 @@ from typing import Any, Literal
 import msgspec
 
 from ..api.plugins import Plugin, Plugins, load_plugin_file, plugins
+from ..api.record import fold_calls
 from ..api.syscalls import load_prototypes, prototype_cache
 from ..errors import (
     GuestMemoryError,
@@ -50,7 +51,7 @@ from ..portal.types import SyscallEvent as RawEvent
 from ..syscalls.dispatch import Dispatcher, DispatchStats
 from ..syscalls.event import ARG_REGS, PT_REGS
 from ..syscalls.policy import OnError, failure_policy
-from ..syscalls.prototypes import RETVAL, PrototypeTable, SyscallPrototype
+from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
 
 _MAX_ARGS = len(ARG_REGS)
 #: where the kit's fake tasks "run" (any values do; these look like x86_64 user space)
@@ -388,17 +389,7 @@ class FakeTrap:
 
     def verdict(self, handlers_run: int = 0) -> Verdict:
         """The verdict the calls so far amount to."""
-        skipped = False
-        retval: int | None = None
-        changed: dict[int, int] = {}
-        for call in self.calls:
-            match call:
-                case ("skip", value):
-                    skipped, retval = True, RETVAL.value(value)
-                case ("set_arg", index, value):
-                    changed[index] = value
-                case ("set_retval", value):
-                    retval = RETVAL.value(value)
+        skipped, retval, changed = fold_calls(self.calls)
         args = tuple(changed.get(i, a) for i, a in enumerate(self.event.args))
         return Verdict(
             phase="enter" if self.event.phase is Phase.ENTER else "return",
