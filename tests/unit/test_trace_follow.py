@@ -6,6 +6,7 @@ from __future__ import annotations
 from syscalls_async.api import Plugins
 from syscalls_async.api.trace import Tracer, TraceRecord
 from syscalls_async.api.trace_inject import parse_injection
+from syscalls_async.api.trace_record import Strings
 from syscalls_async.portal.types import ProcInfo
 from syscalls_async.testing import FakeGuest
 
@@ -91,3 +92,23 @@ async def test_injection_verdict_only_on_the_matched_path() -> None:
         (True, -13),
         (True, -13),
     ]
+
+
+async def test_a_hostile_argv_costs_bounded_work() -> None:
+    records: list[TraceRecord] = []
+    plugins = Plugins()
+    with FakeGuest(plugins) as guest:
+        tracer = Tracer(plugins, trace_all=True, string_limit=8, emit=records.append)
+        await tracer.start()
+        argv = ["\x1b[2J" + "A" * 9000] * 300
+        await call(guest, 9, 1, "execve", "/bin/x", argv, ["E=1"] * 2000, retval=-7)
+    [record] = records
+    argv_arg, env_arg = record.decoded[1], record.decoded[2]
+    assert isinstance(argv_arg, Strings) and isinstance(env_arg, Strings)
+    assert argv_arg.count == 257 and len(argv_arg.value) == 256  # one past the shown ones
+    assert argv_arg.text.startswith('["\\33[2JAAAA"..., ') and argv_arg.text.endswith(", ...]")
+    assert all(len(v) <= 4096 for v in argv_arg.value)
+    assert env_arg.count == 1024 and env_arg.text.endswith(" /* 1024 or more vars */")
+    reads = [r for t in guest.traps for r in t.requests if r[0] == "read_cstring"]
+    assert max(r[2] for r in reads) <= 4097
+    assert record.call().endswith("= -1 E2BIG (Argument list too long)")

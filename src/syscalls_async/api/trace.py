@@ -33,6 +33,7 @@ the trip through the portal.
 from __future__ import annotations
 
 import difflib
+import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ PATH_MAX = 4096
 #: argv entries shown at most (the rest is ``...``); environment entries counted at most
 ARGV_SHOWN = 256
 ENV_COUNTED = 1024
+PAGE = 4096
 _NO_RETURN = ("exit", "exit_group")
 #: always hooked at entry, so that a new process's parent has been placed
 _FORKS = ("clone", "clone3", "fork", "vfork")
@@ -370,17 +372,18 @@ class Tracer:
                     data = await task.read_bytes(addr, min(size, limit))
                     return Bytes(addr, sd.escape(data, limit=limit, more=size > limit), data, size)
                 case "argv":
-                    items = await task.read_ptrlist(addr, ARGV_SHOWN + 1)
-                    shown = [sd.escape(_guest_bytes(s), limit=limit) for s in items[:ARGV_SHOWN]]
-                    if len(items) > ARGV_SHOWN:
+                    pointers = await _pointers(addr, ARGV_SHOWN + 1)
+                    items = [await task.read_cstring(p, PATH_MAX) for p in pointers[:ARGV_SHOWN]]
+                    shown = [sd.escape(b, limit=limit) for b in items]
+                    if len(pointers) > ARGV_SHOWN:
                         shown.append("...")
                     text = "[" + ", ".join(shown) + "]"
-                    value = [_json_text(s) for s in items[:ARGV_SHOWN]]
-                    return Strings(addr, text, value, len(items))
+                    value = [b.decode(errors="backslashreplace") for b in items]
+                    return Strings(addr, text, value, len(pointers))
                 case _:  # envp: counted, as strace does by default
-                    items = await task.read_ptrlist(addr, ENV_COUNTED)
-                    more = "or more " if len(items) >= ENV_COUNTED else ""
-                    return Strings(addr, f"{addr:#x} /* {len(items)} {more}vars */", [], len(items))
+                    count = len(await _pointers(addr, ENV_COUNTED))
+                    more = "or more " if count >= ENV_COUNTED else ""
+                    return Strings(addr, f"{addr:#x} /* {count} {more}vars */", [], count)
         except (GuestMemoryError, TrapGone):
             return Unreadable(addr, sd.pointer(addr))
 
@@ -470,14 +473,29 @@ def unknown_syscalls(plugins: Plugins, selection: Selection) -> list[str]:
     return found
 
 
-def _guest_bytes(text: str) -> bytes:
-    """The bytes of a guest string the portal decoded with surrogateescape."""
-    return text.encode(errors="surrogateescape")
+async def _pointers(addr: int, most: int) -> list[int]:
+    """The pointers of a NULL-terminated array (argv, envp), at most ``most``.
 
-
-def _json_text(text: str) -> str:
-    """A guest string with undecodable bytes escaped (``\\xff``), as JSON can carry it."""
-    return _guest_bytes(text).decode(errors="backslashreplace")
+    Read a page at a time (a page is readable whole or not at all), so the
+    work is bounded by ``most`` whatever the strings hold.
+    """
+    out: list[int] = []
+    while len(out) < most:
+        in_page = (PAGE - addr % PAGE) // 8
+        count = min(max(in_page, 1), most - len(out))
+        try:
+            data = await trap().read_bytes(addr, count * 8)
+        except GuestMemoryError:
+            if count == 1:
+                raise
+            count = 1  # memory that is not page-grained (a fake one): a pointer at a time
+            data = await trap().read_bytes(addr, 8)
+        for (pointer,) in struct.iter_unpack("<Q", data):
+            if pointer == 0:
+                return out
+            out.append(pointer)
+        addr += count * 8
+    return out
 
 
 @dataclass
