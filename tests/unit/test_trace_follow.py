@@ -40,16 +40,21 @@ async def test_the_command_tree_is_followed_from_its_execve() -> None:
         await call(guest, 1, 0, "getpid", comm="agent", retval=1)  # the agent itself
         await call(guest, 50, 1, "dup2", 8, 0, comm="agent")  # its child's set-up
         await call(guest, 50, 1, "execve", "/bin/sh", ["sh", "-c", "x"], [], comm="agent")
-        await call(guest, 50, 1, "clone", 0x1200011, 0, 0, 0, 0, retval=51)
+        # the child runs before its parent's clone returns: placed by asking its parent
+        clone = (0x1200011, 0, 0, 0, 0)
+        await guest.dispatch(guest.event("clone", *clone, pid=50), proc=proc(50, 1))
         await call(guest, 51, 50, "getpid", retval=51)  # the command's child
+        await guest.dispatch(
+            guest.event("clone", *clone, pid=50, phase="return", retval=51), proc=proc(50, 1)
+        )
         await call(guest, 50, 1, "getpid", tid=52, retval=50)  # a thread of the command
         await call(guest, 70, 2, "getpid", comm="other", retval=70)  # not the command's
         await call(guest, 70, 2, "getppid", comm="other", retval=2)
         await call(guest, 71, 70, "getpid", comm="other", retval=71)
     assert [(r.tid, r.call()) for r in records] == [
         (50, f'execve("/bin/sh", ["sh", "-c", "x"], {records[0].args[2]:#x} /* 0 vars */) = 0'),
-        (50, "clone(CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, NULL, NULL, NULL, 0) = 51"),
         (51, "getpid() = 51"),
+        (50, "clone(CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, NULL, NULL, NULL, 0) = 51"),
         (52, "getpid() = 50"),
     ]
     assert tracer.traced == {50, 51}
@@ -57,6 +62,23 @@ async def test_the_command_tree_is_followed_from_its_execve() -> None:
     # the guest is asked for a process's parent once: 70 twice, its child once
     asked = [t.event.tgid for t in guest.traps if ("proc_info",) in t.requests]
     assert sorted(set(asked)) == asked == [50, 51, 70, 71]
+
+
+async def test_a_child_is_traced_from_its_parents_fork_even_on_a_reused_number() -> None:
+    records: list[TraceRecord] = []
+    plugins = Plugins()
+    with FakeGuest(plugins) as guest:
+        tracer = Tracer(plugins, syscalls=["getpid"], emit=records.append)
+        await tracer.start()
+        await call(guest, 80, 2, "getpid", comm="other", retval=80)  # found untraced
+        await call(guest, 50, 1, "execve", "/bin/sh", [], [], comm="agent")
+        # the command forks and its child gets the number 80 again (reported with
+        # a parent the guest no longer knows: only the fork's result says whose it is)
+        await call(guest, 50, 1, "fork", retval=80)
+        await call(guest, 80, 999, "getpid", retval=80)
+        await call(guest, 50, 1, "clone", 0x10F00, 0, 0, 0, 0, retval=81)  # a thread
+    assert [(r.pid, r.call()) for r in records] == [(80, "getpid() = 80")]
+    assert tracer.traced == {50, 80}
 
 
 async def test_pid_roots_and_no_follow() -> None:

@@ -10,10 +10,13 @@ Example::
 starts (its children) and, like ``strace -f``, every process and thread they
 create.  ``pid=N`` or ``comm=NAME`` choose other roots (their descendants are
 followed too, unless ``follow=False``); ``trace_all`` takes every task but the
-agent (PID 1).  A task is placed once, at its first hooked event: a process
-whose parent is traced is traced.  The parent's place is always known by then,
-because the ``clone``/``fork``/``vfork`` that made the child is hooked (its
-entry is handled before the child exists), whatever ``syscalls`` selects.  A
+agent (PID 1).  A traced process's ``clone``/``fork``/``vfork`` is always
+hooked, whatever ``syscalls`` selects: its result makes the child traced.  A
+child may run before that result reaches the host, so a task not yet placed
+is placed at its first hooked event by asking the guest for its parent; the
+parent's place is known by then (its fork's entry was handled before the child
+existed).  A process that calls ``exit_group`` stops being traced, so its
+number, when reused, is placed afresh.  A
 command the agent starts is traced from its ``execve`` (what the agent's
 child does before, setting up its stdio, is the framework's).
 
@@ -73,6 +76,7 @@ _NO_RETURN = ("exit", "exit_group")
 _FORKS = ("clone", "clone3", "fork", "vfork")
 _EXECS = ("execve", "execveat")
 AGENT_PID = 1
+CLONE_THREAD = 0x10000
 
 
 class Selection(msgspec.Struct, frozen=True):
@@ -219,7 +223,7 @@ class Tracer:
             if name in self.syscalls | injected:
                 continue
             if api.get_syscall_info_by_name(name) is not None:
-                await api.register(self._on_event, name)
+                await api.register(self._on_event, name, on_enter=True, on_return=True)
 
     async def stop(self) -> None:
         """Remove the tracer's hooks."""
@@ -268,6 +272,8 @@ class Tracer:
         if not await self._follows(syscall):
             return
         name = proto.short_name
+        if name in _FORKS and syscall.phase == "return":
+            self._forked(name, syscall)
         selected = self.syscalls is None or name in self.syscalls
         injecting = any(name in rule.syscalls for rule in self.inject)
         if not (selected or injecting):
@@ -282,6 +288,8 @@ class Tracer:
                 return
             if name in _NO_RETURN:
                 self._record(proto, syscall, pending, None)
+                if name == "exit_group":  # its number may come back as another process
+                    self.traced.discard(syscall.task.tgid)
             else:
                 self._pending[tid] = pending
             return
@@ -292,6 +300,15 @@ class Tracer:
         if self.fd_paths and sd.strace_name(name) in sd.FD_RESULTS and syscall.retval >= 0:
             entered.fd_path = (await self._fd_paths()).get(syscall.retval)
         self._record(proto, syscall, entered, syscall.retval)
+
+    def _forked(self, name: str, syscall: SyscallEvent) -> None:
+        """A traced process made a new one: it is traced (if its number was seen
+        before, on a process found untraced, that one is gone)."""
+        child = syscall.retval
+        thread = name == "clone" and syscall.args[0] & CLONE_THREAD
+        if child > 0 and not thread and self.follow:
+            self.traced.add(child)
+            self._placed.discard(child)
 
     def _inject(self, name: str, syscall: SyscallEvent, entered: _Pending) -> bool:
         """Apply the first rule that fires to this call (skip it with the rule's result)."""
