@@ -211,6 +211,8 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
     encoder = msgspec.json.Encoder()
     summary = Summary()
     lines = not args.summary_only
+    # colour only for a terminal, and not when the user asks for none (no-color.org)
+    colour = out.isatty() and not os.environ.get("NO_COLOR")
 
     def emit(record: TraceRecord) -> None:
         summary.add(record)
@@ -223,6 +225,7 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
                 pid_prefix=len(tracer.tasks) > 1,
                 timestamps=args.timestamps,
                 durations=args.durations,
+                colour=colour,
             )
         print(line, file=out, flush=True)
 

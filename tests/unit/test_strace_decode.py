@@ -210,3 +210,14 @@ def test_strace_names_of_kernel_calls() -> None:
     summary = Summary()
     summary.add(rec)
     assert summary.calls == {"stat": 1}
+
+
+def test_colour_only_when_asked() -> None:
+    failed = TraceRecord(
+        1, 2, "cat", 2, "sys_openat", [-100, "/x", 0], -2, "ENOENT", decoded=[Num(0, "AT_FDCWD", 0)]
+    )
+    plain = failed.format()
+    assert "\x1b" not in plain
+    painted = failed.format(colour=True)
+    assert painted.startswith("\x1b[36m[pid 2]\x1b[0m \x1b[1mopenat\x1b[0m(AT_FDCWD) = \x1b[31m-1")
+    assert re.sub("\x1b\\[[0-9;]*m", "", painted) == plain

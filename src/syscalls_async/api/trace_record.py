@@ -107,32 +107,53 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fd_path: str | None = None
     version: int = SCHEMA_VERSION
 
-    def call(self) -> str:
-        """``name(args) = result``, as strace prints it (guest text escaped)."""
+    def call(self, *, colour: bool = False) -> str:
+        """``name(args) = result``, as strace prints it (guest text escaped);
+        ``colour``: the name bold, a failure red, an injected result yellow."""
         if self.decoded:
             args = ", ".join(a.text for a in self.decoded)
         else:
             args = ", ".join(_plain(a) for a in self.args)
         name = sd.strace_name(normalize(self.name))
-        mark = " (INJECTED)" if self.injected else ""
         shown = sd.result(name, self.retval, self.restarted, self.fd_path)
+        mark = " (INJECTED)" if self.injected else ""
+        if colour:
+            name = _paint(name, _BOLD)
+            if self.injected:
+                shown, mark = _paint(shown, _YELLOW), _paint(mark, _YELLOW)
+            elif self.error is not None:
+                shown = _paint(shown, _RED)
         return f"{name}({args}) = {shown}{mark}"
 
     def format(
-        self, *, pid_prefix: bool = True, timestamps: bool = False, durations: bool = False
+        self,
+        *,
+        pid_prefix: bool = True,
+        timestamps: bool = False,
+        durations: bool = False,
+        colour: bool = False,
     ) -> str:
         """The strace line: ``[pid N] `` (with ``pid_prefix``), ``HH:MM:SS.uuuuuu ``
-        (``timestamps``, strace's ``-tt``), the call, `` <seconds>`` (``durations``, ``-T``)."""
+        (``timestamps``, strace's ``-tt``), the call, `` <seconds>`` (``durations``,
+        ``-T``); ``colour`` for a terminal (see :meth:`call`)."""
         parts = []
         if pid_prefix:
-            parts.append(f"[pid {self.tid}] ")
+            prefix = f"[pid {self.tid}]"
+            parts.append((_paint(prefix, _CYAN) if colour else prefix) + " ")
         if timestamps:
             stamp = time.strftime("%H:%M:%S", time.localtime(self.time))
             parts.append(f"{stamp}.{int(self.time % 1 * 1e6):06d} ")
-        parts.append(self.call())
+        parts.append(self.call(colour=colour))
         if durations and self.duration is not None:
             parts.append(f" <{self.duration:.6f}>")
         return "".join(parts)
+
+
+_BOLD, _RED, _YELLOW, _CYAN = "1", "31", "33", "36"
+
+
+def _paint(text: str, sgr: str) -> str:
+    return f"\x1b[{sgr}m{text}\x1b[0m"
 
 
 def _plain(a: int | str) -> str:
