@@ -16,9 +16,9 @@ child may run before that result reaches the host, so a task not yet placed
 is placed at its first hooked event by asking the guest for its parent; the
 parent's place is known by then (its fork's entry was handled before the child
 existed).  A process that calls ``exit_group`` stops being traced, so its
-number, when reused, is placed afresh.  A
-command the agent starts is traced from its ``execve`` (what the agent's
-child does before, setting up its stdio, is the framework's).
+number, when reused, is placed afresh.  A command the agent starts is traced
+from its ``execve`` (what the agent's child does before, setting up its stdio,
+is the framework's).
 
 **Why blocking hooks.** The tracer reads the task's memory at entry (paths,
 ``execve``'s argv before the new image replaces it, the bytes ``write`` sends)
@@ -212,18 +212,18 @@ class Tracer:
             await api.register(self._on_event, "on_all_sys_return")
             return
         injected = {name for rule in self.inject for name in rule.syscalls}
-        for name in sorted(self.syscalls | injected):
+        # name -> whether its return is hooked too
+        hooks = {n: n in self.syscalls and n not in _NO_RETURN for n in self.syscalls | injected}
+        hooks.update(dict.fromkeys(_FORKS, True))  # their result places the child
+        for name in _EXECS:
+            hooks.setdefault(name, False)  # a command is traced from its execve
+        for name, on_return in sorted(hooks.items()):
             if api.get_syscall_info_by_name(name) is None and name in sd.OPTIONAL:
-                continue  # a class names calls not every kernel has
-            if name in _NO_RETURN or name not in self.syscalls:
-                await api.register(self._on_event, name)
+                continue  # a class (or the fork family) names calls not every kernel has
+            if on_return:
+                await api.register(self._on_event, name, on_enter=True, on_return=True)
             else:
-                await api.register(self._on_event, name, on_enter=True, on_return=True)
-        for name in _FORKS + _EXECS:
-            if name in self.syscalls | injected:
-                continue
-            if api.get_syscall_info_by_name(name) is not None:
-                await api.register(self._on_event, name, on_enter=True, on_return=True)
+                await api.register(self._on_event, name)
 
     async def stop(self) -> None:
         """Remove the tracer's hooks."""
