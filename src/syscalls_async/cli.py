@@ -43,6 +43,7 @@ from .api.trace import (
     parse_expressions,
     unknown_syscalls,
 )
+from .api.trace_record import LinePrinter
 from .api.trace_record import schema as trace_schema
 from .errors import CommandTimeout, InvalidValue, MachineError, SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
@@ -214,20 +215,24 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
     # colour only for a terminal, and not when the user asks for none (no-color.org)
     colour = out.isatty() and not os.environ.get("NO_COLOR")
 
+    printer = LinePrinter(
+        lambda line: print(line, file=out, flush=True),
+        timestamps=args.timestamps,
+        durations=args.durations,
+        colour=colour,
+    )
+
     def emit(record: TraceRecord) -> None:
         summary.add(record)
         if not lines:
             return
         if args.json:
-            line = json_safe(encoder.encode(record).decode())
+            print(json_safe(encoder.encode(record).decode()), file=out, flush=True)
         else:
-            line = record.format(
-                pid_prefix=len(tracer.tasks) > 1,
-                timestamps=args.timestamps,
-                durations=args.durations,
-                colour=colour,
-            )
-        print(line, file=out, flush=True)
+            printer.record(record)
+
+    # unfinished/resumed lines only when every call's line is printed as it ends
+    interleave = lines and not args.json and selection.status is None
 
     async with Session(trace_plugins, **_machine_options(args)) as session:
         tracer = Tracer(
@@ -242,6 +247,7 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
             inject=selection.injections,
             fd_paths=args.fd_paths,
             emit=emit,
+            entered=printer.entered if interleave else None,
         )
         await tracer.start()
         result = await _guest_command(session, command, args)

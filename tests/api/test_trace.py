@@ -235,7 +235,7 @@ def test_trace_command_lines_and_summary_agree() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "root:x:0:\n"
     lines, _, table = proc.stderr.partition("% time")
-    calls = [line for line in lines.splitlines() if "(" in line and " = " in line]
+    calls = whole_calls(lines.splitlines())
     names = [re.sub(r"^\[pid \d+\] ", "", c).split("(")[0] for c in calls]
     assert set(names) == {"openat", "write", "execve"}, calls
     assert all(re.search(r" <\d+\.\d{6}>$", c) for c in calls), calls
@@ -252,6 +252,22 @@ def test_trace_command_lines_and_summary_agree() -> None:
     total = next(line.split() for line in table.splitlines() if line.endswith(" total"))
     assert int(total[-3]) == len(calls), table
     assert int(total[-2]) == sum("= -1 " in c for c in calls) == 1
+
+
+def whole_calls(lines: list[str]) -> list[str]:
+    """strace lines with each ``<unfinished ...>`` joined to its ``<... resumed>``."""
+    started: dict[str, str] = {}
+    calls = []
+    for line in lines:
+        prefix, rest = re.fullmatch(r"(\[pid \d+\] )?(.*)", line).groups("")  # type: ignore[union-attr]
+        if rest.endswith("<unfinished ...>"):
+            head = rest.removesuffix("<unfinished ...>")
+            started[prefix] = head if head.endswith(", ") else head.removesuffix(" ")
+        elif rest.startswith("<... "):
+            calls.append(prefix + started.pop(prefix) + rest.split("resumed>", 1)[1])
+        elif "(" in rest and " = " in rest:
+            calls.append(line)
+    return calls
 
 
 async def test_injection_fails_only_the_matched_path(session: Session) -> None:

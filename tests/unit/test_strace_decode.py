@@ -9,7 +9,7 @@ import pytest
 from syscalls_async import cli
 from syscalls_async.api import strace_decode as sd
 from syscalls_async.api.trace import Selection, Summary, TraceRecord, parse_expressions
-from syscalls_async.api.trace_record import Num
+from syscalls_async.api.trace_record import LinePrinter, Num
 
 
 @pytest.mark.parametrize(
@@ -221,3 +221,32 @@ def test_colour_only_when_asked() -> None:
     painted = failed.format(colour=True)
     assert painted.startswith("\x1b[36m[pid 2]\x1b[0m \x1b[1mopenat\x1b[0m(AT_FDCWD) = \x1b[31m-1")
     assert re.sub("\x1b\\[[0-9;]*m", "", painted) == plain
+
+
+def test_lines_of_interleaved_tasks() -> None:
+    lines: list[str] = []
+    printer = LinePrinter(lines.append)
+    read = TraceRecord(
+        1, 5, "head", 0, "sys_read", [0, 0, 4096], 3,
+        decoded=[Num(0, "0", 0), Num(0, '"ab\\n"', 0), Num(4096, "4096", 4096)],
+    )  # fmt: skip
+    write = TraceRecord(
+        2, 6, "cat", 1, "sys_write", [1, 0, 3], 3,
+        decoded=[Num(1, "1", 1), Num(0, '"ab\\n"', 0), Num(3, "3", 3)],
+    )  # fmt: skip
+    printer.entered(5, "read(0, ", 0.0)
+    printer.entered(6, 'write(1, "ab\\n", 3', 0.0)
+    printer.record(write)
+    printer.record(read)
+    printer.record(write)  # a call whose entry was never announced: a whole line
+    assert lines == [
+        "[pid 5] read(0, <unfinished ...>",
+        '[pid 6] write(1, "ab\\n", 3) = 3',
+        '[pid 5] <... read resumed>"ab\\n", 4096) = 3',
+        '[pid 6] write(1, "ab\\n", 3) = 3',
+    ]
+    lines.clear()
+    alone = LinePrinter(lines.append)
+    alone.entered(5, "read(0, ", 0.0)
+    alone.record(read)
+    assert lines == ['read(0, "ab\\n", 4096) = 3']  # one task: no prefix, nothing unfinished

@@ -161,6 +161,10 @@ class Tracer:
     :param fd_paths: show descriptors with their paths, ``3</etc/passwd>``
         (strace's ``-y``; one more question to the guest per call that has one)
     :param emit: called with each record, in the order the calls return.
+    :param entered: called when a traced call that returns enters, with the
+        task's id, the start of its line (what is known at entry: ``read(0, ``)
+        and the time; :class:`~.trace_record.LinePrinter` uses it for strace's
+        ``<unfinished ...>`` lines.
 
     Without ``comm``, ``pid`` or ``trace_all`` the roots are the commands the
     guest's agent starts (``session.run``).
@@ -180,6 +184,7 @@ class Tracer:
         inject: Iterable[Injection] = (),
         fd_paths: bool = False,
         emit: Callable[[TraceRecord], None],
+        entered: Callable[[int, str, float], None] | None = None,
     ) -> None:
         self.plugins = plugins
         self.comm = comm
@@ -196,6 +201,7 @@ class Tracer:
         #: per rule: the calls that matched it so far
         self.inject_counts = [0] * len(self.inject)
         self.emit = emit
+        self.entered = entered
         self.count = 0
         #: the traced processes (tgids) and the tasks (tids) seen so far
         self.traced: set[int] = set()
@@ -292,6 +298,8 @@ class Tracer:
                     self.traced.discard(syscall.task.tgid)
             else:
                 self._pending[tid] = pending
+                if self.entered is not None:
+                    self.entered(tid, _head(name, pending), pending.time)
             return
         entered = self._pending.pop(tid, None)
         if entered is None:
@@ -488,6 +496,17 @@ def unknown_syscalls(plugins: Plugins, selection: Selection) -> list[str]:
             close = difflib.get_close_matches(name, known, n=3)
             found.append(f"{name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
     return found
+
+
+def _head(name: str, entered: _Pending) -> str:
+    """The start of a call's line known at entry: the arguments before the first
+    one the call fills in (strace's ``read(0, <unfinished ...>``)."""
+    texts = [a.text for a in entered.decoded]
+    first_out = next((i for i, k in enumerate(entered.kinds) if k in sd.RETURN_KINDS), None)
+    shown = sd.strace_name(name) + "("
+    if first_out is None:
+        return shown + ", ".join(texts)
+    return shown + "".join(t + ", " for t in texts[:first_out])
 
 
 async def _pointers(addr: int, most: int) -> list[int]:

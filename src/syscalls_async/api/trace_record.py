@@ -17,6 +17,8 @@ guest could not read).  Every one has ``raw`` (the register) and ``text``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
@@ -141,12 +143,93 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             prefix = f"[pid {self.tid}]"
             parts.append((_paint(prefix, _CYAN) if colour else prefix) + " ")
         if timestamps:
-            stamp = time.strftime("%H:%M:%S", time.localtime(self.time))
-            parts.append(f"{stamp}.{int(self.time % 1 * 1e6):06d} ")
+            parts.append(_stamp(self.time) + " ")
         parts.append(self.call(colour=colour))
         if durations and self.duration is not None:
             parts.append(f" <{self.duration:.6f}>")
         return "".join(parts)
+
+
+@dataclass
+class _Open:
+    """A call that entered and has not returned: its line's start, when it entered,
+    and whether that start was printed (``<unfinished ...>``)."""
+
+    head: str
+    time: float
+    shown: bool = False
+
+
+class LinePrinter:
+    """strace's lines when tasks interleave: a call still running when another
+    task's line is printed is shown as ``read(0, <unfinished ...>``, and its
+    end later as ``<... read resumed>"data", 4096) = 10``.
+
+    Feed it :meth:`entered` (the :class:`~.trace.Tracer`'s ``entered``
+    callback) and :meth:`record` (its ``emit``); ``write`` gets each line.
+    Lines start with ``[pid TID]`` once more than one task was seen.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[str], None],
+        *,
+        timestamps: bool = False,
+        durations: bool = False,
+        colour: bool = False,
+    ) -> None:
+        self.write = write
+        self.timestamps, self.durations, self.colour = timestamps, durations, colour
+        self._open: dict[int, _Open] = {}
+        self._tids: set[int] = set()
+
+    def entered(self, tid: int, head: str, when: float) -> None:
+        """Task ``tid`` entered a call whose line starts with ``head``."""
+        self._tids.add(tid)
+        self._open[tid] = _Open(head, when)
+
+    def record(self, record: TraceRecord) -> None:
+        """A call ended: print what others left unfinished, then its line."""
+        self._tids.add(record.tid)
+        for tid, other in self._open.items():
+            if tid != record.tid and not other.shown:
+                other.shown = True
+                gap = "" if other.head.endswith((" ", "(")) else " "
+                self.write(
+                    f"{self._prefix(tid)}{self._stamp(other.time)}{other.head}{gap}<unfinished ...>"
+                )
+        call = self._open.pop(record.tid, None)
+        if call is None or not call.shown:
+            self.write(
+                record.format(
+                    pid_prefix=len(self._tids) > 1,
+                    timestamps=self.timestamps,
+                    durations=self.durations,
+                    colour=self.colour,
+                )
+            )
+            return
+        name = sd.strace_name(normalize(record.name))
+        tail = record.call()[len(call.head) :]
+        took = f" <{record.duration:.6f}>" if self.durations and record.duration is not None else ""
+        ended = record.time + (record.duration or 0.0)
+        self.write(
+            f"{self._prefix(record.tid)}{self._stamp(ended)}<... {name} resumed>{tail}{took}"
+        )
+
+    def _prefix(self, tid: int) -> str:
+        if len(self._tids) < 2:
+            return ""
+        prefix = f"[pid {tid}]"
+        return (_paint(prefix, _CYAN) if self.colour else prefix) + " "
+
+    def _stamp(self, when: float) -> str:
+        return _stamp(when) + " " if self.timestamps else ""
+
+
+def _stamp(when: float) -> str:
+    """``HH:MM:SS.uuuuuu``, strace's ``-tt``."""
+    return f"{time.strftime('%H:%M:%S', time.localtime(when))}.{int(when % 1 * 1e6):06d}"
 
 
 _BOLD, _RED, _YELLOW, _CYAN = "1", "31", "33", "36"
