@@ -44,7 +44,7 @@ from typing import Any
 
 import msgspec
 
-from ..errors import GuestMemoryError, TrapGone
+from ..errors import GuestMemoryError, InvalidValue, TrapGone
 from ..syscalls.event import SyscallEvent
 from ..syscalls.names import normalize
 from ..syscalls.prototypes import SyscallPrototype
@@ -92,7 +92,7 @@ class Selection(msgspec.Struct, frozen=True):
 def parse_expressions(expressions: Iterable[str]) -> Selection:
     """strace's ``-e`` qualifiers: ``trace=NAME,%CLASS,...`` (``trace=`` may be
     left out), ``status=failed|successful``, ``inject=RULE`` (see
-    :mod:`.trace_inject`).  Raises ValueError saying what is wrong.
+    :mod:`.trace_inject`).  Raises InvalidValue (a ValueError) saying what is wrong.
 
     Example::
 
@@ -113,20 +113,20 @@ def parse_expressions(expressions: Iterable[str]) -> Selection:
                 if item.startswith("%"):
                     if item[1:] not in sd.CLASSES:
                         known = ", ".join("%" + c for c in sd.CLASSES)
-                        raise ValueError(f"unknown syscall class {item!r} (known: {known})")
+                        raise InvalidValue(f"unknown syscall class {item!r} (known: {known})")
                     names.update(sd.kernel_name(n) for n in sd.CLASSES[item[1:]])
                 elif item and all(c.isalnum() or c == "_" for c in item):
                     names.add(sd.kernel_name(normalize(item)))
                 else:
-                    raise ValueError(f"not a syscall name: {item!r} in -e {expr!r}")
+                    raise InvalidValue(f"not a syscall name: {item!r} in -e {expr!r}")
         elif key == "inject":
             injections.append(parse_injection(value))
         elif key == "status":
             if value not in ("failed", "successful"):
-                raise ValueError(f"-e status= takes failed or successful, not {value!r}")
+                raise InvalidValue(f"-e status= takes failed or successful, not {value!r}")
             status = value
         else:
-            raise ValueError(
+            raise InvalidValue(
                 f"unknown -e qualifier {key!r} (known: trace=NAME,%CLASS,..., "
                 "status=failed|successful, inject=SET:error=ERRNO|retval=N[:when=N+])"
             )

@@ -58,7 +58,8 @@ class Injection(msgspec.Struct, frozen=True):
 
 
 def parse_injection(text: str) -> Injection:
-    """``SET:error=ERRNO|retval=N[:when=EXPR][:path=GLOB]``; ValueError says what is wrong."""
+    """``SET:error=ERRNO|retval=N[:when=EXPR][:path=GLOB]``; InvalidValue (a
+    ValueError) says what is wrong."""
     head, _, rest = text.partition(":")
     names: set[str] = set()
     for item in head.split(","):
@@ -68,36 +69,36 @@ def parse_injection(text: str) -> Injection:
         elif item and all(c.isalnum() or c == "_" for c in item):
             names.add(sd.kernel_name(normalize(item)))
         else:
-            raise ValueError(f"inject: not a syscall name or class: {item!r} in {text!r}")
+            raise InvalidValue(f"inject: not a syscall name or class: {item!r} in {text!r}")
     if not rest:
-        raise ValueError(f"inject: {text!r} says no result (add :error=ENOENT or :retval=N)")
+        raise InvalidValue(f"inject: {text!r} says no result (add :error=ENOENT or :retval=N)")
     retval: int | None = None
     first, step, path = 1, 1, None
     for part in rest.split(":"):
         key, sep, value = part.partition("=")
         if not sep or not value:
-            raise ValueError(f"inject: {part!r} is not KEY=VALUE in {text!r}")
+            raise InvalidValue(f"inject: {part!r} is not KEY=VALUE in {text!r}")
         if key in ("error", "retval") and retval is not None:
-            raise ValueError(f"inject: give one of error= and retval=, once, in {text!r}")
+            raise InvalidValue(f"inject: give one of error= and retval=, once, in {text!r}")
         if key == "error":
             try:
                 retval = -parse_errno(value)
             except InvalidValue as exc:
-                raise ValueError(f"inject: {exc}") from None
+                raise InvalidValue(f"inject: {exc}") from None
         elif key == "retval":
             retval = _number(value, "retval", text)
             if not 0 <= retval < 1 << 63:
-                raise ValueError(f"inject: retval must be 0 or more, not {value!r} (use error=)")
+                raise InvalidValue(f"inject: retval must be 0 or more, not {value!r} (use error=)")
         elif key == "when":
             first, step = _when(value, text)
         elif key == "path":
             path = value
         else:
-            raise ValueError(
+            raise InvalidValue(
                 f"inject: unknown key {key!r} in {text!r} (known: error, retval, when, path)"
             )
     if retval is None:
-        raise ValueError(f"inject: {text!r} says no result (add :error=ENOENT or :retval=N)")
+        raise InvalidValue(f"inject: {text!r} says no result (add :error=ENOENT or :retval=N)")
     return Injection(frozenset(names), retval, first, step, path, text)
 
 
@@ -105,7 +106,7 @@ def _number(value: str, what: str, text: str) -> int:
     try:
         return int(value, 0)
     except ValueError:
-        raise ValueError(f"inject: {what}={value!r} is not a number in {text!r}") from None
+        raise InvalidValue(f"inject: {what}={value!r} is not a number in {text!r}") from None
 
 
 def _when(value: str, text: str) -> tuple[int, int]:
@@ -114,5 +115,5 @@ def _when(value: str, text: str) -> tuple[int, int]:
     first = _number(first_text, "when", text)
     step = _number(step_text, "when", text) if step_text else (1 if plus else 0)
     if first < 1 or (plus and step < 1):
-        raise ValueError(f"inject: when={value!r} needs numbers from 1 in {text!r}")
+        raise InvalidValue(f"inject: when={value!r} needs numbers from 1 in {text!r}")
     return first, step
