@@ -132,6 +132,7 @@ static int __init sa_init(void)
 	if (err)
 		return err;
 	sa_header_init();
+	sa_doorbell_init();
 	sa_ring_init();
 	sa_meta_write();
 	err = sa_hooks_init();
@@ -157,6 +158,7 @@ err_restart:
 err_hooks:
 	sa_hooks_exit();
 err_unmap:
+	sa_doorbell_exit();
 	sa_shm_unmap();
 	return err;
 }
@@ -164,6 +166,9 @@ err_unmap:
 static void __exit sa_exit(void)
 {
 	WRITE_ONCE(sa_guest()->state, SA_STATE_STOPPED);
+	/* a sleeping host learns at once that the portal goes */
+	atomic64_inc((atomic64_t *)&sa_guest()->doorbell);
+	sa_doorbell();
 	kthread_stop(sa_control);
 	/* Unhook, then wait for tasks still between the ftrace trampoline and
 	 * the wrapper's exit (those whose module reference failed while the
@@ -174,6 +179,7 @@ static void __exit sa_exit(void)
 	sa_restart_exit();
 	synchronize_rcu_tasks();
 	WRITE_ONCE(sa_guest()->magic, 0);
+	sa_doorbell_exit();
 	sa_shm_unmap();
 	pr_info("unloaded\n");
 }

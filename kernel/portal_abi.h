@@ -47,9 +47,15 @@
 
 /* SA_CDEF_BEGIN */
 #define SA_MAGIC 0x54524f5043535953
-#define SA_VERSION 3
+#define SA_VERSION 4
 
 #define SA_ARCH_X86_64 1
+
+/* the doorbell: an I/O port whose writes reach the host (QEMU's
+ * isa-debugcon on a host socket); reading it returns SA_BELL_READBACK when the
+ * device is there. The guest rings only while the host's sleeping word is set. */
+#define SA_BELL_PORT 0xe9
+#define SA_BELL_READBACK 0xe9
 
 /* region layout */
 #define SA_REGION_MIN_SIZE 10485760
@@ -221,6 +227,7 @@ struct sa_counters {
 	uint64_t out_of_range;      /* calls of numbers beyond the table sent */
 	uint64_t observed;          /* observe-only records written to a ring */
 	uint64_t ring_drops;        /* observe-only records that did not fit */
+	uint64_t bells;             /* times the guest rang the host's doorbell */
 };
 
 struct sa_guest_header {
@@ -239,11 +246,14 @@ struct sa_guest_header {
 	uint32_t hooked_entries;    /* distinct syscall entries hooked */
 	uint32_t deadline_ms;       /* deadline in force */
 	uint32_t untraceable;       /* table entries that cannot be hooked */
-	uint32_t pad0;
-	uint64_t doorbell;          /* bumped on every slot message */
+	uint32_t bell_port;         /* I/O port the guest rings, 0: it cannot */
+	uint64_t doorbell;          /* bumped on every slot message (and every
+				     * message of another source) before ringing */
 	uint64_t heartbeat;         /* bumped by the guest's control thread */
 	struct sa_counters counters;
-	uint8_t pad[1824];
+	uint32_t bell_rung;         /* the host's sleeping token last rung for */
+	uint32_t pad1;
+	uint8_t pad[1808];
 };
 
 struct sa_host_header {
@@ -254,7 +264,7 @@ struct sa_host_header {
 	uint32_t attached;          /* nonzero while a host is attached */
 	uint32_t ring_size;         /* wanted ring data bytes (0: default), read
 	                               when a hook table is applied */
-	uint32_t pad1;
+	uint32_t sleeping;          /* nonzero token: the host waits for the bell */
 	uint8_t pad[2016];
 };
 

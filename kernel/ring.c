@@ -172,6 +172,7 @@ static void sa_ring_put(unsigned int i, struct sa_ring_rec *rec, const char *str
 	WRITE_ONCE(h->records, ++r->records);
 	spin_unlock(&r->lock);
 	sa_count(observed);
+	sa_doorbell();
 }
 
 void sa_ring_write(const struct sa_call *call, u32 phase, const u64 *matched, u32 gen)

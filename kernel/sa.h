@@ -68,6 +68,14 @@ static inline void sa_resp_clear(struct sa_slot_guest *g)
 #define sa_count(field) \
 	atomic64_inc((atomic64_t *)&sa_guest()->counters.field)
 
+/* doorbell.c: call sa_doorbell() after publishing anything the host should
+ * see (a slot message, a ring record): it wakes the host if, and only if, the
+ * host said it sleeps. The host's last look before sleeping must cover what
+ * the producer published (the doorbell counter for slot messages). */
+void sa_doorbell(void);
+void sa_doorbell_init(void);
+void sa_doorbell_exit(void);
+
 /* main.c */
 extern unsigned long (*sa_lookup_name)(const char *name);
 extern bool sa_host_alive;

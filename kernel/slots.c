@@ -96,6 +96,7 @@ static void sa_slot_publish(struct sa_slot *s, u32 msg)
 	s->seq += 2;
 	WRITE_ONCE(s->g->seq, s->seq);
 	atomic64_inc((atomic64_t *)&sa_guest()->doorbell);
+	sa_doorbell();
 }
 
 static void sa_slot_release(struct sa_slot *s)

@@ -23,12 +23,26 @@ def _leftovers(machine: Machine, pid: int | None, shm: Path, tmp: Path) -> list[
     return found
 
 
+def _open_sockets() -> set[str]:
+    fds = Path("/proc/self/fd")
+    out = set()
+    for fd in fds.iterdir():
+        try:
+            out.add(os.readlink(fd))
+        except OSError:
+            continue  # closed meanwhile (the listing's own fd)
+    return {target for target in out if target.startswith("socket:")}
+
+
 async def test_normal_exit_leaves_nothing(image: Image) -> None:
     async with Machine(image, smp=1) as m:
         pid, shm, tmp = m.pid, m.shm_path, m.console.log_path.parent
         assert shm.stat().st_mode & 0o777 == 0o600
         assert (await m.run("true")).exit_status == 0
+        bell = os.readlink(f"/proc/self/fd/{m.doorbell_fd}")
+        assert bell in _open_sockets()
     assert _leftovers(m, pid, shm, tmp) == []
+    assert bell not in _open_sockets()  # the doorbell's socket is closed too
 
 
 async def test_exception_in_body_leaves_nothing(image: Image) -> None:

@@ -17,7 +17,7 @@ WAIT = 60.0
 async def portal(machine: Machine) -> AsyncIterator[Portal]:
     # generous: a loaded 2-core host can stall the poller for seconds, and a
     # trap that outlives its deadline is (correctly) let go unanswered
-    async with Portal(machine.shm_path, deadline_ms=30_000) as p:
+    async with Portal(machine.shm_path, deadline_ms=30_000, doorbell=machine.doorbell_fd) as p:
         yield p
         assert p.host_counters.refused == 0
         assert p.host_counters.handler_errors == 0

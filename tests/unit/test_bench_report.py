@@ -141,6 +141,15 @@ def test_the_text_report_has_every_case_throughput_and_target() -> None:
     assert "(c)/(r) p50" in text and "NOT met" in text
 
 
+def test_what_woke_the_poller_during_h_is_reported() -> None:
+    assert "doorbell" not in format_report(_report())  # no bell: no line
+    bell = {"sleeps": 30, "bell_wakeups": 20, "timer_wakeups": 9, "fallback_wakeups": 0}
+    report = msgspec.structs.replace(_report(), idle=HostIdle(2.0, 0.002, bell=bell))
+    text = format_report(report)
+    assert "slept on the doorbell 30 times: woken by the bell 20, by its liveness tick 9" in text
+    assert "lost wake-ups found by the fallback 0" in text
+
+
 def test_unanswered_hooked_calls_are_called_out() -> None:
     quiet = msgspec.structs.replace(_report(), guest_counters={"events": 9, "verdicts": 9})
     assert "WARNING" not in format_report(quiet)

@@ -318,3 +318,28 @@ async def test_flush_waits_for_what_was_recorded_not_for_an_endless_stream(
         put(guest, 0, [rec(gen=portal.hooks_generation, matched=1, pid=p) for p in range(3)])
         await portal.flush_observed(timeout=10)
         assert seen[:3] == [0, 1, 2]
+
+
+async def test_a_long_queue_of_observed_events_leaves_the_event_loop_turns(
+    guest: FakeGuest,
+) -> None:
+    # queued events are handled without a loop pass each, but not all in one go:
+    # blocking traps and everything else still get their turns
+    seen: list[int] = []
+    at_turn: list[int] = []
+
+    async def observer(trap: ObservedTrap) -> None:
+        seen.append(trap.event.pid)  # never suspends
+
+    async with Portal(guest.path, observer=observer) as portal:
+        await portal.set_hooks([HookSpec(id=5, nr=39, observe=True)])
+        gen = portal.hooks_generation
+        for _ in range(3):
+            for i in range(C.SA_RING_COUNT):
+                put(guest, i, [rec(gen=gen, matched=1, pid=p) for p in range(20)])
+            portal.drain_rings()
+        total = 3 * C.SA_RING_COUNT * 20
+        asyncio.get_running_loop().call_soon(lambda: at_turn.append(len(seen)))
+        await portal.flush_observed()
+        assert len(seen) == total and portal.ring_stats.queue_drops == 0
+        assert at_turn and at_turn[0] < total

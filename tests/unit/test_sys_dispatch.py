@@ -12,6 +12,7 @@ import asyncio
 import errno
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -850,3 +851,35 @@ async def test_handlers_of_one_event_share_its_budget(registry: Registry) -> Non
     assert loop.time() - start < 0.29
     assert trap.calls == [("skip", -1)]
     assert (d.stats.handler_calls, d.stats.handler_timeouts) == (2, 1)
+
+
+async def test_the_deadline_is_the_events_whenever_a_handler_first_suspends(
+    registry: Registry,
+) -> None:
+    # handlers run eagerly: the deadline is armed only when one suspends, but its
+    # due time is still the event's start plus the budget
+    seen: list[str] = []
+
+    def blocking(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        time.sleep(0.1)  # never suspends: nothing can cancel it (as before)
+        seen.append("blocking done")
+
+    async def eager(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        seen.append("eager done")  # never suspends either
+
+    async def late(regs: Any, proto: Any, syscall: SyscallEvent) -> None:
+        try:
+            await asyncio.sleep(10)  # the budget is already spent: cancelled at once
+        except asyncio.CancelledError:
+            seen.append("late cancelled")
+            raise
+
+    for handler in (blocking, eager, late):
+        registry.add(handler, "getpid")
+    d = dispatcher(registry, handler_timeout=0.05)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await dispatch(d, raw_event(GETPID.nr))
+    assert loop.time() - start < 5
+    assert seen == ["blocking done", "eager done", "late cancelled"]
+    assert (d.stats.handler_timeouts, d.stats.handler_errors) == (1, 0)

@@ -254,7 +254,12 @@ class Session:
             self.machine = await self._stack.enter_async_context(Machine(**self._machine_args))
             self._booted = True
         self._portal = await self._stack.enter_async_context(
-            Portal(self.machine.shm_path, deadline_ms=self.deadline_ms, **self._portal_args)
+            Portal(
+                self.machine.shm_path,
+                deadline_ms=self.deadline_ms,
+                doorbell=self.machine.doorbell_fd,
+                **self._portal_args,
+            )
         )
         self._host_counters = self._portal.host_counters
         self._guest_base = self._guest_last = self._portal.last_guest_counters
@@ -352,6 +357,7 @@ class Session:
             self.machine.shm_path,
             deadline_ms=self.deadline_ms,
             attach_timeout=self.reattach,
+            doorbell=self.machine.doorbell_fd,
             **self._portal_args,
         )
         try:

@@ -112,6 +112,9 @@ class HostIdle(msgspec.Struct, frozen=True):
 
     seconds: float
     cpu_fraction: float
+    #: what woke the poller from the idle window's start to the end of the
+    #: first calls after idle (``BellCounters`` fields; empty without a doorbell)
+    bell: dict[str, int] = {}
 
 
 class MachineInfo(msgspec.Struct, frozen=True):
@@ -270,6 +273,13 @@ def format_report(report: BenchReport) -> str:
         f"host CPU while hooks are registered and the guest idles {report.idle.seconds:g} s: "
         f"{100 * report.idle.cpu_fraction:.1f}% of one core"
     )
+    b = report.idle.bell
+    if b:
+        lines.append(
+            f"  the poller slept on the doorbell {b.get('sleeps', 0)} times: woken by the bell "
+            f"{b.get('bell_wakeups', 0)}, by its liveness tick {b.get('timer_wakeups', 0)}, "
+            f"lost wake-ups found by the fallback {b.get('fallback_wakeups', 0)}"
+        )
     c = report.guest_counters
     if c:
         lines.append(

@@ -28,7 +28,7 @@ from ..errors import InvalidValue
 from ..machine import Machine
 from ..machine.accel import choose_accel
 from ..machine.qemu import QEMU
-from ..portal import HookSpec, Portal, Trap
+from ..portal import BellCounters, HookSpec, Portal, Trap
 from ..syscalls import syscall_nr
 from .report import (
     CASES,
@@ -187,7 +187,8 @@ class _Run:
         async def empty(trap: Trap) -> None:
             return None
 
-        async with Portal(self.machine.shm_path, empty) as portal:
+        shm, bell = self.machine.shm_path, self.machine.doorbell_fd
+        async with Portal(shm, empty, doorbell=bell) as portal:
             await portal.set_hooks(
                 [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm=PROGRAM)]
             )
@@ -237,8 +238,10 @@ class _Run:
                     one_process=await self._events_per_second(1),
                     two_processes=await self._events_per_second(2),
                 )
+                before = session.portal.bell_counters
                 idle = await self._host_idle()
                 await self._time("h", GETPPID, self.options.idle_count, idle=True)
+                idle = msgspec.structs.replace(idle, bell=_gained(before, session.portal))
             self.throughput["g"] = await self._observe_only(session)
             self.guest_counters = msgspec.structs.asdict(session.portal.guest_counters())
         return idle
@@ -247,7 +250,7 @@ class _Run:
         seconds = self.options.idle_seconds
         self.say(f"(h) host CPU while hooks are registered and the guest idles {seconds:g} s")
         # the window starts once the host had time to notice the guest went quiet
-        # (the adaptive poller spins 50 ms after the last message): steady idle
+        # (the poller spins a little after the last message): steady idle
         await asyncio.sleep(IDLE_SETTLE)
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.sleep(seconds)  # the window measured, not a wait for an event
@@ -293,6 +296,13 @@ class _Run:
             two_processes=rates[1],
             drops=dropped() - drops,
         )
+
+
+def _gained(before: BellCounters, portal: Portal) -> dict[str, int]:
+    now = msgspec.structs.asdict(portal.bell_counters)
+    if not portal.sleeps_on_bell:
+        return {}
+    return {k: v - getattr(before, k) for k, v in now.items()}
 
 
 async def run_bench(

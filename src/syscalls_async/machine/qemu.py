@@ -31,6 +31,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import stat
 import tempfile
 from collections.abc import Awaitable, Coroutine, Sequence
@@ -68,6 +69,10 @@ DEFAULT_SHM_SIZE = 16 * 1024 * 1024
 KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
 #: how long a closed command channel waits for QEMU's exit to explain it
 CHANNEL_CLOSE_GRACE = 2.0
+#: the I/O port of the doorbell device (QEMU's isa-debugcon): the guest module
+#: writes a byte there to wake a sleeping host; it must equal SA_BELL_PORT in
+#: kernel/portal_abi.h (a unit test checks)
+BELL_PORT = 0xE9
 
 
 class Machine:
@@ -129,6 +134,8 @@ class Machine:
         self._failed = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self._writers: list[asyncio.StreamWriter] = []
+        self._bell_listener: socket.socket | None = None
+        self._bell: socket.socket | None = None
         self._agent: AgentChannel | None = None
         self._console: Console | None = None
         self._stopping = False
@@ -142,6 +149,18 @@ class Machine:
         if self._shm is None:
             raise MachineError("the machine is not running")
         return self._shm
+
+    @property
+    def doorbell_fd(self) -> int:
+        """The host end of the guest's doorbell: a connected stream socket on
+        which each byte the guest module writes to its doorbell port arrives.
+
+        The machine owns it (closed when the machine stops); a portal reads it
+        through a duplicate of its own (``Portal(..., doorbell=fd)``).
+        """
+        if self._bell is None:
+            raise MachineError("the machine is not running")
+        return self._bell.fileno()
 
     @property
     def console(self) -> Console:
@@ -293,6 +312,7 @@ class Machine:
 
         console_conn = await self._listen("console.sock")
         agent_conn = await self._listen("agent.sock")
+        self._bell_listener = self._listen_raw("bell.sock")
         self._qmp = QMPClient("syscalls-async")
         await self._qmp.start_server(str(self._tmp / "qmp.sock"))
 
@@ -317,6 +337,7 @@ class Machine:
             self._spawn(self._watch_qmp_events())
             reader, _ = await self._unless_failed(console_conn)
             self._spawn(self._console.pump(reader))
+            self._bell = await self._unless_failed(self._accept_raw(self._bell_listener))
             agent_reader, agent_writer = await self._unless_failed(agent_conn)
             self._agent = AgentChannel(agent_reader, agent_writer, closed=self._channel_closed)
             self._spawn(self._agent.serve())
@@ -408,6 +429,10 @@ class Machine:
             "ivshmem-plain,memdev=portal",
             "-device",
             "pvpanic",
+            "-chardev",
+            f"socket,id=bell,path={sock / 'bell.sock'}",
+            "-device",
+            f"isa-debugcon,iobase={BELL_PORT:#x},chardev=bell",
         ]
 
     @staticmethod
@@ -439,6 +464,27 @@ class Machine:
             accepted, path=str(self._tmp / name), limit=1 << 20
         )
         self._servers.append(server)
+        return conn
+
+    def _listen_raw(self, name: str) -> socket.socket:
+        """A listening socket whose one connection is read by its user with
+        its own reader (the doorbell), not through a stream."""
+        assert self._tmp is not None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(self._tmp / name))
+            sock.listen(1)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    async def _accept_raw(self, listener: socket.socket) -> socket.socket:
+        # only QEMU may connect, and only once
+        conn, _ = await asyncio.get_running_loop().sock_accept(listener)
+        listener.close()
+        conn.setblocking(False)
         return conn
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -539,6 +585,10 @@ class Machine:
             writer.close()
         for server in self._servers:
             server.close()
+        for sock in (self._bell_listener, self._bell):
+            if sock is not None:
+                sock.close()
+        self._bell_listener = self._bell = None
         if self._qmp is not None:
             with contextlib.suppress(Exception):
                 await self._qmp.disconnect()

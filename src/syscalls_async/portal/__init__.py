@@ -7,6 +7,7 @@ header's location) and :mod:`syscalls_async.errors`.
 
 from __future__ import annotations
 
+from .doorbell import BellCounters
 from .hooks import NR_ALL, NR_UNKNOWN, FilterKind, GuestFilter, HookSpec
 from .portal import Handler, Observer, PollPolicy, Portal
 from .ring import RingStats
@@ -27,6 +28,7 @@ from .types import (
 __all__ = [
     "NR_ALL",
     "NR_UNKNOWN",
+    "BellCounters",
     "CapturedString",
     "FdInfo",
     "FilterKind",

@@ -21,7 +21,7 @@ from .types import (
     SyscallMeta,
 )
 
-_PHASES = {int(p) for p in Phase}
+_PHASES = {int(p): p for p in Phase}
 
 
 def text(raw: Any, limit: int | None = None) -> str:
@@ -140,7 +140,7 @@ def event(data: bytes, slot: int, seq: int, nhooks: int) -> SyscallEvent:
         slot=slot,
         epoch=v[2],
         seq=seq,
-        phase=Phase(phase),
+        phase=_PHASES[phase],
         nr=nr,
         pid=v[6],
         tgid=v[7],

@@ -41,6 +41,11 @@ Semantics:
   :meth:`Portal.ring_drops`, per hook in :meth:`Portal.hook_drops`).
   ``await portal.flush_observed()`` returns once everything the rings held
   has been handed to ``observer`` (or counted as dropped).
+- Idle, the poller sleeps in the event loop if it has a doorbell
+  (``Portal(..., doorbell=machine.doorbell_fd)``) and the guest module found
+  its bell device: the guest wakes it (:mod:`.doorbell`); without one it
+  polls with sleeps of 1 to 4 ms.  :attr:`Portal.bell_counters` says what
+  woke it; :meth:`Portal.wait_asleep` waits until it sleeps.
 - Leaving the ``async with`` block clears the hooks (best effort), answers
   every trap still open with its verdict so far, stops the poller and
   detaches.  Guest tasks waiting on a host that died continue after the
@@ -51,8 +56,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
 import mmap
+import operator
 import os
 import struct
 import time
@@ -85,6 +93,7 @@ from .abi import (
     ffi,
     slot_offset,
 )
+from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec, encode_hooks
 from .ring import RingStats
 from .trap import ObservedTrap, Response, Trap
@@ -96,6 +105,8 @@ Handler = Callable[[Trap], Awaitable[None]]
 Observer = Callable[[ObservedTrap], Awaitable[None]]
 #: default bound of the queue of observed events waiting for the observer
 OBSERVE_QUEUE = 65536
+#: observed events handled in a row before the event loop gets a turn
+_OBSERVE_BATCH = 256
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -108,9 +119,38 @@ _MAGIC_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "magic")
 _BOOT_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "boot_id")
 _STATE_OFF = C.SA_GUEST_OFF + ffi.offsetof(_G, "state")
 _KEEP_TABLES = 8
+_HOST_FIELDS = [
+    ("msg", "I"),
+    ("req", "I"),
+    ("addr", "Q"),
+    ("len", "Q"),
+    ("arg", "Q"),
+    ("action", "I"),
+    ("args_mask", "I"),
+    ("retval", "q"),
+    ("args", f"{C.SA_MAX_ARGS}Q"),
+]
+_HOST_BODY_OFF = ffi.offsetof("struct sa_slot_host", "msg")
+
+
+def _host_body() -> struct.Struct:
+    """The host part of a slot after seq and epoch, checked against the cffi layout."""
+    fmt = "<"
+    for name, code in _HOST_FIELDS:
+        if _HOST_BODY_OFF + struct.calcsize(fmt) != ffi.offsetof("struct sa_slot_host", name):
+            raise PortalVersionError(f"slot host layout: {name} is not where portal_abi.h has it")
+        fmt += code
+    return struct.Struct(fmt)
+
+
+_HOST_BODY = _host_body()
+_NO_ARGS = (0,) * C.SA_MAX_ARGS
+_SLOT_INDICES = range(C.SA_SLOT_COUNT)
+#: the longest a poller sleeping on the doorbell goes without a heartbeat
+_MAX_BEAT_GAP = 0.25
 #: how long a host's heartbeat must stand still to count it as gone (its
-#: poller beats at least every PollPolicy.max_sleep)
-_LIVENESS_WINDOW = 0.05
+#: poller beats at least every _MAX_BEAT_GAP)
+_LIVENESS_WINDOW = 2.5 * _MAX_BEAT_GAP
 #: how often the poller looks at the guest's counters
 _COUNTERS_PERIOD = 0.25
 #: guest counters whose growth means hooked calls ran unhooked or events were
@@ -144,14 +184,28 @@ def check_observe_options(ring_size: int | None, observe_queue: int) -> None:
 
 
 class PollPolicy(msgspec.Struct, frozen=True):
-    """How the poller waits: busy (yielding to the loop) for ``spin`` seconds
-    after the last guest message, then sleeps from ``min_sleep`` doubling up to
-    ``max_sleep``.  asyncio sleeps are at best ~1 ms, so an idle portal answers
-    a first syscall within about ``max_sleep``; a busy one in microseconds."""
+    """How the poller waits.
+
+    With a doorbell (``Portal(doorbell=fd)`` and a guest module that found its
+    bell device), it stays busy (yielding to the loop) for ``bell_spin``
+    seconds after the last guest message, so a burst of calls never waits for
+    a wake-up, then sleeps in the event loop until the guest rings; it wakes
+    on its own every ``fallback`` seconds at most (at most 0.25 s, less than a
+    quarter of the guest's deadline) for liveness only: the heartbeat the
+    guest watches, the portal-lost check, the guest's counters.
+
+    Without one, it stays busy for ``spin`` seconds after the last guest
+    message, then sleeps from ``min_sleep`` doubling up to ``max_sleep``.
+    asyncio sleeps are at best ~1 ms, so such an idle portal answers a first
+    syscall within about ``max_sleep``; a busy one in microseconds.
+    ``max_sleep`` is also the timed sleep after a bell that rang for nothing.
+    """
 
     spin: float = 0.05
     min_sleep: float = 0.001
     max_sleep: float = 0.004
+    bell_spin: float = 0.002
+    fallback: float = _MAX_BEAT_GAP
 
 
 class Portal:
@@ -161,6 +215,9 @@ class Portal:
     :param deadline_ms: how long a trapped guest task waits for this host
         without any answer before continuing unhooked.
     :param attach_timeout: seconds to wait for the guest module to be ready.
+    :param doorbell: the host end of the guest's doorbell (``machine.doorbell_fd``;
+        the portal reads a duplicate and never closes this one); ``None``
+        polls with sleeps when idle.
     :param observer: called with each observed event (observe-only hooks).
     :param ring_size: data bytes of each observe-only ring, a power of two
         from ``SA_RING_DATA_MIN`` to ``SA_RING_DATA_MAX`` (``None``: the
@@ -181,6 +238,7 @@ class Portal:
         observer: Observer | None = None,
         ring_size: int | None = None,
         observe_queue: int = OBSERVE_QUEUE,
+        doorbell: int | None = None,
     ) -> None:
         check_observe_options(ring_size, observe_queue)
         self.observer = observer
@@ -205,6 +263,8 @@ class Portal:
         self.deadline_ms = deadline_ms
         self.poll = poll or PollPolicy()
         self.attach_timeout = attach_timeout
+        self.doorbell = doorbell
+        self._bell: Doorbell | None = None
         self.host_counters = HostCounters()
         self.syscalls: list[SyscallMeta] = []
         self.boot_id = 0
@@ -296,6 +356,25 @@ class Portal:
         mm = self._live()
         return int(_U32.unpack_from(mm, ffi.offsetof(_G, "hooked_entries"))[0])
 
+    @property
+    def bell_counters(self) -> BellCounters:
+        """A snapshot of how the poller slept on the doorbell and what woke it
+        (zeros without a doorbell); ``fallback_wakeups`` counts lost wake-ups."""
+        if self._bell is None:
+            return BellCounters()
+        return msgspec.structs.replace(self._bell.counters)
+
+    @property
+    def sleeps_on_bell(self) -> bool:
+        """True if the poller sleeps until the guest rings when idle."""
+        return self._bell is not None and self._bell.alive
+
+    async def wait_asleep(self) -> None:
+        """Return once the poller sleeps on the doorbell (it must have one)."""
+        if self._bell is None:
+            raise PortalError("this portal has no doorbell")
+        await self._bell.wait_asleep()
+
     def ring_drops(self) -> tuple[int, ...]:
         """Per ring (CPU n uses ring n % SA_RING_COUNT): observed records the guest
         dropped since this portal attached, because they did not fit."""
@@ -385,7 +464,10 @@ class Portal:
         for trap in list(self._active.values()):
             self._finish(trap)
         mm, self._mm = self._mm, None
+        if self._bell is not None:
+            self._bell.close()
         if self.failure is None:
+            clear_sleeping(mm)
             _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 0)
         mm.close()
 
@@ -435,6 +517,7 @@ class Portal:
         _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "deadline_ms"), self.deadline_ms)
         _U32.pack_into(mm, C.SA_HOST_OFF + ffi.offsetof(_H, "attached"), 1)
         self._beat()
+        self._open_bell(mm)
         log.info(
             "portal attached: boot %#x, %d syscalls (%d known)",
             self.boot_id,
@@ -453,6 +536,15 @@ class Portal:
             mm.close()
             self._mm = None
             raise PortalError(f"another host is attached to {self.shm_path}")
+
+    def _open_bell(self, mm: mmap.mmap) -> None:
+        if self.doorbell is None:
+            return
+        if not guest_can_ring(mm):
+            log.warning("the guest module has no doorbell device: the poller polls when idle")
+            return
+        fallback = min(self.poll.fallback, _MAX_BEAT_GAP, self.deadline_ms / 4000)
+        self._bell = Doorbell(self.doorbell, fallback=fallback, after_spurious=self.poll.max_sleep)
 
     def _live(self) -> mmap.mmap:
         if self.failure is not None:
@@ -482,10 +574,13 @@ class Portal:
                 sleep = self.poll.min_sleep
             bell = _U64.unpack_from(mm, DOORBELL_OFF)[0]
             if bell != last_bell or rescan:
+                if bell != last_bell:
+                    # only news counts as activity: a slot a guest leaves
+                    # mid-write forever must not keep the poller busy
+                    last_activity = time.monotonic()
+                    sleep = self.poll.min_sleep
                 last_bell = bell
                 rescan = self._scan()
-                last_activity = time.monotonic()
-                sleep = self.poll.min_sleep
             lost = self._gone(mm)
             if lost:
                 self._lost(PortalLost(lost))
@@ -493,11 +588,24 @@ class Portal:
             if time.monotonic() - last_counters >= _COUNTERS_PERIOD:
                 last_counters = time.monotonic()
                 self._check_counters(mm)
-            if time.monotonic() - last_activity < self.poll.spin:
+            doorbell = self._bell if self._bell is not None and self._bell.alive else None
+            spin = self.poll.bell_spin if doorbell is not None else self.poll.spin
+            if time.monotonic() - last_activity < spin:
                 await asyncio.sleep(0)
+            elif doorbell is not None:
+                await doorbell.sleep(mm, functools.partial(self._news, mm, last_bell))
             else:
                 await asyncio.sleep(sleep)
                 sleep = min(sleep * 2, self.poll.max_sleep)
+
+    def _news(self, mm: mmap.mmap, last_bell: int) -> bool:
+        """The poller's last look before it sleeps: True if any message source
+        has something it has not taken (the guest bumps ``doorbell`` on every
+        slot message and when it unloads, and moves a ring's head for every
+        record, before it rings)."""
+        if _U64.unpack_from(mm, DOORBELL_OFF)[0] != last_bell:
+            return True
+        return any(ring.head(mm, i) != self._ring_tail[i] for i in range(C.SA_RING_COUNT))
 
     def drain_rings(self) -> int:
         """Take every record of every ring; returns how many were taken.
@@ -556,9 +664,26 @@ class Portal:
         self._obs_queued += 1
 
     async def _observe_loop(self) -> None:
-        """Hand observed events to the observer, one at a time, in ring order."""
-        async with self._obs_recv:
-            async for trap in self._obs_recv:
+        """Hand observed events to the observer, one at a time, in ring order.
+
+        Events already queued are taken without a pass of the event loop each;
+        the loop gets a turn at least every ``_OBSERVE_BATCH`` events (and
+        whenever a handler awaits), so blocking traps are not held up."""
+        recv = self._obs_recv
+        run = 0
+        async with recv:
+            while True:
+                try:
+                    trap = recv.receive_nowait()
+                except anyio.WouldBlock:
+                    self._obs_progress.set()
+                    try:
+                        trap = await recv.receive()
+                    except anyio.EndOfStream:
+                        return
+                    run = 0
+                except anyio.EndOfStream:
+                    return
                 try:
                     if self.observer is not None:
                         await self.observer(trap)
@@ -569,7 +694,11 @@ class Portal:
                     log.exception("observer failed on %s", trap.event)
                 finally:
                     self._obs_done += 1
+                run += 1
+                if run >= _OBSERVE_BATCH:
                     self._obs_progress.set()
+                    await asyncio.sleep(0)
+                    run = 0
 
     def _gone(self, mm: mmap.mmap) -> str:
         """Why the region no longer holds this portal, or ``""``."""
@@ -649,11 +778,11 @@ class Portal:
         again = False
         # every slot's seq word in one strided read: the common case is that
         # one or two slots changed
-        changed = [
-            i
-            for i, (seq, last) in enumerate(zip(self._seqs(), self._last_seq, strict=True))
-            if seq != last
-        ]
+        seqs = self._seqs()
+        last_seqs = self._last_seq
+        if seqs == last_seqs:
+            return False
+        changed = list(itertools.compress(_SLOT_INDICES, map(operator.ne, seqs, last_seqs)))
         for i in changed:
             off = slot_offset(i)
             seq = _U32.unpack_from(mm, off + SLOT_SEQ_OFF)[0]
@@ -809,20 +938,35 @@ class Portal:
         )
 
     def _write_host(
-        self, slot: int, epoch: int, seq: int, msg: int, payload: bytes = b"", **fields: object
+        self,
+        slot: int,
+        epoch: int,
+        seq: int,
+        msg: int,
+        payload: bytes = b"",
+        *,
+        req: int = 0,
+        addr: int = 0,
+        length: int = 0,
+        arg: int = 0,
+        action: int = 0,
+        args_mask: int = 0,
+        retval: int = 0,
+        args: Sequence[int] = _NO_ARGS,
     ) -> None:
-        """Write the host part of a slot; seq last so the guest sees it whole."""
+        """Write the host part of a slot; seq last so the guest sees it whole.
+
+        Every field after seq and epoch is written (those not given as 0), in
+        one ``pack_into``; the padding at the end of the part is never read."""
         mm = self._live()
         base = slot_offset(slot)
         if payload:
             off = base + C.SA_SLOT_H2G_OFF
             mm[off : off + len(payload)] = payload
-        h = ffi.new("struct sa_slot_host *")
-        h.msg = msg
-        for name, value in fields.items():
-            setattr(h, name, value)
-        raw = bytes(ffi.buffer(h))
         hoff = base + C.SA_SLOT_HOST_OFF
-        mm[hoff + 8 : hoff + C.SA_SLOT_HOST_SIZE] = raw[8:]
+        _HOST_BODY.pack_into(
+            mm, hoff + _HOST_BODY_OFF, msg, req, addr, length, arg, action, args_mask, retval,
+            *args,
+        )  # fmt: skip
         _U32.pack_into(mm, hoff + 4, epoch)
         _U32.pack_into(mm, hoff, seq)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import mmap
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -25,6 +26,7 @@ from .types import CapturedString, Phase, SyscallEvent
 
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+_LEN_KIND = struct.Struct("<II")
 _HEAD_OFF = ffi.offsetof("struct sa_ring_header", "head")
 _DROPS_OFF = ffi.offsetof("struct sa_ring_header", "drops")
 _SIZE_OFF = ffi.offsetof("struct sa_ring_header", "size")
@@ -146,9 +148,13 @@ def _matched(words: tuple[int, ...], nhooks: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _strings(v: tuple[int, ...], body: bytes) -> tuple[CapturedString | None, ...]:
+def _strings(
+    v: tuple[int, ...], data: bytes, start: int, end: int
+) -> tuple[CapturedString | None, ...]:
+    """The captured strings of a record whose string bytes are ``data[start:end]``."""
     if not any(v[_SL : _SF + C.SA_MAX_ARGS]):
         return _NO_STRINGS  # the common case: a syscall without string arguments
+    body = data[start:end]
     out: list[CapturedString | None] = []
     pos = 0
     for i in range(C.SA_MAX_ARGS):
@@ -183,9 +189,42 @@ def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> Sysca
 
     ``nhooks(gen)`` is the size of hook table generation ``gen`` (``None``:
     unknown to this host)."""
-    if len(data) < C.SA_REC_SIZE:
-        raise PortalProtocolError(f"ring {ring}: record of {len(data)} bytes")
-    v = _REC.unpack_from(data)
+    return _record_at(data, 0, len(data), ring, nhooks)
+
+
+class _Memo:
+    """A bounded cache of a pure function of guest bytes: a guest sending ever
+    new values empties it, never grows it past ``limit`` entries."""
+
+    def __init__(self, fn: Callable[..., Any], limit: int = 256) -> None:
+        self.fn = fn
+        self.limit = limit
+        self.cache: dict[Any, Any] = {}
+
+    def __call__(self, *key: Any) -> Any:
+        try:
+            return self.cache[key]
+        except KeyError:
+            pass
+        value = self.fn(*key)  # raises for invalid input: nothing is cached then
+        if len(self.cache) >= self.limit:
+            self.cache.clear()
+        self.cache[key] = value
+        return value
+
+
+# the same task names and matched-hook words come again and again
+_comm = _Memo(text)
+_matched_memo = _Memo(_matched)
+
+
+def _record_at(
+    data: bytes, pos: int, length: int, ring: int, nhooks: Callable[[int], int | None]
+) -> SyscallEvent:
+    """The record of ``length`` bytes at ``pos`` of ``data`` (without copying it)."""
+    if length < C.SA_REC_SIZE:
+        raise PortalProtocolError(f"ring {ring}: record of {length} bytes")
+    v = _REC.unpack_from(data, pos)
     phase, nr, eflags, gen = v[2], v[3], v[_G + 1], v[_G]
     if phase not in _PHASES:
         raise PortalProtocolError(f"ring {ring}: bad phase {phase}")
@@ -204,17 +243,17 @@ def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> Sysca
         nr=nr,
         pid=v[4],
         tgid=v[5],
-        comm=text(v[6]),
+        comm=_comm(v[6]),
         args=v[_A : _A + C.SA_MAX_ARGS],
         retval=v[_A + C.SA_MAX_ARGS],
         pc=v[_A + C.SA_MAX_ARGS + 1],
         sp=v[_A + C.SA_MAX_ARGS + 2],
-        matched=_matched(v[_M : _M + C.SA_MATCH_WORDS], n),
+        matched=_matched_memo(v[_M : _M + C.SA_MATCH_WORDS], n),
         regs=(),
         hooks_gen=gen,
         restarted=bool(eflags & C.SA_EV_RESTARTED),
         observed=True,
-        strings=_strings(v, data[C.SA_REC_SIZE :]),
+        strings=_strings(v, data, pos + C.SA_REC_SIZE, pos + length),
     )
 
 
@@ -232,13 +271,13 @@ def records(
         if len(data) - pos < 8:
             refused.append(f"ring {ring}: {len(data) - pos} stray bytes")
             break
-        length, kind = struct.unpack_from("<II", data, pos)
+        length, kind = _LEN_KIND.unpack_from(data, pos)
         if length < 8 or length % 8 or length > len(data) - pos:
             refused.append(f"ring {ring}: record length {length} at {pos} of {len(data)}")
             break
         if kind == C.SA_REC_EVENT:
             try:
-                events.append(record(data[pos : pos + length], ring, nhooks))
+                events.append(_record_at(data, pos, length, ring, nhooks))
             except PortalProtocolError as exc:
                 refused.append(str(exc))
         elif kind != C.SA_REC_PAD:

@@ -33,6 +33,8 @@ STR_MAX = 1 << 20
 PTRLIST_MAX = 4096
 #: Seconds past the guest's deadline after which a request counts as lost.
 _RESPONSE_MARGIN = 5.0
+#: Trap._gone once the verdict was sent (the error is made only if a request comes)
+_ANSWERED = TrapGone("the verdict was already sent")
 
 
 class Response(msgspec.Struct, frozen=True):
@@ -142,7 +144,7 @@ class Trap:
         """The arguments the syscall will run with (after set_arg)."""
         return tuple(self._args.get(i, a) for i, a in enumerate(self.event.args))
 
-    def _verdict(self) -> tuple[int, int, int, list[int]]:
+    def _verdict(self) -> tuple[int, int, int, tuple[int, ...]]:
         action = mask = 0
         retval = 0
         if self.event.phase is Phase.ENTER:
@@ -156,7 +158,7 @@ class Trap:
         elif self._retval is not None:
             action |= C.SA_ACT_SET_RETVAL
             retval = _signed64(self._retval)
-        return action, mask, retval, list(self.args)
+        return action, mask, retval, self.args if self._args else self.event.args
 
     # -- requests -------------------------------------------------------------
 
@@ -279,7 +281,7 @@ class Trap:
     ) -> Response:
         async with self._lock:
             if self._gone is not None:
-                raise self._gone
+                raise self._gone_error()
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
             self.portal._write_host(
@@ -290,7 +292,7 @@ class Trap:
                 payload,
                 req=req,
                 addr=addr & MASK64,
-                len=length,
+                length=length,
                 arg=arg & MASK64,
             )
             # A waiting guest task answers at once; one that is gone without a
@@ -321,13 +323,21 @@ class Trap:
     def _answered(self) -> None:
         """The verdict went out: later requests fail at once, not after a timeout."""
         if self._gone is None:
-            self._fail(
-                TrapGone(
-                    f"the verdict for {self.event.comm!r}[{self.event.pid}]'s syscall "
-                    f"{self.event.nr} was already sent: its memory is reachable only "
-                    "while its handlers run"
-                )
+            self._gone = _ANSWERED
+            if self._waiter is not None and not self._waiter.done():
+                self._fail(self._gone_error())
+
+    def _gone_error(self) -> BaseException:
+        """Why requests fail now (the error of the verdict sent is made when asked:
+        most traps are never asked again)."""
+        if self._gone is _ANSWERED:
+            self._gone = TrapGone(
+                f"the verdict for {self.event.comm!r}[{self.event.pid}]'s syscall "
+                f"{self.event.nr} was already sent: its memory is reachable only "
+                "while its handlers run"
             )
+        assert self._gone is not None
+        return self._gone
 
     def _fail(self, exc: BaseException) -> None:
         self._gone = exc

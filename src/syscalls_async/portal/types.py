@@ -166,6 +166,8 @@ class GuestCounters(msgspec.Struct, frozen=True):
     observed: int = 0
     #: observe-only records that did not fit in their ring (dropped)
     ring_drops: int = 0
+    #: times the guest rang the host's doorbell (it rings only while the host sleeps)
+    bells: int = 0
 
     def __sub__(self, other: GuestCounters) -> GuestCounters:
         return GuestCounters(

@@ -38,9 +38,11 @@ import contextvars
 import inspect
 import logging
 from collections.abc import Callable
+from types import CoroutineType
 
 import msgspec
 
+from .._aio import first_step, resume
 from .._text import printable
 from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.trap import TrapProtocol as Trap
@@ -131,7 +133,11 @@ class Dispatcher:
             for hook in hooks:
                 if not hook.enabled:
                     continue  # disabled while this event was being handled
-                matched = await self._host_match(hook, raw, trap, strings)
+                matched = (
+                    await self._host_match(hook, raw, trap, strings)
+                    if hook.string_filters
+                    else _plain_match(hook, raw)
+                )
                 if matched != (hook.id in trap.hook_ids):
                     self.stats.guest_disagreed += 1
                     log.debug("guest prefilter disagreed on %s for %s", hook.name, raw)
@@ -192,20 +198,73 @@ class Dispatcher:
         event: SyscallEvent,
         due: float | None = None,
     ) -> bool:
-        """Run one handler; False if it failed (raised, timed out, left a bad retval)."""
-        args = [proto.domain(i).value(event.args[i]) for i in range(hook.nargs_passed)]
+        """Run one handler under its event's deadline; False if it failed (raised,
+        timed out, left a bad retval)."""
+        values = event.args._values
+        if hook.proto is proto:  # the converters prepared when the hook was resolved
+            args = [convert(values[i]) for i, convert in enumerate(hook.converters)]
+        else:
+            args = [proto.domain(i).value(values[i]) for i in range(hook.nargs_passed)]
         self.stats.handler_calls += 1
         retval = event.retval
-        refused = event.guard.refused
-        ok = False
+        guard = event.args.guard
+        refused = guard.refused
+        ok = True
+        deadline: asyncio.Timeout | None = None
+        if hook.read_only:
+            guard.handler = hook.name
+        # A coroutine handler runs at once up to its first ``await`` that
+        # suspends; only then is the deadline armed (its due time is the
+        # event's, whenever armed): one that never suspends cannot outlive it.
         try:
-            if hook.read_only:
-                with event.guard.read_only(hook.name):
-                    ok = await self._run(hook, regs, proto, event, args, due)
-            else:
-                ok = await self._run(hook, regs, proto, event, args, due)
+            try:
+                result = hook.handler(regs, proto, event, *args)
+                if isinstance(result, CoroutineType):
+                    done, yielded = first_step(result)
+                    if not done:
+                        deadline = asyncio.timeout_at(due)
+                        async with deadline:
+                            await resume(result, yielded)
+                elif inspect.isawaitable(result):
+                    deadline = asyncio.timeout_at(due)
+                    async with deadline:
+                        await result
+            except TimeoutError as exc:
+                ok = False
+                if deadline is None or not deadline.expired():
+                    # the handler's own TimeoutError (e.g. its wait_for), not our deadline
+                    self._failed(hook, event, exc)
+                else:
+                    self.stats.handler_timeouts += 1
+                    log.error(
+                        "handler %s outlived the %gs deadline of its event on %s; cancelled",
+                        hook.name,
+                        self.handler_timeout,
+                        _describe(event),
+                    )
+                    self._fatal(
+                        TimeoutError(f"handler {hook.name} timed out on {_describe(event)}")
+                    )
+            except PortalError as exc:
+                # the trap is gone (guest deadline, signal, host shutting down): no verdict
+                # can reach it, whatever the policy.  (A failed memory access is no
+                # PortalError: it is the handler's error, below.)
+                self.stats.handler_errors += 1
+                log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # the handler asked the program to stop: counted and logged like any
+                # failure, then it goes on (after the verdict so far is written, see
+                # __call__) out of the event loop, as asyncio does for these two
+                self._failed(hook, event, exc)
+                raise
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                self._failed(hook, event, exc)
+                ok = False
         finally:
-            if event.guard.refused > refused:
+            guard.handler = None
+            if guard.refused > refused:
                 self.stats.read_only_refused += event.guard.refused - refused
                 log.error(
                     "read_only handler %s tried to change the call on %s (%d change(s) "
@@ -217,7 +276,9 @@ class Dispatcher:
             # a bad value would break the verdict of every handler: refuse it here
             # and keep the one before (never wrapped to something else)
             bad = event.retval
-            if isinstance(bad, bool) or not isinstance(bad, int):
+            if bad is retval:
+                pass  # unchanged: already a valid 64-bit result
+            elif isinstance(bad, bool) or not isinstance(bad, int):
                 event.retval = retval
                 self._failed(hook, event, TypeError(
                     f"handler {hook.name} set syscall.retval to {bad!r}; it must be an int"
@@ -247,50 +308,6 @@ class Dispatcher:
         if event.is_enter:
             event.skip_syscall = True
 
-    async def _run(
-        self, hook: Hook, regs: Regs, proto: SyscallPrototype, event: SyscallEvent,
-        args: list[int], due: float | None,
-    ) -> bool:  # fmt: skip
-        """Run one handler under its event's deadline; False if it failed."""
-        deadline = asyncio.timeout_at(due)
-        try:
-            async with deadline:
-                result = hook.handler(regs, proto, event, *args)
-                if inspect.isawaitable(result):
-                    await result
-        except TimeoutError as exc:
-            if not deadline.expired():
-                # the handler's own TimeoutError (e.g. its wait_for), not our deadline
-                self._failed(hook, event, exc)
-                return False
-            self.stats.handler_timeouts += 1
-            log.error(
-                "handler %s outlived the %gs deadline of its event on %s; cancelled",
-                hook.name,
-                self.handler_timeout,
-                _describe(event),
-            )
-            self._fatal(TimeoutError(f"handler {hook.name} timed out on {_describe(event)}"))
-            return False
-        except PortalError as exc:
-            # the trap is gone (guest deadline, signal, host shutting down): no verdict
-            # can reach it, whatever the policy.  (A failed memory access is no
-            # PortalError: it is the handler's error, below.)
-            self.stats.handler_errors += 1
-            log.warning("handler %s lost its trap on %s: %s", hook.name, _describe(event), exc)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            # the handler asked the program to stop: counted and logged like any
-            # failure, then it goes on (after the verdict so far is written, see
-            # __call__) out of the event loop, as asyncio does for these two
-            self._failed(hook, event, exc)
-            raise
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._failed(hook, event, exc)
-            return False
-        return True
-
     def _failed(self, hook: Hook, event: SyscallEvent, exc: BaseException) -> None:
         self.stats.handler_errors += 1
         log.error("handler %s failed on %s", hook.name, _describe(event), exc_info=exc)
@@ -301,8 +318,22 @@ class Dispatcher:
             self.on_fatal(exc)
 
 
+def _plain_match(hook: Hook, raw: RawEvent) -> bool:
+    """:meth:`Dispatcher._host_match` for a hook without string filters (no await)."""
+    if hook.comm is not None and raw.comm != hook.comm:
+        return False
+    if hook.pid is not None and raw.tgid != hook.pid:
+        return False
+    for i, f in enumerate(hook.arg_filters):
+        if f is not None and not f.matches(raw.args[i]):
+            return False
+    if raw.phase is Phase.RETURN and hook.retval_filter is not None:
+        return hook.retval_filter.matches(raw.retval)
+    return True
+
+
 def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:
-    return SyscallEvent(
+    return SyscallEvent.build(
         name=proto.name,
         nr=raw.nr,
         pc=raw.pc,

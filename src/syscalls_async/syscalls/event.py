@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, MutableSequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -64,14 +63,6 @@ class WriteGuard:
                 f"{what} (the change is not applied); register it without read_only to "
                 "change the call"
             )
-
-    @contextlib.contextmanager
-    def read_only(self, handler: str) -> Iterator[None]:
-        self.handler = handler
-        try:
-            yield
-        finally:
-            self.handler = None
 
 
 class Args(MutableSequence[int]):
@@ -151,6 +142,33 @@ class SyscallEvent:
             self.args.guard.check(f"syscall.{name}")
         object.__setattr__(self, name, value)
 
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        nr: int,
+        pc: int,
+        sp: int,
+        argc: int,
+        args: Args,
+        task: Task,
+        phase: str,
+        retval: int,
+        restarted: bool,
+        observed: bool,
+        strings: tuple[CapturedString | None, ...],
+    ) -> SyscallEvent:
+        """The same as the constructor, for the dispatcher's hot path: the fields
+        are set at once, not one by one through the write guard (which has
+        nothing to refuse before any handler ran)."""
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", {
+            "name": name, "nr": nr, "pc": pc, "sp": sp, "argc": argc, "args": args,
+            "task": task, "phase": phase, "retval": retval, "skip_syscall": False,
+            "restarted": restarted, "observed": observed, "strings": strings,
+        })  # fmt: skip
+        return event
+
     @property
     def guard(self) -> WriteGuard:
         """Shared with ``args``: on while a ``read_only`` handler runs."""
@@ -174,17 +192,25 @@ class Regs:
     Other registers are read-only: the portal does not carry them back.
     """
 
+    __slots__ = ("_event", "_raw")
+
     def __init__(self, values: tuple[int, ...], event: SyscallEvent) -> None:
-        object.__setattr__(self, "_values", dict(zip(PT_REGS, values, strict=False)))
+        # the registers by name are built when a handler asks for one
+        object.__setattr__(self, "_raw", values)
         object.__setattr__(self, "_event", event)
 
+    @property
+    def _values(self) -> dict[str, int]:
+        raw: tuple[int, ...] = object.__getattribute__(self, "_raw")
+        return dict(zip(PT_REGS, raw, strict=False))
+
     def __getattr__(self, name: str) -> int:
-        values: dict[str, int] = object.__getattribute__(self, "_values")
         event: SyscallEvent = object.__getattribute__(self, "_event")
         if name in ARG_REGS:
             return event.args[ARG_REGS.index(name)]
         if name == "rax" and event.phase == "return":
             return event.retval & MASK64
+        values = self._values
         if name in ("pc", "ip"):
             return values.get("rip", event.pc)
         if name == "sp":
@@ -207,5 +233,5 @@ class Regs:
             )
 
     def __repr__(self) -> str:
-        values: dict[str, int] = object.__getattribute__(self, "_values")
+        values = self._values
         return "Regs(" + ", ".join(f"{k}={v:#x}" for k, v in values.items()) + ")"

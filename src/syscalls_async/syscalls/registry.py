@@ -178,6 +178,10 @@ class Hook:
     arg_filters: tuple[BoundFilter | None, ...] = ()
     retval_filter: BoundFilter | None = None
     nargs_passed: int = 0
+    #: per argument passed to the handler: its register read as the prototype's C type
+    converters: tuple[Callable[[int], int], ...] = ()
+    #: some argument filter compares a string (the host reads it from the guest)
+    string_filters: bool = False
     spec_nr: int | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -270,6 +274,7 @@ class Hook:
                 for i, f in enumerate(self.filters)
             )
             self.nargs_passed = self.signature.passed_args(proto.nargs)
+            self.converters = tuple(proto.domain(i).value for i in range(self.nargs_passed))
             self.spec_nr = proto.nr
         else:
             if self.signature.required > 3:
@@ -283,12 +288,14 @@ class Hook:
                 for i, f in enumerate(self.filters)
             )
             self.nargs_passed = 0
+            self.converters = ()
             self.spec_nr = NR_ALL if self.target.kind is TargetKind.ALL else NR_UNKNOWN
         self.retval_filter = (
             None
             if self.retval is None
             else self.retval.bind(RETVAL, f"{where}, return value", pointer=False)
         )
+        self.string_filters = any(f is not None and f.is_string for f in self.arg_filters)
 
     def spec(self) -> HookSpec:
         assert self.spec_nr is not None
