@@ -35,7 +35,16 @@ from .api import Session, load_plugin_file, plugins
 from .api.plugins import Plugins
 from .api.record import read_recording
 from .api.session import check_handler_timeout
-from .api.trace import Tracer, TraceRecord
+from .api.trace import (
+    Selection,
+    Summary,
+    Tracer,
+    TraceRecord,
+    parse_expressions,
+    unknown_syscalls,
+)
+from .api.trace_record import LinePrinter
+from .api.trace_record import schema as trace_schema
 from .errors import CommandTimeout, InvalidValue, MachineError, SyscallsAsyncError
 from .machine import CommandResult, Machine, build_image, current_image
 from .machine.agent import MAX_INPUT
@@ -173,31 +182,78 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(msgspec.json.format(msgspec.json.encode(trace_schema())).decode())
+        return 0
+    try:
+        selection = parse_expressions(
+            [*args.expressions, *(f"inject={rule}" for rule in args.inject)]
+        )
+    except ValueError as exc:
+        print(f"syscalls-async: {exc}", file=sys.stderr)
+        return 2
     if args.output is None:
-        return run_async(_trace(args, sys.stderr))
+        return run_async(_trace(args, selection, sys.stderr))
     with open(args.output, "w") as out:
-        return run_async(_trace(args, out))
+        return run_async(_trace(args, selection, out))
 
 
-async def _trace(args: argparse.Namespace, out: TextIO) -> int:
-    command = _command(args, "trace [--comm NAME] [-e SYSCALL,...] [--json] -- CMD [ARG...]")
+async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) -> int:
+    command = _command(
+        args, "trace [-e EXPR] [--inject RULE] [-s N] [-tt] [-T] [-c] [--json] -- CMD [ARG...]"
+    )
     if command is None:
         return 2
-    comm = args.comm or command[0].rsplit("/", 1)[-1][:15]
+    trace_plugins = Plugins()
+    unknown = unknown_syscalls(trace_plugins, selection)
+    if unknown:
+        print(f"syscalls-async: unknown syscall {', '.join(unknown)}", file=sys.stderr)
+        return 2
     encoder = msgspec.json.Encoder()
+    summary = Summary()
+    lines = not args.summary_only
+    # colour only for a terminal, and not when the user asks for none (no-color.org)
+    colour = out.isatty() and not os.environ.get("NO_COLOR")
+
+    printer = LinePrinter(
+        lambda line: print(line, file=out, flush=True),
+        timestamps=args.timestamps,
+        durations=args.durations,
+        colour=colour,
+    )
 
     def emit(record: TraceRecord) -> None:
-        line = json_safe(encoder.encode(record).decode()) if args.json else record.format()
-        print(line, file=out, flush=True)
+        summary.add(record)
+        if not lines:
+            return
+        if args.json:
+            print(json_safe(encoder.encode(record).decode()), file=out, flush=True)
+        else:
+            printer.record(record)
 
-    async with Session(Plugins(), **_machine_options(args)) as session:
-        syscalls = args.syscalls.split(",") if args.syscalls else None
+    # unfinished/resumed lines only when every call's line is printed as it ends
+    interleave = lines and not args.json and selection.status is None
+
+    async with Session(trace_plugins, **_machine_options(args)) as session:
         tracer = Tracer(
-            session.plugins, comm=None if args.all else comm, syscalls=syscalls, emit=emit
+            session.plugins,
+            comm=args.comm,
+            pid=args.pid,
+            trace_all=args.all,
+            follow=args.follow,
+            syscalls=selection.syscalls,
+            status=selection.status,
+            string_limit=args.string_limit,
+            inject=selection.injections,
+            fd_paths=args.fd_paths,
+            emit=emit,
+            entered=printer.entered if interleave else None,
         )
         await tracer.start()
         result = await _guest_command(session, command, args)
         result = _with_collected(result, await _collect(session.machine, args))
+    if args.summary_only or args.summary:
+        print(summary.format(), file=out, flush=True)
     return _print_result(result)
 
 
@@ -419,10 +475,60 @@ def parser() -> argparse.ArgumentParser:
         "trace", help="strace-like: run a command and print each of its syscalls, decoded"
     )
     _add_machine_options(p)
-    p.add_argument("--comm", help="trace tasks with this comm (default: CMD's basename)")
+    p.add_argument(
+        "-f",
+        dest="follow",
+        action="store_true",
+        default=True,
+        help="follow children and threads (the default)",
+    )
+    p.add_argument(
+        "--no-follow", dest="follow", action="store_false", help="trace only the root processes"
+    )
+    p.add_argument("--comm", help="trace tasks with this comm (and what they start)")
+    p.add_argument(
+        "--pid", type=positive(int, "42"), help="trace this guest process (and what it starts)"
+    )
     p.add_argument("--all", action="store_true", help="trace every task but the guest's agent")
-    p.add_argument("-e", dest="syscalls", metavar="SYSCALL,...", help="only these syscalls")
-    p.add_argument("--json", action="store_true", help="one JSON record a line")
+    p.add_argument(
+        "-e",
+        dest="expressions",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="trace=NAME,%%CLASS,... (classes: %%file %%process %%network %%memory "
+        "%%signal; 'trace=' may be left out), status=failed|successful, "
+        "inject=SET:error=ERRNO|retval=N[:when=N|N+|N+S]; repeatable",
+    )
+    p.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="fault injection with an argument match: SET:error=ERRNO|retval=N"
+        "[:when=...][:path=GLOB], e.g. 'openat:error=EACCES:path=/etc/*'; repeatable",
+    )
+    p.add_argument(
+        "-s",
+        dest="string_limit",
+        type=positive(int, "64"),
+        default=32,
+        metavar="N",
+        help="bytes of strings and buffers shown (default 32)",
+    )
+    p.add_argument(
+        "-y", dest="fd_paths", action="store_true", help="show file descriptors with their paths"
+    )
+    p.add_argument("-tt", dest="timestamps", action="store_true", help="time of each call")
+    p.add_argument("-T", dest="durations", action="store_true", help="time spent in each call")
+    p.add_argument(
+        "-c", dest="summary_only", action="store_true", help="only a summary table at the end"
+    )
+    p.add_argument("-C", dest="summary", action="store_true", help="the lines and the summary")
+    p.add_argument("--json", action="store_true", help="one JSON record a line (see --schema)")
+    p.add_argument(
+        "--schema", action="store_true", help="print the JSON Schema of a --json line and exit"
+    )
     p.add_argument(
         "-o", dest="output", metavar="FILE", help="write the trace here (default: stderr)"
     )
@@ -455,7 +561,13 @@ EXAMPLES: dict[str, list[str]] = {
         "echo hello | syscalls-async exec -- wc -c",
     ],
     "run": ["syscalls-async run examples/block_shadow.py --stats -- cat /etc/shadow"],
-    "trace": ["syscalls-async trace -e openat -- cat /etc/passwd"],
+    "trace": [
+        "syscalls-async trace -- sh -c 'cat /etc/passwd | head -1'",
+        "syscalls-async trace -e trace=%file -e status=failed -y -- ls /nope",
+        "syscalls-async trace --inject 'openat:error=EACCES:path=/etc/*' -- cat /etc/passwd",
+        "syscalls-async trace -c -- ls /",
+        "syscalls-async trace --json -o trace.jsonl -- ls /",
+    ],
     "replay": [
         "syscalls-async run plugin.py --record run.rec -- cat /etc/passwd",
         "syscalls-async replay run.rec plugin.py",

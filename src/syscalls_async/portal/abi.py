@@ -10,6 +10,7 @@ header's named sizes, so a header edit that breaks the layout fails at import.
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -116,3 +117,16 @@ def ring_offset(index: int) -> int:
 def slot_offset(index: int) -> int:
     """Byte offset of slot ``index`` in the region."""
     return int(C.SA_SLOTS_OFF + index * C.SA_SLOT_SIZE)
+
+
+def packed(ctype: str, fields: list[tuple[str, str]]) -> struct.Struct:
+    """A little-endian ``struct.Struct`` for ``fields`` of ``ctype`` (name, format
+    code), from the first field on, each checked to sit where cffi lays it out:
+    a header edit that moves a field fails at import, not on a guest's bytes."""
+    start = ffi.offsetof(ctype, fields[0][0])
+    fmt = "<"
+    for name, code in fields:
+        if start + struct.calcsize(fmt) != ffi.offsetof(ctype, name):
+            raise PortalVersionError(f"{ctype}: {name} is not where portal_abi.h has it")
+        fmt += code
+    return struct.Struct(fmt)

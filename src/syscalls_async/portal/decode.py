@@ -9,7 +9,7 @@ import struct
 from typing import Any
 
 from ..errors import PortalProtocolError, PortalVersionError
-from .abi import C, ffi
+from .abi import C, ffi, packed
 from .arch import arch_by_id
 from .types import (
     FdInfo,
@@ -99,16 +99,7 @@ _EVENT_FIELDS = [
 ]
 
 
-def _event_struct() -> struct.Struct:
-    fmt = "<"
-    for name, code in _EVENT_FIELDS:
-        if struct.calcsize(fmt) != ffi.offsetof("struct sa_slot_guest", name):
-            raise PortalVersionError(f"event layout: {name} is not where portal_abi.h has it")
-        fmt += code
-    return struct.Struct(fmt)
-
-
-_EVENT = _event_struct()
+_EVENT = packed("struct sa_slot_guest", _EVENT_FIELDS)
 _EFLAGS = struct.Struct("<I")
 _EFLAGS_OFF = ffi.offsetof("struct sa_slot_guest", "eflags")
 _EV_KNOWN = C.SA_EV_RESTARTED

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from ..errors import PortalProtocolError
-from .abi import MASK64, C, ffi, ring_offset
+from .abi import MASK64, C, ffi, packed, ring_offset
 from .decode import text
 from .types import CapturedString, Phase, RawEvent
 
@@ -55,16 +55,7 @@ _REC_FIELDS = [
 ]
 
 
-def _rec_struct() -> struct.Struct:
-    fmt = "<"
-    for name, code in _REC_FIELDS:
-        if struct.calcsize(fmt) != ffi.offsetof("struct sa_ring_rec", name):
-            raise PortalProtocolError(f"ring record layout: {name} is not where the header has it")
-        fmt += code
-    return struct.Struct(fmt)
-
-
-_REC = _rec_struct()
+_REC = packed("struct sa_ring_rec", _REC_FIELDS)
 _A = 7  # args[0] in the unpacked tuple
 _M = _A + C.SA_MAX_ARGS + 3  # matched[0]
 _G = _M + C.SA_MATCH_WORDS  # hooks_gen

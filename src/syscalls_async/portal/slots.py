@@ -25,8 +25,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ..errors import PortalVersionError
-from .abi import SLOT_SEQ_OFF, C, ffi, slot_offset
+from .abi import SLOT_SEQ_OFF, C, ffi, packed, slot_offset
 from .region import U32, Region
 
 #: owner, seq, epoch, msg: the words every guest message starts with
@@ -44,20 +43,11 @@ _HOST_FIELDS = [
     ("retval", "q"),
     ("args", f"{C.SA_MAX_ARGS}Q"),
 ]
+#: the host part after seq and epoch, written in one pack_into
 _HOST_BODY_OFF = ffi.offsetof("struct sa_slot_host", "msg")
 
 
-def _host_body() -> struct.Struct:
-    """The host part of a slot after seq and epoch, checked against the cffi layout."""
-    fmt = "<"
-    for name, code in _HOST_FIELDS:
-        if _HOST_BODY_OFF + struct.calcsize(fmt) != ffi.offsetof("struct sa_slot_host", name):
-            raise PortalVersionError(f"slot host layout: {name} is not where portal_abi.h has it")
-        fmt += code
-    return struct.Struct(fmt)
-
-
-_HOST_BODY = _host_body()
+_HOST_BODY = packed("struct sa_slot_host", _HOST_FIELDS)
 NO_ARGS = (0,) * C.SA_MAX_ARGS
 assert _HEAD.size <= _GEN_OFF and ffi.offsetof("struct sa_slot_guest", "msg") == 12
 
