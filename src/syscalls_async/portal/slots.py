@@ -20,7 +20,6 @@ from __future__ import annotations
 import itertools
 import mmap
 import operator
-import struct
 from collections.abc import Sequence
 
 import msgspec
@@ -28,8 +27,8 @@ import msgspec
 from .abi import SLOT_SEQ_OFF, C, ffi, packed, slot_offset
 from .region import U32, Region
 
-#: owner, seq, epoch, msg: the words every guest message starts with
-_HEAD = struct.Struct("<4I")
+#: the words every guest message starts with
+_HEAD = packed("struct sa_slot_guest", [("owner", "I"), ("seq", "I"), ("epoch", "I"), ("msg", "I")])
 _GEN_OFF = ffi.offsetof("struct sa_slot_guest", "hooks_gen")
 _SLOT_INDICES = range(C.SA_SLOT_COUNT)
 _HOST_FIELDS = [
@@ -49,7 +48,6 @@ _HOST_BODY_OFF = ffi.offsetof("struct sa_slot_host", "msg")
 
 _HOST_BODY = packed("struct sa_slot_host", _HOST_FIELDS)
 NO_ARGS = (0,) * C.SA_MAX_ARGS
-assert _HEAD.size <= _GEN_OFF and ffi.offsetof("struct sa_slot_guest", "msg") == 12
 
 
 class EventMsg(msgspec.Struct, tag="event", gc=False):
