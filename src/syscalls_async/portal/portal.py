@@ -410,8 +410,8 @@ class Portal:
     # -- the poller -----------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        region, slots = self._region, self._slots
-        assert region is not None and slots is not None
+        region = self._region
+        assert region is not None
         mm = region.mm
         last_bell = -1
         last_activity = last_counters = time.monotonic()
@@ -430,9 +430,7 @@ class Portal:
                     last_activity = time.monotonic()
                     sleep = self.poll.min_sleep
                 last_bell = bell
-                for message in slots.scan():
-                    self._message(message)
-                rescan = slots.mid_write
+                rescan = self._scan()
             lost = region.gone()
             if lost:
                 self._lost(PortalLost(lost))
@@ -558,6 +556,14 @@ class Portal:
         for trap in list(self._active.values()):
             trap._fail(err)
         self._active.clear()
+
+    def _scan(self) -> bool:
+        """Take every new slot message; True if a slot was mid-write (look again)."""
+        slots = self._slots
+        assert slots is not None
+        for message in slots.scan():
+            self._message(message)
+        return slots.mid_write
 
     def _message(self, m: EventMsg | ResponseMsg | AbandonMsg | UnknownMsg) -> None:
         match m:
