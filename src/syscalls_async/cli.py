@@ -234,7 +234,7 @@ async def _trace(args: argparse.Namespace, selection: Selection, out: TextIO) ->
     # unfinished/resumed lines only when every call's line is printed as it ends
     interleave = lines and not args.json and selection.status is None
 
-    async with Session(trace_plugins, **_machine_options(args)) as session:
+    async with Session(trace_plugins, **_machine_options(args), record=args.record) as session:
         tracer = Tracer(
             session.plugins,
             comm=args.comm,
@@ -526,6 +526,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-C", dest="summary", action="store_true", help="the lines and the summary")
     p.add_argument("--json", action="store_true", help="one JSON record a line (see --schema)")
+    p.add_argument("--record", metavar="FILE", help="write the event stream here (see replay)")
     p.add_argument(
         "--schema", action="store_true", help="print the JSON Schema of a --json line and exit"
     )

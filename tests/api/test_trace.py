@@ -6,10 +6,12 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import msgspec
 
 from syscalls_async import Session
+from syscalls_async.api.record import Recording, read_recording
 from syscalls_async.api.trace import Tracer, TraceRecord
 from syscalls_async.api.trace_inject import parse_injection
 from syscalls_async.api.trace_record import SCHEMA_VERSION, Bytes, Num, Str, Strings
@@ -77,7 +79,7 @@ async def test_tracer_shows_an_interrupted_read_as_strace_does(session: Session)
     assert [r.restarted for r in records] == [True, False, False]
 
 
-def test_trace_command_prints_json_records() -> None:
+def test_trace_command_prints_json_records(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
@@ -85,6 +87,8 @@ def test_trace_command_prints_json_records() -> None:
             "syscalls_async.cli",
             "trace",
             "--json",
+            "--record",
+            str(tmp_path / "trace.rec"),
             "-e",
             "openat",
             "--",
@@ -109,6 +113,16 @@ def test_trace_command_prints_json_records() -> None:
         Num(0, "O_RDONLY", 0),
     ]
     assert (record.phase, record.version, record.error) == ("call", SCHEMA_VERSION, None)
+    # --record kept the events the tracer's hooks saw, for replay
+    recording = read_recording(tmp_path / "trace.rec")
+    assert recording.complete
+    opens = [e for e in recording.events if e.event.nr == recording_nr(recording, "openat")]
+    assert opens and all(e.event.comm == "cat" for e in opens)
+
+
+def recording_nr(recording: Recording, name: str) -> int:
+    [nr] = [p.nr for p in recording.header.prototypes if p.name == f"sys_{name}"]
+    return nr
 
 
 def check_against_schema(line: str) -> TraceRecord:
