@@ -4,11 +4,84 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import types
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+import anyio
+import anyio.abc
+
 T = TypeVar("T")
+
+log = logging.getLogger("syscalls")
+
+
+class Supervisor:
+    """One task owning an anyio task group for an object's background work.
+
+    An anyio task group must be left by the task that entered it, but our
+    objects are entered and closed by whichever tasks their users pick (a
+    pytest fixture, a session re-attaching in a background task).  So the
+    group lives in a task of its own: :meth:`start` spawns it and returns once
+    the group is open; :meth:`start_soon` runs work in it from any task;
+    :meth:`aclose` cancels the group's scope and waits until every child and
+    the supervisor itself have ended.
+
+    A child that raises fails the group: its siblings are cancelled and the
+    supervisor ends with the error, which :meth:`aclose` does *not* raise
+    (callers who need a background error turn it into their own failure
+    before it escapes, as ``Machine`` and ``Portal`` do).  Cancelling the
+    task that awaits :meth:`aclose` leaves the group cancelled: it still ends
+    on its own.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._group: anyio.abc.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        """Open the task group in the supervisor task; return once it takes work."""
+        opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.get_running_loop().create_task(
+            self._supervise(opened), name=self._name
+        )
+        await asyncio.wait({opened, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not opened.done():
+            self._task.result()  # it failed before opening: say why
+
+    async def _supervise(self, opened: asyncio.Future[None]) -> None:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            opened.set_result(None)
+            await self._stop.wait()
+            group.cancel_scope.cancel()
+
+    @property
+    def running(self) -> bool:
+        """True while the group takes work (after :meth:`start`, before :meth:`aclose`)."""
+        return self._group is not None and not self._stop.is_set()
+
+    def start_soon(
+        self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any, name: str | None = None
+    ) -> None:
+        """Run ``func(*args)`` in the group (from any task)."""
+        assert self._group is not None, "the supervisor is not running"
+        self._group.start_soon(func, *args, name=name)
+
+    async def aclose(self) -> None:
+        """Cancel every child, then wait until they and the supervisor have ended."""
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._group = None
+        try:
+            await asyncio.shield(task)
+        except Exception:
+            log.exception("%s: a background task failed", self._name)
 
 
 class Interrupted(Exception):

@@ -11,13 +11,22 @@ portal module, when the image has it, is loaded before that).  On leaving the
 block -- normally, by an exception or by cancellation -- QEMU is stopped, and
 the temporary directory and the shared-memory file are removed.  If the
 process dies without leaving the block (SIGKILL), QEMU gets SIGKILL from the
-kernel and a reaper removes the files (see :mod:`.reaper`).  Background
-tasks (console, command channel, QMP events, process watch) live in a task
-group owned by the machine and never outlive it.
+kernel and a reaper removes the files (see :mod:`.reaper`).
+
+Background work (console, command channel, QMP events, process watch) runs
+in one anyio task group owned by the machine's supervisor task (see
+:class:`~syscalls_async._aio.Supervisor`), so the machine may be entered
+and closed by different tasks.  Closing stops QEMU first, then cancels the
+group and waits for every background task: none outlives the block.
+Cancelling the task that closes the machine still leaves QEMU killed and
+the group cancelled.
 
 Failure: a kernel panic, QEMU exiting, or the command channel closing turns
 every pending and later :meth:`run` into the same :class:`MachineError`
-(:class:`GuestPanic` for a panic); ``machine.failure`` holds it.
+(:class:`GuestPanic` for a panic); ``machine.failure`` holds it.  A
+background task that raises does the same (``MachineError("internal
+error: ...")``): it neither cancels its siblings nor the task that owns the
+machine.
 """
 
 from __future__ import annotations
@@ -34,14 +43,14 @@ import signal
 import socket
 import stat
 import tempfile
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from qemu.qmp import QMPClient
 
-from .._aio import Interrupted, unless_set
+from .._aio import Interrupted, Supervisor, unless_set
 from .._text import printable
 from ..errors import BootTimeout, CommandFailed, GuestPanic, InvalidValue, MachineError
 from .accel import choose_accel
@@ -129,8 +138,7 @@ class Machine:
         self._proc: asyncio.subprocess.Process | None = None
         self._reaper: Reaper | None = None
         self._qmp: QMPClient | None = None
-        self._tasks: asyncio.TaskGroup | None = None
-        self._background: set[asyncio.Task[None]] = set()
+        self._supervisor: Supervisor | None = None
         self._failed = asyncio.Event()
         self._servers: list[asyncio.Server] = []
         self._writers: list[asyncio.StreamWriter] = []
@@ -307,8 +315,8 @@ class Machine:
         self._create_shm(self._shm)
         console_log = self._console_log or self._tmp / "console.log"
         self._console = Console(console_log, self._on_panic, log_limit=self._console_log_limit)
-        self._tasks = asyncio.TaskGroup()
-        await self._tasks.__aenter__()
+        self._supervisor = Supervisor("machine")
+        await self._supervisor.start()
 
         console_conn = await self._listen("console.sock")
         agent_conn = await self._listen("agent.sock")
@@ -331,16 +339,16 @@ class Machine:
             start_new_session=True,  # a terminal's ^C reaches us, not QEMU directly
             preexec_fn=die_with_parent(),  # even SIGKILL of this process ends QEMU
         )
-        self._spawn(self._watch_process())
+        self._spawn(self._watch_process)
         async with self._boot_deadline():
             await self._unless_failed(self._qmp.accept())
-            self._spawn(self._watch_qmp_events())
+            self._spawn(self._watch_qmp_events)
             reader, _ = await self._unless_failed(console_conn)
-            self._spawn(self._console.pump(reader))
+            self._spawn(self._console.pump, reader)
             self._bell = await self._unless_failed(self._accept_raw(self._bell_listener))
             agent_reader, agent_writer = await self._unless_failed(agent_conn)
             self._agent = AgentChannel(agent_reader, agent_writer, closed=self._channel_closed)
-            self._spawn(self._agent.serve())
+            self._spawn(self._agent.serve)
             self.kernel_release = await self._unless_failed(self._agent.ready)
         took = asyncio.get_running_loop().time() - start
         log.info("guest ready in %.1f s (kernel %s)", took, self.kernel_release)
@@ -487,17 +495,15 @@ class Machine:
         conn.setblocking(False)
         return conn
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        assert self._tasks is not None
-        task = self._tasks.create_task(self._guarded(coro))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _spawn(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        assert self._supervisor is not None
+        self._supervisor.start_soon(self._guarded, func, *args)
 
-    async def _guarded(self, coro: Coroutine[Any, Any, None]) -> None:
+    async def _guarded(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         # A background failure must reach callers as a MachineError, never
-        # cancel the task that owns the machine.
+        # cancel the task that owns the machine nor its siblings.
         try:
-            await coro
+            await func(*args)
         except Exception as exc:
             if self._stopping:
                 log.debug("machine background task ended while stopping: %r", exc)
@@ -592,11 +598,9 @@ class Machine:
         if self._qmp is not None:
             with contextlib.suppress(Exception):
                 await self._qmp.disconnect()
-        if self._tasks is not None:
-            tasks, self._tasks = self._tasks, None
-            for task in list(self._background):
-                task.cancel()
-            await tasks.__aexit__(None, None, None)
+        if self._supervisor is not None:
+            supervisor, self._supervisor = self._supervisor, None
+            await supervisor.aclose()
         if self._console is not None:
             self._console.close()
         if self._shm is not None:
