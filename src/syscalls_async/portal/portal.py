@@ -54,10 +54,23 @@ Semantics:
   its bell device: the guest wakes it (:mod:`.doorbell`); without one it
   polls with sleeps of 1 to 4 ms.  :attr:`Portal.bell_counters` says what
   woke it; :meth:`Portal.wait_asleep` waits until it sleeps.
-- Leaving the ``async with`` block clears the hooks (best effort), answers
-  every trap still open with its verdict so far, stops the poller and
-  detaches.  Guest tasks waiting on a host that died continue after the
-  guest's deadline.
+- Leaving the ``async with`` block clears the hooks (best effort), stops the
+  poller and the observer loop, cancels the handlers still running, answers
+  every trap still open with its verdict so far and detaches.  Guest tasks
+  waiting on a host that died continue after the guest's deadline.
+- What runs where: the poller and the observer loop run in one anyio task
+  group owned by the portal's supervisor task
+  (:class:`~syscalls_async._aio.Supervisor`), so the portal may be entered
+  and closed by different tasks.  Each blocking trap's handler is a plain
+  asyncio task of the portal's (the poller needs its handle to cancel it
+  when its guest task stops waiting, and a task group's ``start_soon``
+  would cost more per event); ``aclose()`` cancels and awaits those after
+  the poller has ended, so none outlives the block.
+- A background failure does not escape into the tasks that use the portal:
+  a poller that raises marks the portal lost (``PortalError`` in
+  :attr:`Portal.failure`, raised by every later call and by every open
+  trap's pending request); an observer that raises is counted in
+  ``handler_errors`` and logged, as a handler that raises.
 """
 
 from __future__ import annotations
@@ -77,6 +90,7 @@ from typing import Any
 import anyio
 import msgspec
 
+from .._aio import Supervisor
 from ..errors import (
     PortalError,
     PortalLost,
@@ -203,9 +217,10 @@ class Portal:
         #: the region's mapping while attached (the poller's hot path reads it directly)
         self._mm: mmap.mmap | None = None
         self._slots: SlotChannel | None = None
+        #: the poller and the observer loop run in its task group
+        self._supervisor = Supervisor("portal")
+        #: handler tasks of blocking traps (plain asyncio tasks: see the docstring)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._poller: asyncio.Task[None] | None = None
-        self._observer_task: asyncio.Task[None] | None = None
         self._active: dict[int, Trap] = {}
         #: handler tasks per slot not yet ended (one runs, a newer one may wait)
         self._slot_tasks: list[set[asyncio.Task[None]]] = [set() for _ in range(C.SA_SLOT_COUNT)]
@@ -318,9 +333,10 @@ class Portal:
 
     async def __aenter__(self) -> Portal:
         await self._attach()
-        self._poller = self._spawn(self._guarded_poll(), "portal-poller")
-        self._observer_task = self._spawn(self._observe_loop(), "portal-observer")
         try:
+            await self._supervisor.start()
+            self._supervisor.start_soon(self._guarded_poll, name="portal-poller")
+            self._supervisor.start_soon(self._observe_loop, name="portal-observer")
             # A table left by an earlier host is dropped before anything else.
             await self.set_hooks([])
         except BaseException:
@@ -343,14 +359,12 @@ class Portal:
         if self.failure is None and self._hooktable.hooks:
             with contextlib.suppress(PortalError, TimeoutError):
                 await self.set_hooks([], ack_timeout=5.0)
-        for trap in list(self._active.values()):
-            trap._cancel_handler()
-        if self._poller is not None:
-            self._poller.cancel()
         # observed events not handled by now are not waited for
         self._rings.send.close()
-        if self._observer_task is not None:
-            self._observer_task.cancel()
+        # no new trap after this: the poller has ended
+        await self._supervisor.aclose()
+        for trap in list(self._active.values()):
+            trap._cancel_handler()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for trap in list(self._active.values()):
@@ -531,11 +545,9 @@ class Portal:
             if grew > 0:
                 log.warning("guest: %s (%s: %d)", what.format(n=grew), name, getattr(now, name))
 
-    def _spawn(
-        self, coro: Coroutine[Any, Any, None], name: str | None = None
-    ) -> asyncio.Task[None]:
-        # Tasks are owned by the portal: aclose() cancels and awaits them all.
-        task = asyncio.get_running_loop().create_task(coro, name=name)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        # A trap's handler task, owned by the portal: aclose() cancels and awaits them all.
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
