@@ -48,7 +48,11 @@ class Supervisor:
         self._task = asyncio.get_running_loop().create_task(
             self._supervise(opened), name=self._name
         )
-        await asyncio.wait({opened, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({opened, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            await self.aclose()  # cancelled while starting: nothing left running
+            raise
         if not opened.done():
             self._task.result()  # it failed before opening: say why
 

@@ -33,6 +33,19 @@ that long for a module to be ready again, attaches to it and puts the hooks
 in force again: a command running when the portal was lost still raises
 :class:`PortalLost` (it ran partly unhooked), commands started meanwhile wait
 for the hooks; only if no module comes back in time does the session fail.
+
+What runs where: the session's background work -- the watch on the portal
+(which also re-attaches, entering the new portal there) and the syncs of the
+hook table after a registry change -- runs in one anyio task group owned by
+the session's supervisor task (:class:`~syscalls_async._aio.Supervisor`),
+so the session may be entered and left by different tasks.  The portal and
+the machine supervise their own background work the same way.  Leaving the
+block ends that group first (its tasks are cancelled and awaited), then the
+hooks are cleared, the portal detaches and the guest stops; cancelling the
+task that leaves it still does all of this.  A background failure never
+cancels the session's own task: a lost portal becomes :class:`PortalLost`, a
+failed hook sync or (with ``fail_fast``) a handler error becomes the
+session's failure, raised by :meth:`Session.run` and on leaving the block.
 """
 
 from __future__ import annotations
@@ -46,9 +59,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 
+import anyio
 import msgspec
 
-from .._aio import Interrupted, unless_set
+from .._aio import Interrupted, Supervisor, unless_set
 from ..errors import HandlerError, OutOfRange, PortalError, PortalLost, StateError
 from ..machine import AddSpec, CommandResult, Image, Machine
 from ..portal import HostCounters, Portal
@@ -171,8 +185,9 @@ class Session:
         self._in_force = -1
         self._sync_lock = asyncio.Lock()
         self._failed = asyncio.Event()
-        self._scheduled: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: the portal watch and background hook syncs run in its task group
+        self._supervisor = Supervisor("session")
+        self._sync_scheduled = False
         self._guest_base = self._guest_last = self._guest_earlier = GuestCounters()
         self._attached = asyncio.Event()
         self._fatal = asyncio.Event()  # set with ``failure``; ``_failed`` also on a loss
@@ -266,7 +281,9 @@ class Session:
         # the last counts stay readable after the portal detaches
         self._stack.callback(self._guest_delta)
         self._stack.callback(self._drops)
-        self._spawn(self._watch_portal())
+        await self._supervisor.start()
+        self._stack.push_async_callback(self._supervisor.aclose)  # if the start fails
+        self._supervisor.start_soon(self._watch_portal)
         self._stack.callback(self._abandon_portal_if_machine_failed)
         table = PrototypeTable.from_meta(self._portal.syscalls)
         self._cache_prototypes(table)
@@ -297,7 +314,9 @@ class Session:
         self._portal.handler = self._portal.observer = self._handler()
         registry.listeners.append(self._changed)
         self._stack.callback(registry.listeners.remove, self._changed)
-        self._stack.push_async_callback(self._cancel_tasks)
+        # background work ends first on the way out (aclose runs once: the
+        # earlier callback then finds it done)
+        self._stack.push_async_callback(self._supervisor.aclose)
         self._changed()
         await self.sync_hooks()
         self._attached.set()
@@ -364,7 +383,10 @@ class Session:
         try:
             await portal.__aenter__()
         except BaseException:
-            await portal.aclose()
+            # this runs in the session's task group: a cancelled group would
+            # cancel the clean-up too
+            with anyio.CancelScope(shield=True):
+                await portal.aclose()
             raise
         self._stack.push_async_callback(portal.aclose)
         portal.handler = portal.observer = self._handler()
@@ -376,23 +398,13 @@ class Session:
         self._in_force = -1
         await self.sync_hooks()
 
-    async def _cancel_tasks(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
     # -- hooks ------------------------------------------------------------------
 
     def _changed(self) -> None:
         self._version += 1
-        if self._scheduled is None or self._scheduled.done():
-            self._scheduled = self._spawn(self._background_sync())
-
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        if not self._sync_scheduled and self._supervisor.running:
+            self._sync_scheduled = True
+            self._supervisor.start_soon(self._background_sync)
 
     async def _background_sync(self) -> None:
         try:
@@ -400,6 +412,8 @@ class Session:
         except Exception as exc:
             log.exception("putting the hook table in force failed")
             self._on_fatal(exc)
+        finally:
+            self._sync_scheduled = False
 
     async def sync_hooks(self) -> None:
         """Return once the guest's hook table matches the registry as of this call."""
