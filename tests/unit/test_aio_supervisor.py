@@ -11,10 +11,14 @@ from syscalls_async._aio import Supervisor
 
 
 async def test_work_started_and_closed_from_other_tasks_ends_with_aclose() -> None:
+    # the suite's shared guest may run tasks in this loop: only ours must end
+    before = asyncio.all_tasks()
     supervisor = Supervisor("test")
+    started: dict[str, asyncio.Event] = {"a": asyncio.Event(), "b": asyncio.Event()}
     ended: list[str] = []
 
     async def forever(name: str) -> None:
+        started[name].set()
         try:
             await asyncio.Event().wait()
         finally:
@@ -26,12 +30,14 @@ async def test_work_started_and_closed_from_other_tasks_ends_with_aclose() -> No
 
     await asyncio.create_task(enter())
     supervisor.start_soon(forever, "b")
-    await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):
+        for event in started.values():
+            await event.wait()
     assert supervisor.running
     await asyncio.create_task(supervisor.aclose())  # another task than the one that started it
     assert sorted(ended) == ["a", "b"]
     assert not supervisor.running
-    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert asyncio.all_tasks() - before == set()
 
 
 async def test_a_failing_child_cancels_its_siblings_and_aclose_logs_it(
@@ -63,21 +69,24 @@ async def test_a_failing_child_cancels_its_siblings_and_aclose_logs_it(
 async def test_cancelled_while_closing_the_group_still_ends() -> None:
     supervisor = Supervisor("test")
     await supervisor.start()
-    ended = asyncio.Event()
+    started, ending, release, ended = (asyncio.Event() for _ in range(4))
 
     async def slow_to_end() -> None:
+        started.set()
         try:
             await asyncio.Event().wait()
         finally:
+            ending.set()
             with anyio.CancelScope(shield=True):
-                await asyncio.sleep(0.05)
+                await release.wait()  # its clean-up outlasts the closer's patience
             ended.set()
 
     supervisor.start_soon(slow_to_end)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(started.wait(), 5)
     closing = asyncio.create_task(supervisor.aclose())
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(ending.wait(), 5)  # the group is closing
     closing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await closing
+    release.set()
     await asyncio.wait_for(ended.wait(), 5)
