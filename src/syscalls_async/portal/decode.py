@@ -76,13 +76,8 @@ def counters(data: bytes) -> GuestCounters:
     return GuestCounters(**{f: int(getattr(c, f)) for f in GuestCounters.__struct_fields__})
 
 
-# The event is the hot path: one struct.unpack_from with a format built from
-# the cffi layout (and checked against it) instead of cdata field access.
-_EVENT_FIELDS = [
-    ("owner", "I"),
-    ("seq", "I"),
-    ("epoch", "I"),
-    ("msg", "I"),
+#: the call as both a slot event and a ring record carry it, in this order
+CALL_FIELDS = [
     ("phase", "I"),
     ("nr", "i"),
     ("pid", "I"),
@@ -93,6 +88,16 @@ _EVENT_FIELDS = [
     ("pc", "Q"),
     ("sp", "Q"),
     ("matched", f"{C.SA_MATCH_WORDS}Q"),
+]
+
+# The event is the hot path: one struct.unpack_from with a format built from
+# the cffi layout (and checked against it) instead of cdata field access.
+_EVENT_FIELDS = [
+    ("owner", "I"),
+    ("seq", "I"),
+    ("epoch", "I"),
+    ("msg", "I"),
+    *CALL_FIELDS,
     ("nregs", "I"),
     ("hooks_gen", "I"),
     ("regs", f"{C.SA_MAX_REGS}Q"),

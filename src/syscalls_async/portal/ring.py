@@ -21,7 +21,7 @@ import msgspec
 
 from ..errors import PortalProtocolError
 from .abi import MASK64, C, ffi, packed, ring_offset
-from .decode import text
+from .decode import CALL_FIELDS, text
 from .types import CapturedString, Phase, RawEvent
 
 _U32 = struct.Struct("<I")
@@ -38,16 +38,7 @@ _STR_KNOWN = C.SA_STR_CAPTURED | C.SA_STR_TRUNCATED | C.SA_STR_FAULT
 _REC_FIELDS = [
     ("len", "I"),
     ("type", "I"),
-    ("phase", "I"),
-    ("nr", "i"),
-    ("pid", "I"),
-    ("tgid", "I"),
-    ("comm", f"{C.SA_COMM_LEN}s"),
-    ("args", f"{C.SA_MAX_ARGS}Q"),
-    ("retval", "q"),
-    ("pc", "Q"),
-    ("sp", "Q"),
-    ("matched", f"{C.SA_MATCH_WORDS}Q"),
+    *CALL_FIELDS,
     ("hooks_gen", "I"),
     ("eflags", "I"),
     ("str_len", f"{C.SA_MAX_ARGS}H"),
