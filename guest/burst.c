@@ -13,23 +13,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "raw_syscall.h"
 
 #define MAX_N 1000
-
-static long raw_syscall(long nr, const long a[6])
-{
-	register long r10 __asm__("r10") = a[3];
-	register long r8 __asm__("r8") = a[4];
-	register long r9 __asm__("r9") = a[5];
-	long ret;
-
-	__asm__ volatile ("syscall"
-			  : "=a"(ret)
-			  : "0"(nr), "D"(a[0]), "S"(a[1]), "d"(a[2]),
-			    "r"(r10), "r"(r8), "r"(r9)
-			  : "rcx", "r11", "memory");
-	return ret;
-}
 
 static int cmp_long(const void *a, const void *b)
 {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "syscall_names.h"	/* generated from the guest kernel's unistd_64.h */
+#include "raw_syscall.h"
 
 static long lookup(const char *name)
 {
@@ -25,21 +26,6 @@ static long lookup(const char *name)
 		if (!strcmp(syscall_names[i].name, name))
 			return syscall_names[i].nr;
 	return -1;
-}
-
-static long raw_syscall(long nr, const long a[6])
-{
-	register long r10 __asm__("r10") = a[3];
-	register long r8 __asm__("r8") = a[4];
-	register long r9 __asm__("r9") = a[5];
-	long ret;
-
-	__asm__ volatile ("syscall"
-			  : "=a"(ret)
-			  : "0"(nr), "D"(a[0]), "S"(a[1]), "d"(a[2]),
-			    "r"(r10), "r"(r8), "r"(r9)
-			  : "rcx", "r11", "memory");
-	return ret;
 }
 
 int main(int argc, char **argv)
