@@ -63,11 +63,12 @@ void sa_meta_write(void)
 	if (tablep)
 		table = *tablep;
 	if (!table)
-		pr_warn("no syscall metadata, all syscalls unknown\n");
+		pr_info("no syscalls_metadata symbol: metadata from the syscall events\n");
 	for (nr = 0; nr < n; nr++) {
 		struct sa_meta *out = sa_shm + SA_META_OFF + nr * SA_META_SIZE;
 
-		sa_meta_one(out, nr, table ? table[nr] : NULL);
+		sa_meta_one(out, nr, table ? table[nr]
+					   : sa_meta_by_entry(sa_arch_table_entry(nr)));
 	}
 	sa_guest()->nr_syscalls = n;
 }
