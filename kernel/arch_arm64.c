@@ -7,10 +7,11 @@
  *
  * Every table entry has an ftrace site, the shared __arm64_sys_ni_syscall
  * of unimplemented numbers included, so ftrace alone redirects them all:
- * the arch's "other way" (sa_arch_ni_*) is not needed. Not hookable: numbers
- * beyond the table (invoke_syscall answers them through do_ni_syscall, which
- * the compiler inlines) and AArch32 (compat) tasks' calls, which go through
- * compat_sys_call_table: the callback lets them through.
+ * the arch's "other way" (sa_arch_ni_*) is not needed. Numbers beyond the
+ * table reach sys_ni_syscall() from invoke_syscall(); a second ftrace ops
+ * on it, registered only while a hook wants them, sends them to the same
+ * wrapper. Not hookable: AArch32 (compat) tasks' calls, which go through
+ * compat_sys_call_table: the callbacks let them through.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -19,6 +20,7 @@
 #include <linux/sched/task_stack.h>
 #include <linux/uaccess.h>
 #include <linux/compat.h>
+#include <linux/tracepoint.h>
 #include <asm/unistd.h>
 #include <asm/ucontext.h>
 #include "arch.h"
@@ -35,6 +37,8 @@ const u32 sa_arch_id = SA_ARCH_AARCH64;
 const char *const sa_arch_signal_fn = "get_signal";
 
 static const sa_arm64_fn *sa_arm64_table;
+/* the first table entry that is __arm64_sys_ni_syscall (see sa_oor_probe) */
+static int sa_arm64_ni_nr = -1;
 
 /* The ftrace site of a function lies within its first instructions (two
  * patchable NOPs after an optional BTI landing pad). */
@@ -47,6 +51,8 @@ int sa_arch_init(unsigned long (*lookup)(const char *name))
 		"__arm64_sys_io_setup", "__arm64_sys_io_destroy",
 		"__arm64_sys_io_submit", "__arm64_sys_io_cancel",
 	};
+	unsigned long ni;
+	unsigned int nr;
 
 	sa_arm64_table = (const sa_arm64_fn *)lookup("sys_call_table");
 	if (!sa_arm64_table)   /* no CONFIG_KALLSYMS_ALL: look in the read-only data */
@@ -56,6 +62,12 @@ int sa_arch_init(unsigned long (*lookup)(const char *name))
 		pr_err("sys_call_table not found\n");
 		return -ENOENT;
 	}
+	ni = lookup("__arm64_sys_ni_syscall");
+	for (nr = 0; ni && nr < __NR_syscalls; nr++)
+		if ((unsigned long)sa_arm64_table[nr] == ni) {
+			sa_arm64_ni_nr = nr;
+			break;
+		}
 	if ((unsigned long)sa_arm64_table[__NR_getpid] != lookup("__arm64_sys_getpid")) {
 		pr_err("the table found is not sys_call_table\n");
 		return -ENOENT;
@@ -83,11 +95,19 @@ u64 sa_arch_get_arg(const struct pt_regs *regs, unsigned int i)
 	return i < SA_MAX_ARGS ? regs->regs[i] : 0;
 }
 
+static int sa_oor_number(const struct pt_regs *regs);
+
 void sa_arch_read_call(struct sa_call *call)
 {
+	struct pt_regs *regs = call->regs;
+	int oor = sa_oor_number(regs);
 	unsigned int i;
 
-	call->nr = call->regs->syscallno;
+	if (oor >= 0) {
+		regs->syscallno = oor;
+		regs->orig_x0 = regs->regs[0];
+	}
+	call->nr = regs->syscallno;
 	for (i = 0; i < SA_MAX_ARGS; i++)
 		call->args[i] = sa_arch_get_arg(call->regs, i);
 }
@@ -173,6 +193,77 @@ void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 	instruction_pointer_set(regs, (unsigned long)sa_arm64_wrapper);
 }
 
+/*
+ * Numbers beyond the table: invoke_syscall() answers them itself (its
+ * inlined do_ni_syscall()), where nothing can redirect them. The sys_enter
+ * tracepoint, which runs just before in syscall_trace_enter(), may change
+ * the number: it sends such a call to the table's first unimplemented
+ * entry, hooked by ftrace like any other, with the real number tagged in
+ * orig_x0 (at entry always a copy of x0, so a tag that differs from x0
+ * cannot come from the task); the wrapper puts both back
+ * (sa_arch_read_call). Registering the tracepoint moves every syscall to
+ * the slow path, so it is armed only while a hook needs these numbers.
+ */
+#define SA_OOR_TAG 0x5341000000000000UL
+#define SA_OOR_MASK 0xffffffff00000000UL
+
+static struct tracepoint *sa_sys_enter;
+static bool sa_oor_on;
+
+static void notrace sa_oor_probe(void *data, struct pt_regs *regs, long id)
+{
+	u32 nr = (u32)id;
+
+	if ((int)nr < 0 || nr < __NR_syscalls || regs != task_pt_regs(current) ||
+	    is_compat_task())
+		return;
+	regs->orig_x0 = SA_OOR_TAG | nr;
+	regs->syscallno = sa_arm64_ni_nr;
+}
+
+/* A call sa_oor_probe sent to the ni entry: its real number, or -1. */
+static int sa_oor_number(const struct pt_regs *regs)
+{
+	if (regs->syscallno != sa_arm64_ni_nr || regs->orig_x0 == regs->regs[0] ||
+	    (regs->orig_x0 & SA_OOR_MASK) != SA_OOR_TAG)
+		return -1;
+	return (int)(u32)regs->orig_x0;
+}
+
+static void sa_find_sys_enter(struct tracepoint *tp, void *priv)
+{
+	if (!strcmp(tp->name, "sys_enter"))
+		sa_sys_enter = tp;
+}
+
+int sa_arch_oor_arm(bool on)
+{
+	int err;
+
+	if (on == sa_oor_on)
+		return 0;
+	if (on && sa_arm64_ni_nr < 0)
+		return -ENOENT;
+	if (!sa_sys_enter)
+		for_each_kernel_tracepoint(sa_find_sys_enter, NULL);
+	if (!sa_sys_enter)
+		return on ? -ENOENT : 0;
+	if (on) {
+		err = tracepoint_probe_register(sa_sys_enter, sa_oor_probe, NULL);
+	} else {
+		err = tracepoint_probe_unregister(sa_sys_enter, sa_oor_probe, NULL);
+		tracepoint_synchronize_unregister();
+	}
+	if (!err)
+		sa_oor_on = on;
+	return err;
+}
+
+bool sa_arch_oor_armed(void)
+{
+	return sa_oor_on;
+}
+
 /* Unimplemented entries are ftrace sites like the others. */
 int sa_arch_ni_init(void)
 {
@@ -197,17 +288,7 @@ bool sa_arch_ni_armed(void)
 
 void sa_arch_ni_exit(void)
 {
-}
-
-/* Numbers beyond the table: not caught on arm64 (see the top). */
-int sa_arch_oor_arm(bool on)
-{
-	return on ? -ENOENT : 0;
-}
-
-bool sa_arch_oor_armed(void)
-{
-	return false;
+	sa_arch_oor_arm(false);
 }
 
 /*
