@@ -148,6 +148,15 @@ class PollPolicy(msgspec.Struct, frozen=True):
     asyncio sleeps are at best ~1 ms, so such an idle portal answers a first
     syscall within about ``max_sleep``; a busy one in microseconds.
     ``max_sleep`` is also the timed sleep after a bell that rang for nothing.
+
+    ``yield_cpu``: every pass of the spin gives the host CPU to any other
+    thread waiting for it (``sched_yield``; free when none waits).  A guest
+    task that waits for a verdict sleeps in the guest once its own spin is
+    over, and only QEMU's main loop can wake it (it fires the guest's
+    timers): on a host with few cores, a poller spinning through its time
+    slice kept that thread off the CPU for milliseconds after the verdict was
+    written (measured: the first call after idle took 2.9 ms instead of about
+    1.1 ms; BENCHMARKS.md).
     """
 
     spin: float = 0.05
@@ -155,6 +164,7 @@ class PollPolicy(msgspec.Struct, frozen=True):
     max_sleep: float = 0.004
     bell_spin: float = 0.002
     fallback: float = MAX_BEAT_GAP
+    yield_cpu: bool = True
 
 
 class Portal:
@@ -430,6 +440,7 @@ class Portal:
         last_bell = -1
         last_activity = last_counters = time.monotonic()
         sleep = self.poll.min_sleep
+        yield_cpu = self.poll.yield_cpu
         rescan = False
         while True:
             region.beat()
@@ -455,6 +466,8 @@ class Portal:
             doorbell = self._bell if self._bell is not None and self._bell.alive else None
             spin = self.poll.bell_spin if doorbell is not None else self.poll.spin
             if time.monotonic() - last_activity < spin:
+                if yield_cpu:
+                    os.sched_yield()
                 await asyncio.sleep(0)
             elif doorbell is not None:
                 await doorbell.sleep(mm, functools.partial(self._news, mm, last_bell))
