@@ -226,9 +226,10 @@ async def test_a_guest_without_a_bell_device_is_polled(
     assert "no doorbell device" in caplog.text
 
 
-@pytest.mark.parametrize("yield_cpu", [True, False])
-async def test_the_spin_after_a_message_gives_the_cpu_away_each_pass(
-    guest: BelledGuest, monkeypatch: pytest.MonkeyPatch, yield_cpu: bool
+# yield_after 1 s is longer than the whole 50 ms spin: no pass is quiet enough
+@pytest.mark.parametrize(("yield_after", "yields"), [(50e-6, True), (None, False), (1.0, False)])
+async def test_the_spin_after_a_message_gives_the_cpu_away(
+    guest: BelledGuest, monkeypatch: pytest.MonkeyPatch, yield_after: float | None, yields: bool
 ) -> None:
     # After answering, the poller spins for bell_spin before it sleeps. On a
     # host with few cores, a spin that never gave the CPU away kept QEMU's main
@@ -236,24 +237,24 @@ async def test_the_spin_after_a_message_gives_the_cpu_away_each_pass(
     # the verdict) off the CPU for milliseconds: each pass yields.
     import syscalls_async.portal.portal as portal_module
 
-    yields = 0
+    count = 0
     real_yield = os.sched_yield
 
     def counting_yield() -> None:
-        nonlocal yields
-        yields += 1
+        nonlocal count
+        count += 1
         real_yield()
 
     monkeypatch.setattr(portal_module.os, "sched_yield", counting_yield)
-    policy = PollPolicy(bell_spin=0.05, yield_cpu=yield_cpu)
+    policy = PollPolicy(bell_spin=0.05, yield_after=yield_after)
     async with Portal(guest.path, doorbell=guest.host_end.fileno(), poll=policy) as portal:
         await portal.wait_asleep()
-        before = yields
+        before = count
         seq = guest.event(2, portal.hooks_generation)
         await _answered(guest, 2, seq)
         await portal.wait_asleep()  # the spin after the message is over
-        spun = yields - before
-    if yield_cpu:
+        spun = count - before
+    if yields:
         assert spun >= 10  # 50 ms of spin: many passes, each one yielding
     else:
         assert spun == 0

@@ -149,8 +149,11 @@ class PollPolicy(msgspec.Struct, frozen=True):
     syscall within about ``max_sleep``; a busy one in microseconds.
     ``max_sleep`` is also the timed sleep after a bell that rang for nothing.
 
-    ``yield_cpu``: every pass of the spin gives the host CPU to any other
-    thread waiting for it (``sched_yield``; free when none waits).  A guest
+    ``yield_after``: once the spin has gone that long (seconds) without news,
+    every pass gives the host CPU to any other thread waiting for it
+    (``sched_yield``; free when none waits; ``None``: never).  Not sooner, so
+    a hot stream of calls (the next one comes within tens of microseconds)
+    keeps the CPU on a loaded host.  A guest
     task that waits for a verdict sleeps in the guest once its own spin is
     over, and only QEMU's main loop can wake it (it fires the guest's
     timers): on a host with few cores, a poller spinning through its time
@@ -164,7 +167,7 @@ class PollPolicy(msgspec.Struct, frozen=True):
     max_sleep: float = 0.004
     bell_spin: float = 0.002
     fallback: float = MAX_BEAT_GAP
-    yield_cpu: bool = True
+    yield_after: float | None = 50e-6
 
 
 class Portal:
@@ -440,7 +443,7 @@ class Portal:
         last_bell = -1
         last_activity = last_counters = time.monotonic()
         sleep = self.poll.min_sleep
-        yield_cpu = self.poll.yield_cpu
+        yield_after = self.poll.yield_after
         rescan = False
         while True:
             region.beat()
@@ -465,8 +468,9 @@ class Portal:
                 self._check_counters(mm)
             doorbell = self._bell if self._bell is not None and self._bell.alive else None
             spin = self.poll.bell_spin if doorbell is not None else self.poll.spin
-            if time.monotonic() - last_activity < spin:
-                if yield_cpu:
+            quiet = time.monotonic() - last_activity
+            if quiet < spin:
+                if yield_after is not None and quiet >= yield_after:
                     os.sched_yield()
                 await asyncio.sleep(0)
             elif doorbell is not None:
