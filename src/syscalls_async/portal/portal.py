@@ -158,8 +158,8 @@ class PollPolicy(msgspec.Struct, frozen=True):
     over, and only QEMU's main loop can wake it (it fires the guest's
     timers): on a host with few cores, a poller spinning through its time
     slice kept that thread off the CPU for milliseconds after the verdict was
-    written (measured: the first call after idle took 2.9 ms instead of about
-    1.1 ms; BENCHMARKS.md).
+    written (measured at load 1.5: the first call after idle took 2.9 ms
+    instead of about 1.1 ms; less gain under heavier load; BENCHMARKS.md).
     """
 
     spin: float = 0.05
