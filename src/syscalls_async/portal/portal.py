@@ -98,7 +98,7 @@ from ..errors import (
     TrapGone,
 )
 from . import decode
-from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi
+from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi, packed
 from .arch import X86_64, ArchInfo
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec
@@ -114,6 +114,20 @@ log = logging.getLogger("syscalls.portal")
 
 Handler = Callable[[Trap], Awaitable[None]]
 Observer = Callable[[ObservedTrap], Awaitable[None]]
+#: a response's fields, read with one precompiled unpack (cffi field access
+#: cost ≈ 4 µs a response; the layout is checked against cffi at import)
+_RESPONSE = packed(
+    "struct sa_slot_guest",
+    [
+        ("status", "i"),
+        ("len", "I"),
+        ("count", "I"),
+        ("rflags", "I"),
+        ("fault_addr", "Q"),
+        ("next", "Q"),
+    ],
+)
+_RESPONSE_OFF = ffi.offsetof("struct sa_slot_guest", "status")
 #: observed events handled in a row before the event loop gets a turn
 _OBSERVE_BATCH = 256
 #: how often the poller looks at the guest's counters
@@ -675,8 +689,9 @@ class Portal:
         if trap is None or trap.event.epoch != m.epoch or not trap._expects(seq):
             self.host_counters.stale_responses += 1
             return
-        g = ffi.from_buffer("struct sa_slot_guest *", m.data)
-        length = int(g.len)
+        status, length, count, rflags, fault_addr, nxt = _RESPONSE.unpack_from(
+            m.data, _RESPONSE_OFF
+        )
         if length > C.SA_SLOT_G2H_SIZE:
             self.host_counters.refused += 1
             trap._fail(PortalProtocolError(f"response of {length} bytes"))
@@ -688,11 +703,11 @@ class Portal:
         trap._respond(
             Response(
                 seq=seq,
-                status=int(g.status),
-                count=int(g.count),
-                flags=int(g.rflags),
-                fault_addr=int(g.fault_addr),
-                next=int(g.next),
+                status=status,
+                count=count,
+                flags=rflags,
+                fault_addr=fault_addr,
+                next=nxt,
                 data=payload,
             )
         )
