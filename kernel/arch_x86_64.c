@@ -168,6 +168,8 @@ void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 	nr = user->orig_ax;
 	if (nr >= NR_syscalls || (unsigned long)sa_x64_table[nr] != ip)
 		return;
+	if (sa_gate_rejects(nr))
+		return;
 	regs->ip = (unsigned long)sa_x64_wrapper;
 }
 

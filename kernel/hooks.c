@@ -169,6 +169,83 @@ static bool sa_hook_match(const struct sa_hook *h, const struct sa_call *call,
 	return true;
 }
 
+/* ---- the gate: the task filters, before the wrapper ---- */
+
+/* Every enabled hook of the table filters on pid or comm (at most
+ * SA_GATE_MAX hooks): remember who they could match, so that the arch's
+ * entry hook can let a call of any other task run untouched, without the
+ * wrapper (its snapshot reference, the argument copy, the in-flight count,
+ * the module reference: the cost of a hook whose comm filter rejects). */
+static void sa_gate_build(struct sa_snapshot *snap)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < snap->count; i++) {
+		const struct sa_hook *h = &snap->hooks[i];
+		struct sa_gate_who *w;
+
+		if (!(h->flags & SA_HOOK_ENABLED) ||
+		    !(h->flags & (SA_HOOK_ENTER | SA_HOOK_RETURN)))
+			continue;
+		if (!(h->flags & (SA_HOOK_PID | SA_HOOK_COMM)) || n == SA_GATE_MAX) {
+			n = 0;
+			break;
+		}
+		w = &snap->gate[n++];
+		w->flags = h->flags & (SA_HOOK_PID | SA_HOOK_COMM);
+		w->pid = h->pid;
+		memcpy(w->comm, h->comm, SA_COMM_LEN);
+	}
+	snap->gate_n = n;
+}
+
+static bool notrace sa_comm_eq(const char *a, const char *b)
+{
+	unsigned int i;
+
+	for (i = 0; i < SA_COMM_LEN; i++) {
+		if (a[i] != b[i])
+			return false;
+		if (!a[i])
+			break;
+	}
+	return true;
+}
+
+/*
+ * True if no hook of the table in force can match this task's call of nr:
+ * the entry hook then lets the call run as if unhooked. Only for numbers
+ * without return hooks: a call may change the task's comm (execve, prctl,
+ * /proc/self/comm) before its return phase is matched. The same tests as
+ * sa_hook_match()'s pid and comm, which still decides for the calls let
+ * through. Called from the entry hook (ftrace callback): no sleeping.
+ */
+bool notrace sa_gate_rejects(unsigned int nr)
+{
+	const struct sa_snapshot *snap;
+	bool reject = false;
+	unsigned int i;
+
+	rcu_read_lock();
+	snap = rcu_dereference(sa_current);
+	if (snap && snap->gate_n && nr < sa_arch_nr_syscalls() &&
+	    !(snap->nr_flags[nr] & SA_HOOK_RETURN)) {
+		reject = true;
+		for (i = 0; i < snap->gate_n; i++) {
+			const struct sa_gate_who *w = &snap->gate[i];
+
+			if ((w->flags & SA_HOOK_PID) && w->pid != current->tgid)
+				continue;
+			if ((w->flags & SA_HOOK_COMM) && !sa_comm_eq(w->comm, current->comm))
+				continue;
+			reject = false;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return reject;
+}
+
 /* Blocking hooks that matched into matched, observing ones into observed;
  * true if any hook matched. */
 bool sa_hooks_match(struct sa_snapshot *snap, const struct sa_call *call,
@@ -263,6 +340,7 @@ static struct sa_snapshot *sa_snap_build(u32 gen, int *err)
 			    (h->nr == SA_NR_UNKNOWN && !sa_meta_known(nr)))
 				snap->nr_flags[nr] |= want;
 	}
+	sa_gate_build(snap);
 	*err = 0;
 	return snap;
 bad:

@@ -23,12 +23,23 @@ struct sa_call {
 };
 
 /* A private copy of the host's hook table, in force from one generation. */
+/* Who some hook of a table could match at all: its pid and comm filters.
+ * See sa_gate_rejects(). */
+#define SA_GATE_MAX 8
+struct sa_gate_who {
+	u32 flags;                  /* SA_HOOK_PID | SA_HOOK_COMM */
+	u32 pid;
+	char comm[SA_COMM_LEN];
+};
+
 struct sa_snapshot {
 	refcount_t ref;
 	u32 gen;
 	u32 count;
 	u8 *nr_flags;               /* per nr: SA_HOOK_ENTER | SA_HOOK_RETURN */
 	u8 oor_flags;               /* the same for numbers beyond the table */
+	u8 gate_n;                  /* 0: no gate (some hook matches any task) */
+	struct sa_gate_who gate[SA_GATE_MAX];
 	struct sa_hook hooks[];
 };
 
@@ -96,6 +107,7 @@ struct sa_snapshot *sa_snap_get(void);
 void sa_snap_put(struct sa_snapshot *snap);
 bool sa_hooks_match(struct sa_snapshot *snap, const struct sa_call *call,
 		    u32 phase, u64 *matched, u64 *observed);
+bool sa_gate_rejects(unsigned int nr);
 
 /* ring.c: observe-only events */
 void sa_ring_init(void);

@@ -10,6 +10,7 @@
 #include <linux/delay.h>
 #include <linux/jiffies.h>
 #include <linux/ktime.h>
+#include <linux/sched/clock.h>
 #include "sa.h"
 #include "arch.h"
 
@@ -136,9 +137,14 @@ static void sa_write_event(struct sa_slot *s, const struct sa_call *call,
 	sa_count(events);
 }
 
-static void sa_pause(ktime_t since)
+/* The wait's clock is local_clock() (the TSC on x86), not ktime_get(): the
+ * guest's clocksource may be an emulated device (HPET under TCG, where every
+ * read is an exit to QEMU that takes its global lock), and the wait reads it
+ * once per spin step. A task that migrates while asleep may see a small step
+ * between CPUs' clocks: only the choice of phase depends on it. */
+static void sa_pause(u64 since)
 {
-	s64 waited = ktime_to_ns(ktime_sub(ktime_get(), since));
+	s64 waited = (s64)(local_clock() - since);
 
 	if (waited < SA_SPIN_NS)
 		cpu_relax();
@@ -159,7 +165,7 @@ static void sa_pause(ktime_t since)
 static int sa_wait_answer(struct sa_slot *s, struct sa_slot_host *ans)
 {
 	unsigned long deadline = jiffies + msecs_to_jiffies(READ_ONCE(sa_deadline_ms));
-	ktime_t since = ktime_get();
+	u64 since = local_clock();
 
 	for (;;) {
 		if (READ_ONCE(s->h->seq) == s->seq && READ_ONCE(s->h->epoch) == s->epoch) {

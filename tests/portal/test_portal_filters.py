@@ -253,3 +253,65 @@ async def test_metadata_marks_unhookable_entries(machine: Machine, portal: Porta
     assert portal.syscalls[NI].hookable and not portal.syscalls[NI].known
     assert b"unimplemented syscall entries caught at their shared stub" in r.stdout
     assert unhookable == []
+
+
+# The guest's gate (kernel/hooks.c, sa_gate_rejects): when every hook filters
+# on pid or comm, calls of other tasks are let through before the wrapper.
+# These show it never rejects a call some hook of the table matches.
+
+
+async def test_a_return_hook_sees_the_comm_the_call_gave_the_task(
+    machine: Machine, portal: Portal
+) -> None:
+    # execve changes comm from "sh" to "send_syscall" between its entry and
+    # its return: a gate that judged the return phase by the comm at entry
+    # would let this call through unhooked
+    seen: list[tuple[Phase, int]] = []
+
+    async def note(trap: Trap) -> None:
+        seen.append((trap.event.phase, trap.event.pid))
+
+    portal.handler = note
+    nr = syscall_nr(portal.syscalls, "execve")
+    await portal.set_hooks([HookSpec(id=1, nr=nr, enter=False, ret=True, comm="send_syscall")])
+    r = await machine.run("exec send_syscall getppid")
+    assert b"syscall returned" in r.stdout
+    assert [phase for phase, _ in seen] == [Phase.RETURN]
+
+
+async def test_a_hook_without_task_filters_is_never_gated(machine: Machine, portal: Portal) -> None:
+    got: list[tuple[int, ...]] = []
+
+    async def note(trap: Trap) -> None:
+        got.append(trap.hook_ids)
+
+    portal.handler = note
+    nr = syscall_nr(portal.syscalls, "getppid")
+    await portal.set_hooks(
+        [
+            HookSpec(id=1, nr=nr, comm="nobody"),
+            HookSpec(id=2, nr=nr, args=(GuestFilter(K.EXACT, 0x88),)),
+        ]
+    )
+    r = await machine.run("send_syscall getppid 88")  # hex
+    assert b"syscall returned" in r.stdout
+    assert got == [(2,)]
+
+
+async def test_more_task_filtered_hooks_than_the_gate_holds(
+    machine: Machine, portal: Portal
+) -> None:
+    # the gate remembers at most 8 hooks; with more it is off, and the last
+    # hook (the one that matches) still traps
+    got: list[tuple[int, ...]] = []
+
+    async def note(trap: Trap) -> None:
+        got.append(trap.hook_ids)
+
+    portal.handler = note
+    nr = syscall_nr(portal.syscalls, "getppid")
+    others = [HookSpec(id=i, nr=nr, comm=f"other{i}") for i in range(1, 9)]
+    await portal.set_hooks([*others, HookSpec(id=9, nr=nr, comm="send_syscall")])
+    r = await machine.run("send_syscall getppid")
+    assert b"syscall returned" in r.stdout
+    assert got == [(9,)]

@@ -224,3 +224,37 @@ async def test_a_guest_without_a_bell_device_is_polled(
             await _answered(guest, 2, seq)
             assert guest.rings == 0  # the host never said it sleeps
     assert "no doorbell device" in caplog.text
+
+
+# yield_after 1 s is longer than the whole 50 ms spin: no pass is quiet enough
+@pytest.mark.parametrize(("yield_after", "yields"), [(50e-6, True), (None, False), (1.0, False)])
+async def test_the_spin_after_a_message_gives_the_cpu_away(
+    guest: BelledGuest, monkeypatch: pytest.MonkeyPatch, yield_after: float | None, yields: bool
+) -> None:
+    # After answering, the poller spins for bell_spin before it sleeps. On a
+    # host with few cores, a spin that never gave the CPU away kept QEMU's main
+    # loop (which fires the guest's timers, so wakes the guest task waiting for
+    # the verdict) off the CPU for milliseconds: each pass yields.
+    import syscalls_async.portal.portal as portal_module
+
+    count = 0
+    real_yield = os.sched_yield
+
+    def counting_yield() -> None:
+        nonlocal count
+        count += 1
+        real_yield()
+
+    monkeypatch.setattr(portal_module.os, "sched_yield", counting_yield)
+    policy = PollPolicy(bell_spin=0.05, yield_after=yield_after)
+    async with Portal(guest.path, doorbell=guest.host_end.fileno(), poll=policy) as portal:
+        await portal.wait_asleep()
+        before = count
+        seq = guest.event(2, portal.hooks_generation)
+        await _answered(guest, 2, seq)
+        await portal.wait_asleep()  # the spin after the message is over
+        spun = count - before
+    if yields:
+        assert spun >= 10  # 50 ms of spin: many passes, each one yielding
+    else:
+        assert spun == 0

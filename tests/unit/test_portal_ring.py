@@ -343,3 +343,36 @@ async def test_a_long_queue_of_observed_events_leaves_the_event_loop_turns(
         await portal.flush_observed()
         assert len(seen) == total and portal.ring_stats.queue_drops == 0
         assert at_turn and at_turn[0] < total
+
+
+async def test_hook_ids_follow_the_table_each_record_names(guest: FakeGuest) -> None:
+    # the host memoizes position -> id per table generation: the same matched
+    # positions in a newer table name other hooks
+    seen: list[tuple[int, tuple[int, ...]]] = []
+
+    async def observer(trap: ObservedTrap) -> None:
+        seen.append((trap.event.pid, trap.hook_ids))
+
+    async with Portal(guest.path, observer=observer) as portal:
+        await portal.set_hooks([HookSpec(id=1, nr=39, observe=True)])
+        old = portal.hooks_generation
+        put(guest, 0, [rec(gen=old, matched=0b1, pid=1)])
+        await portal.flush_observed()
+        await portal.set_hooks([HookSpec(id=2, nr=39, observe=True)])
+        # a record of the old table still in a ring, then one of the new
+        put(guest, 0, [rec(gen=old, matched=0b1, pid=2)])
+        put(guest, 0, [rec(gen=portal.hooks_generation, matched=0b1, pid=3)])
+        await portal.flush_observed()
+        assert seen == [(1, (1,)), (2, (1,)), (3, (2,))]
+
+
+async def test_the_hook_id_memo_stays_bounded(guest: FakeGuest) -> None:
+    # the guest chooses the matched words: ever new combinations must not grow it
+    async with Portal(guest.path) as portal:
+        await portal.set_hooks([HookSpec(id=10 + i, nr=39, observe=True) for i in range(10)])
+        gen = portal.hooks_generation
+        for first in range(1, 1024, 8):  # a few at a time: a small ring
+            put(guest, 0, [rec(gen=gen, matched=m) for m in range(first, min(first + 8, 1024))])
+            await portal.flush_observed()
+        assert portal.ring_stats.records == 1023
+        assert len(portal._rings._ids) <= 256

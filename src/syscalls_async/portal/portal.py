@@ -98,7 +98,7 @@ from ..errors import (
     TrapGone,
 )
 from . import decode
-from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi
+from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi, packed
 from .arch import X86_64, ArchInfo, check_arch
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec
@@ -114,6 +114,20 @@ log = logging.getLogger("syscalls.portal")
 
 Handler = Callable[[Trap], Awaitable[None]]
 Observer = Callable[[ObservedTrap], Awaitable[None]]
+#: a response's fields, read with one precompiled unpack (cffi field access
+#: cost ≈ 4 µs a response; the layout is checked against cffi at import)
+_RESPONSE = packed(
+    "struct sa_slot_guest",
+    [
+        ("status", "i"),
+        ("len", "I"),
+        ("count", "I"),
+        ("rflags", "I"),
+        ("fault_addr", "Q"),
+        ("next", "Q"),
+    ],
+)
+_RESPONSE_OFF = ffi.offsetof("struct sa_slot_guest", "status")
 #: observed events handled in a row before the event loop gets a turn
 _OBSERVE_BATCH = 256
 #: how often the poller looks at the guest's counters
@@ -148,6 +162,18 @@ class PollPolicy(msgspec.Struct, frozen=True):
     asyncio sleeps are at best ~1 ms, so such an idle portal answers a first
     syscall within about ``max_sleep``; a busy one in microseconds.
     ``max_sleep`` is also the timed sleep after a bell that rang for nothing.
+
+    ``yield_after``: once the spin has gone that long (seconds) without news,
+    every pass gives the host CPU to any other thread waiting for it
+    (``sched_yield``; free when none waits; ``None``: never).  Not sooner, so
+    a hot stream of calls (the next one comes within tens of microseconds)
+    keeps the CPU on a loaded host.  A guest
+    task that waits for a verdict sleeps in the guest once its own spin is
+    over, and only QEMU's main loop can wake it (it fires the guest's
+    timers): on a host with few cores, a poller spinning through its time
+    slice kept that thread off the CPU for milliseconds after the verdict was
+    written (measured at load 1.5: the first call after idle took 2.9 ms
+    instead of about 1.1 ms; less gain under heavier load; BENCHMARKS.md).
     """
 
     spin: float = 0.05
@@ -155,6 +181,7 @@ class PollPolicy(msgspec.Struct, frozen=True):
     max_sleep: float = 0.004
     bell_spin: float = 0.002
     fallback: float = MAX_BEAT_GAP
+    yield_after: float | None = 50e-6
 
 
 class Portal:
@@ -436,6 +463,7 @@ class Portal:
         last_bell = -1
         last_activity = last_counters = time.monotonic()
         sleep = self.poll.min_sleep
+        yield_after = self.poll.yield_after
         rescan = False
         while True:
             region.beat()
@@ -460,7 +488,10 @@ class Portal:
                 self._check_counters(mm)
             doorbell = self._bell if self._bell is not None and self._bell.alive else None
             spin = self.poll.bell_spin if doorbell is not None else self.poll.spin
-            if time.monotonic() - last_activity < spin:
+            quiet = time.monotonic() - last_activity
+            if quiet < spin:
+                if yield_after is not None and quiet >= yield_after:
+                    os.sched_yield()
                 await asyncio.sleep(0)
             elif doorbell is not None:
                 await doorbell.sleep(mm, functools.partial(self._news, mm, last_bell))
@@ -664,8 +695,9 @@ class Portal:
         if trap is None or trap.event.epoch != m.epoch or not trap._expects(seq):
             self.host_counters.stale_responses += 1
             return
-        g = ffi.from_buffer("struct sa_slot_guest *", m.data)
-        length = int(g.len)
+        status, length, count, rflags, fault_addr, nxt = _RESPONSE.unpack_from(
+            m.data, _RESPONSE_OFF
+        )
         if length > C.SA_SLOT_G2H_SIZE:
             self.host_counters.refused += 1
             trap._fail(PortalProtocolError(f"response of {length} bytes"))
@@ -677,11 +709,11 @@ class Portal:
         trap._respond(
             Response(
                 seq=seq,
-                status=int(g.status),
-                count=int(g.count),
-                flags=int(g.rflags),
-                fault_addr=int(g.fault_addr),
-                next=int(g.next),
+                status=status,
+                count=count,
+                flags=rflags,
+                fault_addr=fault_addr,
+                next=nxt,
                 data=payload,
             )
         )

@@ -30,6 +30,8 @@ log = logging.getLogger("syscalls.portal")
 
 #: default bound of the queue of observed events waiting for the observer
 OBSERVE_QUEUE = 65536
+#: (table generation, matched positions) -> hook ids kept at most
+_IDS_MEMO = 256
 
 
 def check_observe_options(ring_size: int | None, observe_queue: int) -> None:
@@ -65,6 +67,7 @@ class RingChannel:
         #: per hook id: observed events dropped (guest rings and host queue)
         self._hook_drops: dict[int, int] = {}
         self._hook_drops_seen: tuple[int, ...] = (0,) * C.SA_MAX_HOOKS
+        self._ids: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}
         self.send: MemoryObjectSendStream[ObservedTrap]
         self.recv: MemoryObjectReceiveStream[ObservedTrap]
         self.send, self.recv = anyio.create_memory_object_stream[ObservedTrap](observe_queue)
@@ -117,9 +120,22 @@ class RingChannel:
         if _rare(n):
             log.warning("ring record refused: %s [%d refused so far]", why, n)
 
+    def _hook_ids(self, gen: int, matched: tuple[int, ...]) -> tuple[int, ...]:
+        """The ids of the hooks at positions ``matched`` of table ``gen`` (memoized:
+        the same few combinations come again and again; bounded, as the guest
+        chooses the keys)."""
+        key = (gen, matched)
+        ids = self._ids.get(key)
+        if ids is None:
+            table = self.hooktable.tables[gen]
+            ids = tuple(table[i].id for i in matched)
+            if len(self._ids) >= _IDS_MEMO:
+                self._ids.clear()
+            self._ids[key] = ids
+        return ids
+
     def _observed(self, event: RawEvent) -> None:
-        table = self.hooktable.tables[event.hooks_gen]
-        trap = ObservedTrap(event, tuple(table[i].id for i in event.matched))
+        trap = ObservedTrap(event, self._hook_ids(event.hooks_gen, event.matched))
         self.stats.records += 1
         try:
             self.send.send_nowait(trap)

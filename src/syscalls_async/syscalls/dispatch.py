@@ -129,18 +129,19 @@ class Dispatcher:
         event = _user_event(raw, proto)
         regs = Regs(raw.regs, event, self.arch)
         token = current_trap.set(trap)
-        strings: dict[int, bytes | None] = {}
+        strings: dict[int, bytes | None] | None = None
         budget = self.handler_timeout
         due = None if budget is None else asyncio.get_running_loop().time() + budget
         try:
             for hook in hooks:
                 if not hook.enabled:
                     continue  # disabled while this event was being handled
-                matched = (
-                    await self._host_match(hook, raw, trap, strings)
-                    if hook.string_filters
-                    else _plain_match(hook, raw)
-                )
+                if hook.string_filters:
+                    if strings is None:
+                        strings = {}
+                    matched = await self._host_match(hook, raw, trap, strings)
+                else:
+                    matched = _plain_match(hook, raw)
                 if matched != (hook.id in trap.hook_ids):
                     self.stats.guest_disagreed += 1
                     log.debug("guest prefilter disagreed on %s for %s", hook.name, raw)
@@ -155,8 +156,11 @@ class Dispatcher:
         finally:
             current_trap.reset(token)
             # whatever ended the handlers (KeyboardInterrupt, SystemExit, the
-            # portal cancelling them), the guest gets the verdict so far
-            _apply(trap, raw, event)
+            # portal cancelling them), the guest gets the verdict so far (an
+            # observed event has none: its handlers are read_only, their guard
+            # refused every change, and its guest task did not wait)
+            if not raw.observed:
+                _apply(trap, raw, event)
 
     async def _host_match(
         self, hook: Hook, raw: RawEvent, trap: Trap, strings: dict[int, bytes | None]
