@@ -545,6 +545,9 @@ def build_image(*, force: bool = False, install: bool = False, arch: str | None 
         where = images_dir() / digest
         manifest = where / "manifest.json"
         if manifest.exists() and not force:
+            # the image of these sources becomes "current" even when it was cached
+            # (another checkout may have built and linked a different one since)
+            _point_current(target, digest)
             return msgspec.json.decode(manifest.read_bytes(), type=Image)
         with (
             step(f"building guest image {digest}"),
@@ -579,9 +582,17 @@ def build_image(*, force: bool = False, install: bool = False, arch: str | None 
             (staging / "manifest.json").write_bytes(msgspec.json.format(msgspec.json.encode(image)))
             shutil.rmtree(where, ignore_errors=True)
             staging.rename(where)
-        _current_link(target).unlink(missing_ok=True)
-        _current_link(target).symlink_to(digest)
+        _point_current(target, digest)
         return image
+
+
+def _point_current(target: Target, digest: str) -> None:
+    """Point ``current`` (or ``current-<arch>``) at ``digest``, replacing it atomically."""
+    link = _current_link(target)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(digest)
+    tmp.replace(link)
 
 
 def current_image(arch: str | None = None) -> Image | None:
