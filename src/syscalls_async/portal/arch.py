@@ -40,6 +40,9 @@ class ArchInfo(msgspec.Struct, frozen=True):
     sp_reg: str
     #: the prefix of the kernel's syscall entry symbols (``__x64_sys_openat``)
     symbol_prefix: str
+    #: 32-bit ABIs: a 64-bit argument takes an even/odd aligned register pair
+    #: (ARM EABI, MIPS o32; see ``syscalls/abi32.py``); False on 64-bit ABIs
+    pair_align: bool = False
 
 
 #: x86_64 ``struct pt_regs``, the order the module copies it in
