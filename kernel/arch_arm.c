@@ -34,10 +34,6 @@
 #include "arch.h"
 #include "sa.h"
 
-#ifndef SA_ARCH_ARMHF
-#define SA_ARCH_ARMHF 3
-#endif
-
 const u32 sa_arch_id = SA_ARCH_ARMHF;
 
 /* the entry pushes r4/r5 below the pt_regs before dispatching
@@ -231,12 +227,6 @@ int notrace sa_arch_kprobe_cb(struct kprobe *p, struct pt_regs *regs)
 		return 0;
 	sa_arm_redirect(regs);
 	return 1;               /* resume at the new pc, no single-step */
-}
-
-/* Unused on ARM (redirect_kprobe.c is built instead of redirect_ftrace.c). */
-void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
-			       struct ftrace_ops *ops, struct ftrace_regs *fregs)
-{
 }
 
 /*
