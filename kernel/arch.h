@@ -87,4 +87,21 @@ int sa_arch_signal_outcome(const struct pt_regs *then, long *ret);
 /* Change what such a call ends with (SA_OUTCOME_DONE only). */
 void sa_arch_set_signal_ret(const struct pt_regs *then, long ret);
 
+/*
+ * Where restart.c's kretprobe waits for the signal's delivery: a function
+ * the kernel calls, on the way to user mode, inside the loop that then runs
+ * task work (x86_64: arch_do_signal_or_restart). Optional: restart.c's weak
+ * default names that one.
+ */
+const char *sa_arch_deliver_fn(void);
+/* At the entry of that function: keep in data (SA_DELIVER_DATA bytes)
+ * what its return needs. Optional. */
+#define SA_DELIVER_DATA 16
+void sa_arch_deliver_entry(struct pt_regs *kregs, void *data);
+/* At its return: SA_OUTCOME_RESTART if the kernel restarts the call before
+ * any task work could run (ARM restarts a call without a handler inside the
+ * kernel), else -1: sa_arch_signal_outcome decides in the task work.
+ * Optional. */
+int sa_arch_deliver_ret(struct pt_regs *kregs, void *data);
+
 #endif

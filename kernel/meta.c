@@ -63,7 +63,8 @@ static void sa_meta_one(struct sa_meta *out, int nr, const struct syscall_metada
  */
 static const struct syscall_metadata *sa_meta_by_event(unsigned int nr)
 {
-	char sym[KSYM_SYMBOL_LEN], event[KSYM_SYMBOL_LEN + 16];
+	/* at load only, one caller: too big for the stack */
+	static char sym[KSYM_SYMBOL_LEN], event[KSYM_SYMBOL_LEN + 16];
 	unsigned long addr = sa_arch_table_entry(nr);
 	const struct syscall_metadata *m = NULL;
 	struct trace_event_file *file;
