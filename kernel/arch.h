@@ -56,9 +56,22 @@ unsigned int sa_arch_copy_regs(const struct pt_regs *regs, u64 *out, unsigned in
 /* Call the original syscall entry for call->nr. */
 long sa_arch_invoke(struct sa_call *call);
 
+/*
+ * How a hooked table entry reaches the wrapper (redirect.h): the ftrace
+ * callback (x86_64, aarch64: ftrace's call is the function's first
+ * instruction, so moving the ip there enters the wrapper as if the entry code
+ * had called it) or a kprobe's pre-handler on the entry's first instruction
+ * (ARM: gcc puts the mcount call after the prologue, which has already
+ * pushed registers and moved sp, so ftrace cannot redirect there). Kbuild
+ * picks redirect_ftrace.o or redirect_kprobe.o; the arch provides the
+ * callback that backend calls.
+ */
 /* The ftrace callback: redirect a hooked syscall entry to the wrapper. */
 void sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 		       struct ftrace_ops *ops, struct ftrace_regs *fregs);
+struct kprobe;
+/* The kprobe pre-handler's test: 1 if it moved the pc to the wrapper. */
+int sa_arch_kprobe_cb(struct kprobe *p, struct pt_regs *regs);
 
 /*
  * Table entries ftrace cannot hook that the arch catches another way
@@ -91,5 +104,13 @@ bool sa_arch_oor_armed(void);
 int sa_arch_signal_outcome(const struct pt_regs *then, long *ret);
 /* Change what such a call ends with (SA_OUTCOME_DONE only). */
 void sa_arch_set_signal_ret(const struct pt_regs *then, long ret);
+
+/*
+ * At the return of sa_arch_signal_fn: SA_OUTCOME_RESTART if the kernel
+ * restarts the call before any task work could run (ARM restarts a call
+ * without a handler inside the kernel), else -1: sa_arch_signal_outcome
+ * decides in the task work. Optional (restart.c's weak default: -1).
+ */
+int sa_arch_deliver_ret(struct pt_regs *kregs);
 
 #endif

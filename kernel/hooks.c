@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The hook table: copied once from shared memory into a private snapshot,
- * checked, put in force (ftrace on exactly the table entries some hook
- * needs), then acknowledged to the host.
+ * checked, put in force (exactly the table entries some hook needs are
+ * redirected to the wrapper, see redirect.h), then acknowledged to the host.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -12,20 +12,14 @@
 #include <linux/rcupdate.h>
 #include <linux/uaccess.h>
 #include <linux/sched.h>
-#include <linux/ftrace.h>
 #include "sa.h"
 #include "arch.h"
+#include "redirect.h"
 
 static struct sa_snapshot __rcu *sa_current;
 static DEFINE_MUTEX(sa_hooks_lock);
 
-static struct ftrace_ops sa_ops = {
-	.func = sa_arch_ftrace_cb,
-	.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_RECURSION |
-		 FTRACE_OPS_FL_IPMODIFY,
-};
-static bool sa_ops_registered;
-/* nrs whose table entry ftrace can hook (some entries are notrace) */
+/* nrs whose table entry can be redirected (ftrace: some are notrace) */
 static unsigned long *sa_traceable;
 /* nrs caught by the arch's other way (sa_arch_ni_*) instead of ftrace */
 static unsigned long *sa_ni;
@@ -118,7 +112,7 @@ static bool sa_str_match(const struct sa_filter *f, struct sa_strcache *sc,
 		sc->buf[i] = kmalloc(SA_FILTER_STR_READ + 1, GFP_KERNEL);
 		if (!sc->buf[i])
 			return false;
-		sc->len[i] = strncpy_from_user(sc->buf[i], (const char __user *)ptr,
+		sc->len[i] = strncpy_from_user(sc->buf[i], sa_uptr(ptr),
 					       SA_FILTER_STR_READ);
 		if (sc->len[i] < 0)
 			sa_count(filter_faults);
@@ -355,7 +349,7 @@ static int sa_cmp_ulong(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The distinct table entries the snapshot needs ftrace on, sorted; *ni:
+/* The distinct table entries the snapshot needs redirected, sorted; *ni:
  * whether it needs an entry caught the other way. */
 static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *n,
 				  bool *ni)
@@ -397,46 +391,25 @@ static unsigned int sa_minus(const unsigned long *a, unsigned int na,
 	return k;
 }
 
-static int sa_ftrace_set(unsigned long *ips, unsigned int n)
+/* Redirect exactly ips (sorted, distinct): add the new entries before
+ * removing the old ones. */
+static int sa_entries_set(unsigned long *ips, unsigned int n)
 {
 	unsigned long *tmp;
 	unsigned int k;
-	int err = 0;
+	int err;
 
-	if (!n) {
-		if (sa_ops_registered) {
-			err = unregister_ftrace_function(&sa_ops);
-			if (err)
-				return err;
-			sa_ops_registered = false;
-		}
-		/* The stale filter stays until the next reset: freeing it
-		 * here would leave the ops pointing at freed hashes. */
-		goto done;
-	}
-	if (!sa_ops_registered) {
-		err = ftrace_set_filter_ips(&sa_ops, ips, n, 0, 1);
-		if (!err)
-			err = register_ftrace_function(&sa_ops);
-		if (err)
-			return err;
-		sa_ops_registered = true;
-		goto done;
-	}
-	tmp = kvmalloc_array(max(n, sa_nips), sizeof(*tmp), GFP_KERNEL);
+	tmp = kvmalloc_array(max3(n, sa_nips, 1U), sizeof(*tmp), GFP_KERNEL);
 	if (!tmp)
 		return -ENOMEM;
-	/* Add before removing: an ops with an empty filter would trace all. */
 	k = sa_minus(ips, n, sa_ips, sa_nips, tmp);
-	if (k)
-		err = ftrace_set_filter_ips(&sa_ops, tmp, k, 0, 0);
+	err = sa_redirect_add(tmp, k);
 	k = sa_minus(sa_ips, sa_nips, ips, n, tmp);
-	if (!err && k)
-		err = ftrace_set_filter_ips(&sa_ops, tmp, k, 1, 0);
+	if (!err)
+		err = sa_redirect_del(tmp, k, n == 0);
 	kvfree(tmp);
 	if (err)
 		return err;
-done:
 	kvfree(sa_ips);
 	sa_ips = ips;
 	sa_nips = n;
@@ -489,7 +462,7 @@ void sa_hooks_apply(u32 gen)
 
 		/* In force for the wrapper first, then the entries hooked. */
 		sa_publish(snap);
-		err = sa_ftrace_set(ips, n);
+		err = sa_entries_set(ips, n);
 		if (err)
 			kvfree(ips);
 		else
@@ -511,12 +484,10 @@ void sa_hooks_apply(u32 gen)
 	mutex_unlock(&sa_hooks_lock);
 }
 
-/* Which table entries can ftrace hook? Asking with a scratch ops costs a
- * little at load and keeps one notrace entry from failing a whole table.
- * Entries the arch catches another way (the ni stub) never go to ftrace. */
+/* Which table entries can be redirected? Entries the arch catches another
+ * way (the ni stub) never go to the redirect backend. */
 int sa_hooks_init(void)
 {
-	static struct ftrace_ops probe;
 	unsigned int nsys = sa_arch_nr_syscalls(), nr, bad = 0, ni = 0;
 	int err;
 
@@ -538,7 +509,7 @@ int sa_hooks_init(void)
 			ni++;
 			continue;
 		}
-		if (ip && !ftrace_set_filter_ip(&probe, ip, 0, 0)) {
+		if (ip && sa_redirect_possible(ip)) {
 			set_bit(nr, sa_traceable);
 			continue;
 		}
@@ -549,7 +520,7 @@ int sa_hooks_init(void)
 			m->flags |= SA_META_UNHOOKABLE;
 		}
 	}
-	ftrace_free_filter(&probe);
+	sa_redirect_probed();
 	sa_guest()->untraceable = bad;
 	if (bad)
 		pr_info("%u syscall entries cannot be hooked\n", bad);
@@ -562,11 +533,7 @@ int sa_hooks_init(void)
 void sa_hooks_exit(void)
 {
 	mutex_lock(&sa_hooks_lock);
-	if (sa_ops_registered) {
-		unregister_ftrace_function(&sa_ops);
-		sa_ops_registered = false;
-	}
-	ftrace_free_filter(&sa_ops);
+	sa_redirect_exit();
 	sa_arch_ni_exit();
 	kvfree(sa_ips);
 	sa_ips = NULL;

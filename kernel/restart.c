@@ -38,6 +38,7 @@ struct sa_note {
 	struct task_struct *task;   /* referenced */
 	struct sa_call call;        /* call.regs points at regs */
 	struct pt_regs regs;        /* the user registers the call returned with */
+	int outcome;                /* decided at delivery, or -1 */
 };
 
 static LIST_HEAD(sa_notes);
@@ -111,6 +112,7 @@ void sa_restart_defer(const struct sa_call *call)
 		return;
 	}
 	n->call = *call;
+	n->outcome = -1;
 	n->regs = *call->regs;
 	n->call.regs = &n->regs;
 	get_task_struct(current);
@@ -137,8 +139,12 @@ static void sa_note_run(struct callback_head *work)
 	int outcome;
 
 	atomic_inc(&sa_inflight);
-	outcome = (current->flags & PF_EXITING) ? -ESRCH
-						 : sa_arch_signal_outcome(&n->regs, &n->call.ret);
+	if (current->flags & PF_EXITING)
+		outcome = -ESRCH;
+	else if (n->outcome >= 0)
+		outcome = n->outcome;
+	else
+		outcome = sa_arch_signal_outcome(&n->regs, &n->call.ret);
 	if (outcome < 0) {
 		sa_count(restart_lost);
 	} else {
@@ -155,6 +161,12 @@ static void sa_note_run(struct callback_head *work)
 	sa_inflight_exit();
 }
 
+/* The arch's default: the outcome is read in the work. */
+int __weak sa_arch_deliver_ret(struct pt_regs *kregs)
+{
+	return -1;
+}
+
 /* kretprobe on the function that delivers signals on the way to user mode:
  * only tasks with a note take the return probe. */
 static int sa_deliver_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
@@ -164,10 +176,12 @@ static int sa_deliver_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 
 static int sa_deliver_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
+	int outcome = sa_arch_deliver_ret(regs);
 	struct sa_note *n = sa_note_take(current);
 
 	if (!n)
 		return 0;
+	n->outcome = outcome;
 	if (!try_module_get(THIS_MODULE)) {
 		sa_count(restart_lost);
 		sa_note_free(n);

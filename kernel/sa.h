@@ -76,6 +76,14 @@ static inline void sa_resp_clear(struct sa_slot_guest *g)
 	g->next = 0;
 }
 
+/* A user address from a 64-bit field. On a 32-bit kernel a value above
+ * ULONG_MAX is no address of the task: it becomes one that always faults
+ * (never a truncated one). */
+static inline void __user *sa_uptr(u64 addr)
+{
+	return (void __user *)(unsigned long)(addr > ULONG_MAX ? ULONG_MAX : addr);
+}
+
 #define sa_count(field) \
 	atomic64_inc((atomic64_t *)&sa_guest()->counters.field)
 

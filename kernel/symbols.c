@@ -48,7 +48,8 @@ const void *sa_find_table(unsigned long (*lookup)(const char *name),
  * file is put back at once: the metadata is static kernel data. */
 const struct syscall_metadata *sa_meta_by_entry(unsigned long fn)
 {
-	char sym[KSYM_SYMBOL_LEN], event[KSYM_SYMBOL_LEN + 16];
+	/* at load only, one caller: too big for the stack of a 32-bit kernel */
+	static char sym[KSYM_SYMBOL_LEN], event[KSYM_SYMBOL_LEN + 16];
 	const struct syscall_metadata *m;
 	struct trace_event_file *file;
 	const char *name;
@@ -60,7 +61,12 @@ const struct syscall_metadata *sa_meta_by_entry(unsigned long fn)
 	name = strstr(sym, "sys_");
 	if (!name || !strcmp(name, "sys_ni_syscall"))
 		return NULL;
-	snprintf(event, sizeof(event), "sys_enter_%s", name + 4);
+	name += 4;
+	/* ARM's arm_fadvise64_64 has fadvise64_64's event (the kernel's
+	 * arch_syscall_match_sym_name) */
+	if (!strncmp(name, "arm_", 4))
+		name += 4;
+	snprintf(event, sizeof(event), "sys_enter_%s", name);
 	file = trace_get_event_file(NULL, "syscalls", event);
 	if (IS_ERR_OR_NULL(file))
 		return NULL;

@@ -21,7 +21,7 @@ from syscalls_async.machine import Machine
 from syscalls_async.portal.arch import arch_by_name
 
 #: the architectures every test here runs on
-ARCHS = ["x86_64", "aarch64"]
+ARCHS = ["x86_64", "aarch64", "armhf"]
 
 pytestmark = pytest.mark.parametrize("arch", selected(ARCHS))
 
@@ -100,6 +100,10 @@ async def test_unknown_syscall_hook(arch: str, arch_session: Session, arch_calls
     nr = _unknown_nr(arch_session)
 
     def unknown(regs: Any, proto: Any, syscall: Any) -> None:
+        # on ARM the C library's own set_tls (ARM-private 0xf0005, beyond the
+        # table) is an unknown syscall too: only the test's number is skipped
+        if syscall.nr != nr:
+            return
         arch_calls.add((syscall.nr, proto.known, syscall.args[0]))
         syscall.skip_syscall = True
         syscall.retval = 99
