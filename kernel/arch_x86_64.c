@@ -3,6 +3,12 @@
  * x86_64: native syscalls enter through __x64_sys_*(const struct pt_regs *)
  * via sys_call_table. The user pt_regs holds the number in orig_ax and the
  * arguments in di, si, dx, r10, r8, r9.
+ *
+ * The compat ABI (IA32_EMULATION): 32-bit programs enter through int 0x80 or
+ * the vDSO's sysenter/syscall (do_int80_syscall_32, do_fast_syscall_32),
+ * which call the ia32 function for orig_ax (__ia32_sys_*,
+ * __ia32_compat_sys_*, also taking the user pt_regs) with TS_COMPAT set; the
+ * arguments are in bx, cx, dx, si, di, bp, 32 bits each.
  */
 #include <linux/kernel.h>
 #include <linux/module.h>
@@ -26,6 +32,8 @@ static unsigned long sa_x64_ni;
  * sent there (see sa_oor_probe) */
 static int sa_x64_ni_nr = -1;
 
+static void sa_ia32_init(unsigned long (*lookup)(const char *name));
+
 int sa_arch_init(unsigned long (*lookup)(const char *name))
 {
 	unsigned int nr;
@@ -41,6 +49,7 @@ int sa_arch_init(unsigned long (*lookup)(const char *name))
 			sa_x64_ni_nr = nr;
 			break;
 		}
+	sa_ia32_init(lookup);
 	return 0;
 }
 
@@ -84,6 +93,12 @@ void sa_arch_read_call(struct sa_call *call)
 	unsigned int i;
 
 	call->nr = (int)regs->orig_ax;
+	if (call->compat) {
+		call->eflags |= SA_EV_COMPAT;
+		for (i = 0; i < SA_MAX_ARGS; i++)
+			call->args[i] = sa_arch_compat_get_arg(regs, i);
+		return;
+	}
 	if (call->nr == sa_x64_ni_nr && (regs->ax & SA_OOR_MASK) == SA_OOR_TAG) {
 		call->nr = (int)(u32)regs->ax;
 		regs->orig_ax = call->nr;
@@ -123,10 +138,14 @@ unsigned int sa_arch_copy_regs(const struct pt_regs *regs, u64 *out, unsigned in
 	return n;
 }
 
+static long sa_ia32_invoke(struct sa_call *call);
+
 long sa_arch_invoke(struct sa_call *call)
 {
 	sa_x64_fn fn;
 
+	if (call->compat)
+		return sa_ia32_invoke(call);
 	if (call->nr < 0 || call->nr >= NR_syscalls)
 		return -ENOSYS;
 	fn = sa_x64_table[call->nr];
@@ -149,6 +168,8 @@ static long sa_x64_wrapper(const struct pt_regs *regs)
 	return sa_syscall(&call);
 }
 
+static bool sa_ia32_redirect(unsigned long ip, unsigned long nr, struct pt_regs *regs);
+
 void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 			       struct ftrace_ops *ops, struct ftrace_regs *fregs)
 {
@@ -160,11 +181,16 @@ void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 		return;
 	/* Only the real entry from the syscall path: the argument is this
 	 * task's own user pt_regs and the table entry for its number is the
-	 * function being entered (x32 numbers carry a high bit and fail this). */
+	 * function being entered (x32 numbers carry a high bit and fail this).
+	 * A 32-bit program's number indexes the ia32 table. */
 	user = (const struct pt_regs *)regs->di;
 	if (user != task_pt_regs(current))
 		return;
 	nr = user->orig_ax;
+	if (in_ia32_syscall()) {
+		sa_ia32_redirect(ip, nr, regs);
+		return;
+	}
 	if (nr >= NR_syscalls || (unsigned long)sa_x64_table[nr] != ip)
 		return;
 	regs->ip = (unsigned long)sa_x64_wrapper;
@@ -365,3 +391,178 @@ void sa_arch_set_signal_ret(const struct pt_regs *then, long ret)
 	else if (put_user((u64)ret, &sa_x64_signal_mc(now)->ax))
 		sa_count(restart_lost);
 }
+
+/* ---- the ia32 ABI ---- */
+
+#ifdef CONFIG_IA32_EMULATION
+/*
+ * The kernel dispatches ia32 calls with a switch on the number
+ * (ia32_sys_call, since the branch history injection fixes); there is no
+ * table to read. The list it is built from, asm/syscalls_32.h, gives per
+ * number the function that names the syscall (syscall_32.tbl's native
+ * column) and the one called (__ia32_ + the compat column, if any): the
+ * latter's address is found by name at load.
+ */
+struct sa_ia32_sym {
+	const char *name;       /* sys_openat, sys_ia32_pread64 */
+	const char *entry;      /* what __ia32_ prefixes: compat_sys_open */
+};
+
+#undef __SYSCALL
+#undef __SYSCALL_WITH_COMPAT
+#define __SYSCALL(nr, sym) [nr] = { #sym, #sym },
+#define __SYSCALL_WITH_COMPAT(nr, native, compat) [nr] = { #native, #compat },
+static const struct sa_ia32_sym sa_ia32_syms[] = {
+#include <asm/syscalls_32.h>
+};
+#undef __SYSCALL
+#undef __SYSCALL_WITH_COMPAT
+
+#define SA_IA32_NR min_t(unsigned int, IA32_NR_syscalls, ARRAY_SIZE(sa_ia32_syms))
+
+/* per number: the entry function's address (0: not found) */
+static unsigned long sa_ia32_entries[ARRAY_SIZE(sa_ia32_syms)];
+static unsigned int sa_ia32_nr;         /* 0 until the entries are found */
+static unsigned long sa_ia32_ni;        /* __ia32_sys_ni_syscall */
+
+static void sa_ia32_init(unsigned long (*lookup)(const char *name))
+{
+	char sym[KSYM_NAME_LEN];
+	unsigned int nr, found = 0;
+	u64 t0 = ktime_get_ns();
+
+	sa_ia32_ni = lookup("__ia32_sys_ni_syscall");
+	for (nr = 0; nr < SA_IA32_NR; nr++) {
+		const char *entry = sa_ia32_syms[nr].entry;
+
+		if (!entry || !strcmp(entry, "sys_ni_syscall")) {
+			sa_ia32_entries[nr] = sa_ia32_ni;
+			continue;
+		}
+		snprintf(sym, sizeof(sym), "__ia32_%s", entry);
+		sa_ia32_entries[nr] = lookup(sym);
+		found += sa_ia32_entries[nr] != 0;
+	}
+	sa_ia32_nr = SA_IA32_NR;
+	pr_info("syscalls_async: ia32: %u entries, %u functions found in %llu us\n",
+		sa_ia32_nr, found, (ktime_get_ns() - t0) / 1000);
+}
+
+unsigned int sa_arch_compat_nr_syscalls(void)
+{
+	return sa_ia32_nr;
+}
+
+unsigned long sa_arch_compat_entry(unsigned int nr)
+{
+	return nr < sa_ia32_nr ? sa_ia32_entries[nr] : 0;
+}
+
+const char *sa_arch_compat_name(unsigned int nr)
+{
+	const char *name;
+
+	if (nr >= sa_ia32_nr || !sa_ia32_entries[nr] || sa_ia32_entries[nr] == sa_ia32_ni)
+		return NULL;
+	name = sa_ia32_syms[nr].name;
+	return name && strcmp(name, "sys_ni_syscall") ? name : NULL;
+}
+
+bool sa_arch_compat_noreturn(int nr)
+{
+	return nr == __NR_ia32_exit || nr == __NR_ia32_exit_group;
+}
+
+u64 sa_arch_compat_get_arg(const struct pt_regs *regs, unsigned int i)
+{
+	switch (i) {
+	case 0: return (u32)regs->bx;
+	case 1: return (u32)regs->cx;
+	case 2: return (u32)regs->dx;
+	case 3: return (u32)regs->si;
+	case 4: return (u32)regs->di;
+	case 5: return (u32)regs->bp;
+	}
+	return 0;
+}
+
+void sa_arch_compat_write_args(struct pt_regs *regs, const u64 *args, u32 mask)
+{
+	unsigned long *slot[SA_MAX_ARGS] = {
+		&regs->bx, &regs->cx, &regs->dx, &regs->si, &regs->di, &regs->bp,
+	};
+	unsigned int i;
+
+	for (i = 0; i < SA_MAX_ARGS; i++)
+		if (mask & BIT(i))
+			*slot[i] = (u32)args[i];
+}
+
+static long sa_ia32_invoke(struct sa_call *call)
+{
+	sa_x64_fn fn;
+
+	if (call->nr < 0 || call->nr >= sa_ia32_nr || !sa_ia32_entries[call->nr])
+		return -ENOSYS;
+	fn = (sa_x64_fn)sa_ia32_entries[call->nr];
+	/* not a tail call, as for the native table */
+	return fn(call->regs);
+}
+
+static long sa_ia32_wrapper(const struct pt_regs *regs)
+{
+	struct sa_call call = { .regs = (struct pt_regs *)regs, .compat = true };
+
+	sa_arch_read_call(&call);
+	return sa_syscall(&call);
+}
+
+static bool notrace sa_ia32_redirect(unsigned long ip, unsigned long nr, struct pt_regs *regs)
+{
+	if (nr >= sa_ia32_nr || sa_ia32_entries[nr] != ip)
+		return false;
+	regs->ip = (unsigned long)sa_ia32_wrapper;
+	return true;
+}
+
+/* arch/x86/kernel/signal.c: a restart moves ip back over the 2-byte int
+ * 0x80 (also where the vDSO's fast path comes back to). Without a handler
+ * the registers tell; a handler's 32-bit frame is not read here (the
+ * outcome is then counted as lost, restart_lost). */
+int sa_arch_compat_signal_outcome(const struct pt_regs *then, long *ret)
+{
+	const struct pt_regs *now = task_pt_regs(current);
+
+	if (now->ip == then->ip - 2)
+		return SA_OUTCOME_RESTART;
+	if (now->ip == then->ip) {
+		*ret = (s32)now->ax;
+		return SA_OUTCOME_DONE;
+	}
+	return -ESRCH;
+}
+
+void sa_arch_compat_set_signal_ret(const struct pt_regs *then, long ret)
+{
+	struct pt_regs *now = task_pt_regs(current);
+
+	if (now->ip == then->ip)
+		now->ax = (u32)ret;
+	else
+		sa_count(restart_lost);
+}
+#else
+static void sa_ia32_init(unsigned long (*lookup)(const char *name))
+{
+}
+
+static long sa_ia32_invoke(struct sa_call *call)
+{
+	return -ENOSYS;
+}
+
+static bool sa_ia32_redirect(unsigned long ip, unsigned long nr, struct pt_regs *regs)
+{
+	return false;
+}
+#endif

@@ -17,6 +17,8 @@ REQUIRED_TOOLS: dict[str, str] = {
     "qemu-system-x86_64": "qemu-system-x86",
     "/bin/busybox": "busybox-static",
     "gcc": "gcc",
+    # the 32-bit guest tools (guest/ia32/), for the ia32 entry of the x86_64 guest
+    "i686-linux-gnu-gcc": "gcc-i686-linux-gnu",
     "make": "make",
     "cpio": "cpio",
     "apt-get": "apt",
@@ -25,6 +27,7 @@ REQUIRED_TOOLS: dict[str, str] = {
 #: needed to link the static guest tools and to build the module
 REQUIRED_FILES: dict[str, str] = {
     "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
+    "/usr/i686-linux-gnu/lib/libc.a": "libc6-dev-i386-cross",
     "/usr/bin/bc": "bc",
 }
 

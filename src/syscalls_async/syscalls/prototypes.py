@@ -7,6 +7,10 @@ is a 32-bit signed value whatever the upper register bits hold, ``unsigned
 int`` 32-bit unsigned, ``long``/``off_t`` 64-bit signed -- while pointers,
 sizes and anything unrecognised are 64-bit unsigned.  Return values are
 64-bit signed.
+
+The compat ABI's calls (x86_64: ia32, 32-bit programs) have 32-bit registers:
+there every signed argument (``long``, ``off_t`` as much as ``int``) is a
+32-bit signed value -- the guest's prefilter compares them the same way.
 """
 
 from __future__ import annotations
@@ -94,8 +98,9 @@ RAW = Domain(64, False)
 RETVAL = Domain(64, True)
 
 
-def domain_of(ctype: str) -> Domain:
-    """The comparison domain of an argument declared as ``ctype``."""
+def domain_of(ctype: str, word_size: int = 8) -> Domain:
+    """The comparison domain of an argument declared as ``ctype``, in an ABI
+    whose registers are ``word_size`` bytes wide."""
     if "*" in ctype:
         return RAW
     words = [w for w in ctype.replace("__user", "").split() if w not in ("const", "volatile")]
@@ -105,7 +110,7 @@ def domain_of(ctype: str) -> Domain:
     if t in _UNSIGNED32:
         return Domain(32, False)
     if t in _SIGNED64:
-        return Domain(64, True)
+        return Domain(64, True) if word_size == 8 else Domain(32, True)
     return RAW
 
 
@@ -126,6 +131,13 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
     entry is not traceable): a hook on it would never fire, so registering one
     is refused.
 
+    ``compat`` is True for a syscall of the guest's compat ABI (x86_64: ia32,
+    32-bit programs): ``nr`` is its number in that ABI's table and ``name``
+    the kernel function it runs (``sys_openat``; ``sys_ia32_pread64`` is
+    ``sys_pread64``), so that one name hooks the same syscall in both ABIs.
+    ``prototype`` is False for such a syscall the guest kernel has no
+    prototype for (``nargs`` 0, read ``syscall.args``).
+
     This is the syscalls layer's prototype, what handlers get as ``proto`` and
     what ``prototypes.json`` caches.  The portal decodes the guest's table into
     :class:`~syscalls_async.portal.SyscallMeta` (the same facts as sent, for code
@@ -141,41 +153,62 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
     known: bool = True
     truncated: bool = False
     hookable: bool = True
+    compat: bool = False
+    prototype: bool = True
 
     @property
     def short_name(self) -> str:
         return normalize(self.name)
 
     def domain(self, index: int) -> Domain:
-        return domain_of(self.types[index]) if index < len(self.types) else RAW
+        if index >= len(self.types):
+            return RAW
+        return domain_of(self.types[index], 4 if self.compat else 8)
 
 
 class PrototypeTable:
-    """All of a guest kernel's syscalls, by number and by normalized name."""
+    """All of a guest kernel's syscalls, by number and by normalized name.
 
-    def __init__(self, protos: Iterable[SyscallPrototype]) -> None:
+    The native table; ``compat`` is the guest's compat ABI's table (x86_64:
+    ia32), empty when the guest has none.  :meth:`for_abi` picks one.
+    """
+
+    def __init__(
+        self,
+        protos: Iterable[SyscallPrototype],
+        compat: Iterable[SyscallPrototype] = (),
+        *,
+        is_compat: bool = False,
+    ) -> None:
+        self.is_compat = is_compat
         self._by_nr: dict[int, SyscallPrototype] = {}
         self._by_name: dict[str, SyscallPrototype] = {}
         for p in protos:
+            if p.compat != is_compat:
+                raise InvalidValue(f"{p.name} ({p.nr}) belongs in the other ABI's table")
             self._by_nr[p.nr] = p
             if p.known:
                 self._by_name.setdefault(p.short_name, p)
+        self.compat: PrototypeTable | None = (
+            None if is_compat else PrototypeTable(compat, is_compat=True)
+        )
 
     @classmethod
-    def from_meta(cls, metas: Iterable[SyscallMeta]) -> PrototypeTable:
-        return cls(
-            SyscallPrototype(
-                m.name if m.known else unknown_name(m.nr),
-                m.nr,
-                m.nargs,
-                m.types,
-                m.names,
-                m.known,
-                m.truncated,
-                m.hookable,
-            )
-            for m in metas
-        )
+    def from_meta(
+        cls, metas: Iterable[SyscallMeta], metas32: Iterable[SyscallMeta] = ()
+    ) -> PrototypeTable:
+        """The table of the guest's metadata (``metas32``: its compat ABI's)."""
+        return cls(_protos(metas, False), _protos(metas32, True))
+
+    def for_abi(self, compat: bool) -> PrototypeTable:
+        """This table, or with ``compat`` the compat ABI's."""
+        if not compat or self.compat is None:
+            return self
+        return self.compat
+
+    def all(self) -> list[SyscallPrototype]:
+        """Every prototype of both ABIs (what the prototype cache keeps)."""
+        return [*self, *(self.compat or ())]
 
     def __len__(self) -> int:
         return len(self._by_nr)
@@ -190,7 +223,9 @@ class PrototypeTable:
     def by_nr(self, nr: int) -> SyscallPrototype:
         proto = self._by_nr.get(nr)
         if proto is None:
-            return SyscallPrototype(unknown_name(nr), nr, 0, (), (), known=False)
+            return SyscallPrototype(
+                unknown_name(nr), nr, 0, (), (), known=False, compat=self.is_compat
+            )
         return proto
 
     def close_matches(self, name: str) -> list[str]:
@@ -198,6 +233,22 @@ class PrototypeTable:
 
     def __iter__(self) -> Iterator[SyscallPrototype]:
         return iter(self._by_nr.values())
+
+
+def _protos(metas: Iterable[SyscallMeta], compat: bool) -> Iterator[SyscallPrototype]:
+    for m in metas:
+        yield SyscallPrototype(
+            m.name if m.known else unknown_name(m.nr),
+            m.nr,
+            m.nargs,
+            m.types,
+            m.names,
+            m.known,
+            m.truncated,
+            m.hookable,
+            compat=compat,
+            prototype=m.prototype,
+        )
 
 
 def syscall_nr(metas: Iterable[SyscallMeta], name: str) -> int:
