@@ -198,10 +198,12 @@ class Regs:
     def __getattr__(self, name: str) -> int:
         event: SyscallEvent = object.__getattribute__(self, "_event")
         arch: ArchInfo = object.__getattribute__(self, "_arch")
-        if name in arch.arg_regs:
-            return event.args[arch.arg_regs.index(name)]
+        # on return the return register first: on aarch64, ARM and MIPS it is
+        # also an argument register (x0, r0), and by then holds the result
         if name == arch.ret_reg and event.phase == "return":
             return event.retval & MASK64
+        if name in arch.arg_regs:
+            return event.args[arch.arg_regs.index(name)]
         values = self._values
         if name in ("pc", "ip"):
             return values.get(arch.pc_reg, event.pc)
@@ -215,10 +217,10 @@ class Regs:
     def __setattr__(self, name: str, value: int) -> None:
         event: SyscallEvent = object.__getattribute__(self, "_event")
         arch: ArchInfo = object.__getattribute__(self, "_arch")
-        if name in arch.arg_regs:
-            event.args[arch.arg_regs.index(name)] = value
-        elif name == arch.ret_reg and event.phase == "return":
+        if name == arch.ret_reg and event.phase == "return":
             event.retval = RETVAL.value(word64(value, arch.ret_reg))
+        elif name in arch.arg_regs:
+            event.args[arch.arg_regs.index(name)] = value
         else:
             raise AttributeError(
                 f"register {name} is read-only here: change arguments "
