@@ -87,6 +87,9 @@ unsigned long sa_arch_compat_entry(unsigned int nr);
  * "sys_ia32_pread64"), NULL if the entry is unimplemented. */
 const char *sa_arch_compat_name(unsigned int nr);
 bool sa_arch_compat_noreturn(int nr);
+/* Compat entry nr is caught the arch's other way (see sa_arch_ni_*), as are
+ * compat numbers beyond the table while that way is armed. */
+bool sa_arch_compat_ni_entry(unsigned int nr);
 void sa_arch_compat_write_args(struct pt_regs *regs, const u64 *args, u32 mask);
 u64 sa_arch_compat_get_arg(const struct pt_regs *regs, unsigned int i);
 int sa_arch_compat_signal_outcome(const struct pt_regs *then, long *ret);

@@ -33,6 +33,8 @@ static unsigned long sa_x64_ni;
 static int sa_x64_ni_nr = -1;
 
 static void sa_ia32_init(unsigned long (*lookup)(const char *name));
+/* the first ia32 entry that is the stub (see sa_oor_probe), -1: none */
+static int sa_ia32_ni_nr = -1;
 
 int sa_arch_init(unsigned long (*lookup)(const char *name))
 {
@@ -95,6 +97,11 @@ void sa_arch_read_call(struct sa_call *call)
 	call->nr = (int)regs->orig_ax;
 	if (call->compat) {
 		call->eflags |= SA_EV_COMPAT;
+		if (call->nr == sa_ia32_ni_nr && (regs->ax & SA_OOR_MASK) == SA_OOR_TAG) {
+			call->nr = (int)(u32)regs->ax;
+			regs->orig_ax = call->nr;
+			regs->ax = -ENOSYS;
+		}
 		for (i = 0; i < SA_MAX_ARGS; i++)
 			call->args[i] = sa_arch_compat_get_arg(regs, i);
 		return;
@@ -208,19 +215,24 @@ void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 static struct kprobe sa_ni_kp;
 static bool sa_ni_registered, sa_ni_armed;
 
+static bool sa_ia32_ni_redirect(unsigned long nr, struct pt_regs *regs);
+
 static int notrace sa_ni_pre(struct kprobe *p, struct pt_regs *regs)
 {
 	const struct pt_regs *user = (const struct pt_regs *)regs->di;
 	unsigned long nr;
 
-	/* The same tests as the ftrace callback, plus: ia32 syscalls share
-	 * the stub (their numbers index another table), and the caller's
-	 * return address is on the stack at the first instruction. */
-	if (user != task_pt_regs(current) || in_ia32_syscall())
+	/* The same tests as the ftrace callback, plus: the caller's return
+	 * address is on the stack at the first instruction. ia32 syscalls
+	 * share the stub: their unimplemented numbers and those beyond their
+	 * table come here too, by their own numbering. */
+	if (user != task_pt_regs(current))
 		return 0;
 	if (within_module(*(unsigned long *)regs->sp, THIS_MODULE))
 		return 0;
 	nr = user->orig_ax;
+	if (in_ia32_syscall())
+		return sa_ia32_ni_redirect(nr, regs);
 	if (nr >= NR_syscalls || (unsigned long)sa_x64_table[nr] != sa_x64_ni)
 		return 0;
 	regs->ip = (unsigned long)sa_x64_wrapper;
@@ -294,19 +306,27 @@ void sa_arch_ni_exit(void)
  * the stub's first entry, where the stub's probe catches it, and the wrapper
  * puts the real number back (sa_arch_read_call). Registering the tracepoint
  * moves every syscall to the entry code's slow path, so it is armed only
- * while a hook needs these numbers. x32 numbers (bit 30) and ia32 calls are
- * let through, and negative numbers (-1 is a call skipped by seccomp or a
- * tracer).
+ * while a hook needs these numbers. x32 numbers (bit 30) are let through,
+ * and negative numbers (-1 is a call skipped by seccomp or a tracer); ia32
+ * numbers beyond the ia32 list go the same way to its first unimplemented
+ * entry (the ia32 entry code inlines the stub too).
  */
 static struct tracepoint *sa_sys_enter;
 static bool sa_oor_on;
+
+static void sa_ia32_oor(struct pt_regs *regs, u32 nr);
 
 static void notrace sa_oor_probe(void *data, struct pt_regs *regs, long id)
 {
 	u32 nr = (u32)id;
 
-	if ((int)nr < 0 || nr < NR_syscalls || regs != task_pt_regs(current) ||
-	    in_ia32_syscall())
+	if ((int)nr < 0 || regs != task_pt_regs(current))
+		return;
+	if (in_ia32_syscall()) {
+		sa_ia32_oor(regs, nr);
+		return;
+	}
+	if (nr < NR_syscalls)
 		return;
 	if ((nr & __X32_SYSCALL_BIT) && nr - __X32_SYSCALL_BIT < X32_NR_syscalls)
 		return;
@@ -444,6 +464,11 @@ static void sa_ia32_init(unsigned long (*lookup)(const char *name))
 		found += sa_ia32_entries[nr] != 0;
 	}
 	sa_ia32_nr = SA_IA32_NR;
+	for (nr = 0; sa_x64_ni && nr < sa_ia32_nr; nr++)
+		if (sa_ia32_entries[nr] == sa_x64_ni) {
+			sa_ia32_ni_nr = nr;
+			break;
+		}
 	pr_info("syscalls_async: ia32: %u entries, %u functions found in %llu us\n",
 		sa_ia32_nr, found, (ktime_get_ns() - t0) / 1000);
 }
@@ -502,7 +527,10 @@ static long sa_ia32_invoke(struct sa_call *call)
 {
 	sa_x64_fn fn;
 
-	if (call->nr < 0 || call->nr >= sa_ia32_nr || !sa_ia32_entries[call->nr])
+	/* the ni stub does nothing but this (and calling it would meet its
+	 * probe again) */
+	if (call->nr < 0 || call->nr >= sa_ia32_nr || !sa_ia32_entries[call->nr] ||
+	    sa_ia32_entries[call->nr] == sa_x64_ni)
 		return -ENOSYS;
 	fn = (sa_x64_fn)sa_ia32_entries[call->nr];
 	/* not a tail call, as for the native table */
@@ -515,6 +543,33 @@ static long sa_ia32_wrapper(const struct pt_regs *regs)
 
 	sa_arch_read_call(&call);
 	return sa_syscall(&call);
+}
+
+/* The ni stub's probe, for an ia32 call: an unimplemented entry of the
+ * ia32 list or a number beyond it (the entry code calls the same stub for
+ * those, and for -1 nothing). */
+static bool notrace sa_ia32_ni_redirect(unsigned long nr, struct pt_regs *regs)
+{
+	u32 unr = nr;
+
+	if (!sa_ia32_nr || (unr < sa_ia32_nr && sa_ia32_entries[unr] != sa_x64_ni))
+		return false;
+	regs->ip = (unsigned long)sa_ia32_wrapper;
+	return true;
+}
+
+bool sa_arch_compat_ni_entry(unsigned int nr)
+{
+	return sa_ni_registered && nr < sa_ia32_nr && sa_ia32_entries[nr] == sa_x64_ni;
+}
+
+/* sa_oor_probe for an ia32 call */
+static void notrace sa_ia32_oor(struct pt_regs *regs, u32 nr)
+{
+	if (nr < sa_ia32_nr || sa_ia32_ni_nr < 0)
+		return;
+	regs->ax = SA_OOR_TAG | nr;
+	regs->orig_ax = sa_ia32_ni_nr;
 }
 
 static bool notrace sa_ia32_redirect(unsigned long ip, unsigned long nr, struct pt_regs *regs)
@@ -562,6 +617,20 @@ static long sa_ia32_invoke(struct sa_call *call)
 }
 
 static bool sa_ia32_redirect(unsigned long ip, unsigned long nr, struct pt_regs *regs)
+{
+	return false;
+}
+
+static bool sa_ia32_ni_redirect(unsigned long nr, struct pt_regs *regs)
+{
+	return false;
+}
+
+static void sa_ia32_oor(struct pt_regs *regs, u32 nr)
+{
+}
+
+bool sa_arch_compat_ni_entry(unsigned int nr)
 {
 	return false;
 }

@@ -30,6 +30,11 @@ bool sa_arch_compat_noreturn(int nr)
 	return false;
 }
 
+bool sa_arch_compat_ni_entry(unsigned int nr)
+{
+	return false;
+}
+
 void sa_arch_compat_write_args(struct pt_regs *regs, const u64 *args, u32 mask)
 {
 }

@@ -29,6 +29,7 @@ static bool sa_ops_registered;
 static unsigned long *sa_traceable;
 /* the same for the compat ABI's table */
 static unsigned long *sa_traceable32;
+static unsigned long *sa_ni32;
 /* nrs caught by the arch's other way (sa_arch_ni_*) instead of ftrace */
 static unsigned long *sa_ni;
 static unsigned long *sa_ips;       /* sorted, what is hooked now */
@@ -327,9 +328,14 @@ static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *
 		else if (test_bit(nr, sa_traceable))
 			ips[k++] = sa_arch_table_entry(nr);
 	}
-	for (nr = 0; nr < nsys32; nr++)
-		if (snap->nr_flags32[nr] && test_bit(nr, sa_traceable32))
+	for (nr = 0; nr < nsys32; nr++) {
+		if (!snap->nr_flags32[nr])
+			continue;
+		if (test_bit(nr, sa_ni32))
+			*ni = true;
+		else if (test_bit(nr, sa_traceable32))
 			ips[k++] = sa_arch_compat_entry(nr);
+	}
 	sort(ips, k, sizeof(*ips), sa_cmp_ulong, NULL);
 	for (j = 0, nr = 0; nr < k; nr++)
 		if (!j || ips[j - 1] != ips[nr])
@@ -479,10 +485,12 @@ int sa_hooks_init(void)
 
 	sa_traceable = bitmap_zalloc(nsys, GFP_KERNEL);
 	sa_traceable32 = bitmap_zalloc(max(nsys32, 1U), GFP_KERNEL);
+	sa_ni32 = bitmap_zalloc(max(nsys32, 1U), GFP_KERNEL);
 	sa_ni = bitmap_zalloc(nsys, GFP_KERNEL);
-	if (!sa_traceable || !sa_traceable32 || !sa_ni) {
+	if (!sa_traceable || !sa_traceable32 || !sa_ni32 || !sa_ni) {
 		bitmap_free(sa_traceable);
 		bitmap_free(sa_traceable32);
+		bitmap_free(sa_ni32);
 		bitmap_free(sa_ni);
 		return -ENOMEM;
 	}
@@ -505,11 +513,16 @@ int sa_hooks_init(void)
 		if (nr < SA_MAX_SYSCALLS)
 			sa_meta_entry(false, nr)->flags |= SA_META_UNHOOKABLE;
 	}
-	/* The compat table: its unimplemented entries (one notrace stub)
-	 * stay unhookable, whatever hooks all or unknown syscalls. */
+	/* The compat table: its unimplemented entries share the native ones'
+	 * stub where the arch catches them the same other way. */
 	for (nr = 0; nr < nsys32; nr++) {
 		unsigned long ip = sa_arch_compat_entry(nr);
 
+		if (sa_arch_compat_ni_entry(nr)) {
+			set_bit(nr, sa_ni32);
+			ni++;
+			continue;
+		}
 		if (ip && !ftrace_set_filter_ip(&probe, ip, 0, 0)) {
 			set_bit(nr, sa_traceable32);
 			continue;
@@ -546,5 +559,6 @@ void sa_hooks_exit(void)
 	mutex_unlock(&sa_hooks_lock);
 	bitmap_free(sa_traceable);
 	bitmap_free(sa_traceable32);
+	bitmap_free(sa_ni32);
 	bitmap_free(sa_ni);
 }

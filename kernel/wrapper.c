@@ -32,9 +32,8 @@ static u8 sa_snap_wants(const struct sa_snapshot *snap, const struct sa_call *ca
 	int nr = call->nr;
 
 	if (call->compat)
-		/* numbers beyond the compat table never get here */
 		return nr >= 0 && nr < sa_arch_compat_nr_syscalls() && snap->nr_flags32 ?
-		       snap->nr_flags32[nr] : 0;
+		       snap->nr_flags32[nr] : snap->oor_flags;
 	if (nr >= 0 && nr < sa_arch_nr_syscalls())
 		return snap->nr_flags[nr];
 	return snap->oor_flags;
