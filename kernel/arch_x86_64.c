@@ -580,13 +580,32 @@ static bool notrace sa_ia32_redirect(unsigned long ip, unsigned long nr, struct 
 	return true;
 }
 
+/*
+ * The frame a signal handler of a 32-bit program was started with: an
+ * rt_sigframe_ia32 (SA_SIGINFO; its pinfo and puc point into itself) or a
+ * sigframe_ia32. NULL if neither can be read.
+ */
+static struct sigcontext_32 __user *sa_ia32_signal_mc(const struct pt_regs *now)
+{
+	u32 sp = now->sp, pinfo, puc;
+
+	if (get_user(pinfo, (u32 __user *)(unsigned long)(sp + 8)) ||
+	    get_user(puc, (u32 __user *)(unsigned long)(sp + 12)))
+		return NULL;
+	if (pinfo == sp + offsetof(struct rt_sigframe_ia32, info) &&
+	    puc == sp + offsetof(struct rt_sigframe_ia32, uc))
+		return &((struct rt_sigframe_ia32 __user *)(unsigned long)sp)->uc.uc_mcontext;
+	return &((struct sigframe_ia32 __user *)(unsigned long)sp)->sc;
+}
+
 /* arch/x86/kernel/signal.c: a restart moves ip back over the 2-byte int
- * 0x80 (also where the vDSO's fast path comes back to). Without a handler
- * the registers tell; a handler's 32-bit frame is not read here (the
- * outcome is then counted as lost, restart_lost). */
+ * 0x80 (the vDSO's fast path comes back there too), in the registers (no
+ * handler) or in the handler's 32-bit frame. */
 int sa_arch_compat_signal_outcome(const struct pt_regs *then, long *ret)
 {
 	const struct pt_regs *now = task_pt_regs(current);
+	struct sigcontext_32 __user *mc;
+	u32 ip, ax;
 
 	if (now->ip == then->ip - 2)
 		return SA_OUTCOME_RESTART;
@@ -594,16 +613,28 @@ int sa_arch_compat_signal_outcome(const struct pt_regs *then, long *ret)
 		*ret = (s32)now->ax;
 		return SA_OUTCOME_DONE;
 	}
-	return -ESRCH;
+	mc = sa_ia32_signal_mc(now);
+	if (!mc || get_user(ip, &mc->ip) || get_user(ax, &mc->ax))
+		return -EFAULT;
+	if (ip == (u32)(then->ip - 2))
+		return SA_OUTCOME_RESTART;
+	if (ip != (u32)then->ip)
+		return -ESRCH;
+	*ret = (s32)ax;
+	return SA_OUTCOME_DONE;
 }
 
 void sa_arch_compat_set_signal_ret(const struct pt_regs *then, long ret)
 {
 	struct pt_regs *now = task_pt_regs(current);
+	struct sigcontext_32 __user *mc;
 
-	if (now->ip == then->ip)
+	if (now->ip == then->ip) {
 		now->ax = (u32)ret;
-	else
+		return;
+	}
+	mc = sa_ia32_signal_mc(now);
+	if (!mc || put_user((u32)ret, &mc->ax))
 		sa_count(restart_lost);
 }
 #else

@@ -177,3 +177,49 @@ async def test_unknown_syscall_hooks_see_ia32_numbers_without_a_syscall(
     lines = result.stdout.splitlines()
     assert lines[:2] == [f"{RET32} 99".encode()] * 2
     assert int(lines[2].split()[-1]) > 0  # getppid has a name: not an unknown syscall
+
+
+async def test_an_interrupted_ia32_call_ends_in_eintr_from_the_handler_frame(
+    session: Session, calls: Any
+) -> None:
+    # interrupt32: a 32-bit read on an empty pipe that a SIGALRM handler interrupts
+    def note(regs: Any, proto: Any, syscall: Any) -> None:
+        calls.add((syscall.abi, syscall.phase, syscall.retval, syscall.restarted))
+
+    await session.plugins.syscalls.register(
+        note, "read", on_enter=True, on_return=True, comm_filter="interrupt32"
+    )
+    r = await session.run("interrupt32 read")
+    assert r.stdout == b"interrupt: read returned -4, signals 1\n"
+    assert await calls.wait(2) == [("ia32", "enter", 0, False), ("ia32", "return", -4, False)]
+
+
+async def test_a_restarted_ia32_call_says_so_and_its_rerun_is_a_new_pair(
+    session: Session, calls: Any
+) -> None:
+    def note(regs: Any, proto: Any, syscall: Any) -> None:
+        calls.add((syscall.phase, syscall.retval, syscall.restarted))
+
+    await session.plugins.syscalls.register(
+        note, "read", on_enter=True, on_return=True, comm_filter="interrupt32"
+    )
+    r = await session.run("interrupt32 read-restart")
+    assert r.stdout == b"interrupt: read-restart returned 1, signals 1\n"
+    assert await calls.wait(4) == [
+        ("enter", 0, False), ("return", -512, True), ("enter", 0, False), ("return", 1, False),
+    ]  # fmt: skip
+
+
+async def test_a_return_hook_replaces_an_ia32_eintr_in_the_handler_frame(
+    session: Session, calls: Any
+) -> None:
+    def replace(regs: Any, proto: Any, syscall: Any) -> None:
+        calls.add(syscall.retval)
+        syscall.retval = 7
+
+    await session.plugins.syscalls.register(
+        replace, "on_sys_read_return", comm_filter="interrupt32"
+    )
+    r = await session.run("interrupt32 read")
+    assert r.stdout == b"interrupt: read returned 7, signals 1\n"
+    assert calls.items == [-4]

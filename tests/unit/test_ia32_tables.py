@@ -218,3 +218,13 @@ def test_an_old_cache_entry_reads_as_native() -> None:
     old = b'{"name":"sys_openat","nr":257,"nargs":0,"types":[],"names":[],"known":true}'
     proto = msgspec.json.decode(old, type=SyscallPrototype)
     assert (proto.compat, proto.prototype) == (False, True)
+
+
+def test_a_filter_value_beyond_32_bits_keeps_the_hook_native(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    # off_t: a 64-bit operand cannot be an ia32 value; the native hook stands
+    with caplog.at_level(logging.WARNING, "syscalls"):
+        hook = registry.add(nothing, "lseek", arg_filters=[None, 0x7FFF_FFFF_FFFF_FFFF])
+    assert (hook.spec().nr, hook.spec().nr32) == (8, NR_NONE)
+    assert "not hooked for 32-bit" in caplog.text and "signed 32-bit" in caplog.text

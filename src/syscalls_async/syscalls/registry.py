@@ -266,14 +266,22 @@ class Hook:
                 compat is not None and not self._compat_misfit(native, compat, where)
             )
             second = compat if fits else None
-            self.proto32 = second
-            if second is None:
+            bound = None
+            if second is not None:
+                try:
+                    bound = self._bind(second, where)
+                except RegistrationError as exc:
+                    if native is None:
+                        raise
+                    self._warn_compat(where, second, str(exc))
+            if bound is None:
+                self.proto32 = None
                 self.arg_filters32, self.nargs_passed32, self.converters32 = (), 0, ()
                 self.spec_nr32 = NR_NONE
             else:
-                self.arg_filters32, self.nargs_passed32, self.converters32 = self._bind(
-                    second, where
-                )
+                assert second is not None
+                self.proto32 = second
+                self.arg_filters32, self.nargs_passed32, self.converters32 = bound
                 self.spec_nr32 = second.nr
         else:
             if self.signature.required > 3:
@@ -344,6 +352,12 @@ class Hook:
             reason = f"the handler requires more than its {compat.nargs} arguments"
         if reason is None:
             return False
+        self._warn_compat(where, compat, reason)
+        return True
+
+    @staticmethod
+    def _warn_compat(where: str, compat: SyscallPrototype, reason: str) -> None:
+        """Say (once) that a hook is left out of the compat ABI, and why."""
         key = (where, compat.name)
         if key not in _warned_compat:
             _warned_compat.add(key)
@@ -354,7 +368,6 @@ class Hook:
                 _params(compat),
                 reason,
             )
-        return True
 
     def _bind(
         self, proto: SyscallPrototype, where: str
