@@ -15,6 +15,24 @@ struct sa_call;
 
 /* SA_ARCH_* value written to the portal header */
 extern const u32 sa_arch_id;
+/* The function that delivers a signal on the way back to user mode; a
+ * kretprobe on it learns what became of an interrupted call (restart.c).
+ * NULL, or a name kallsyms lacks: interrupted calls get no return event
+ * (counted in restart_lost). */
+extern const char *const sa_arch_signal_fn;
+
+struct syscall_metadata;
+
+/*
+ * For kernels whose kallsyms lists functions only (no CONFIG_KALLSYMS_ALL),
+ * in symbols.c: the array of n function pointers in [start, end) that
+ * starts with the functions named first[] (n <= 4), and the ftrace
+ * metadata of the syscall whose entry is fn (through its sys_enter event).
+ */
+const void *sa_find_table(unsigned long (*lookup)(const char *name),
+			  unsigned long start, unsigned long end,
+			  const char *const first[], unsigned int n);
+const struct syscall_metadata *sa_meta_by_entry(unsigned long fn);
 
 /* Find the syscall table; lookup is kallsyms_lookup_name. */
 int sa_arch_init(unsigned long (*lookup)(const char *name));

@@ -132,9 +132,10 @@ void sa_meta_write(void)
 	if (tablep)
 		table = *tablep;
 	if (!table)
-		pr_warn("no syscall metadata, all syscalls unknown\n");
+		pr_info("no syscalls_metadata symbol: metadata from the syscall events\n");
 	for (nr = 0; nr < n; nr++)
-		sa_meta_one(false, nr, table ? table[nr] : NULL, NULL);
+		sa_meta_one(false, nr, table ? table[nr]
+					     : sa_meta_by_entry(sa_arch_table_entry(nr)), NULL);
 	sa_guest()->nr_syscalls = n;
 	sa_meta_write_compat();
 }

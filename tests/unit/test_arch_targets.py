@@ -201,3 +201,27 @@ def test_old_manifests_read_as_x86_64() -> None:
     old = b'{"kernel":"k","initramfs":"i","kernel_release":"r","digest":"d",'
     old += b'"has_module":true,"tools":[],"built_at":0.0}'
     assert msgspec.json.decode(old, type=image.Image).arch == "x86_64"
+
+
+def test_a_foreign_kernel_in_the_cache_is_used_without_asking_apt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYSCALLS_ASYNC_CACHE", str(tmp_path))
+    monkeypatch.delenv("SYSCALLS_ASYNC_KERNEL_AARCH64", raising=False)
+    asked: list[str] = []
+
+    def latest(target: Any) -> str:
+        asked.append(target.name)
+        return "6.1.0-60-arm64"
+
+    monkeypatch.setattr(image, "_latest_release", latest)
+    aarch64 = target_for("aarch64")
+    # nothing cached: apt names the release
+    assert image.default_release(aarch64) == "6.1.0-60-arm64" and asked == ["aarch64"]
+    for release in ("6.1.0-9-arm64", "6.1.0-50-arm64", "6.1.0-50-amd64"):
+        (tmp_path / "kernel" / release).mkdir(parents=True)
+        (tmp_path / "kernel" / release / ".complete").touch()
+    # the newest cached one of that flavour (50 > 9), apt not asked; setup asks again
+    assert image.default_release(aarch64) == "6.1.0-50-arm64" and asked == ["aarch64"]
+    assert image.default_release(aarch64, refresh=True) == "6.1.0-60-arm64"
+    assert image.default_release(target_for("x86_64")) == image.DEFAULT_KERNEL
