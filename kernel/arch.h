@@ -113,4 +113,25 @@ void sa_arch_set_signal_ret(const struct pt_regs *then, long ret);
  */
 int sa_arch_deliver_ret(struct pt_regs *kregs);
 
+/*
+ * A second syscall ABI the architecture also runs (x86_64: ia32, the
+ * 32-bit programs). Optional: compat.c says there is none on the others.
+ * Its calls reach the wrapper with call->compat set; call->nr indexes the
+ * compat table, call->args are its argument registers; sa_arch_read_call
+ * and sa_arch_invoke know the ABI from call->compat.
+ */
+unsigned int sa_arch_compat_nr_syscalls(void);     /* 0: no compat ABI */
+unsigned long sa_arch_compat_entry(unsigned int nr);
+/* The kernel's function name for compat entry nr ("sys_openat",
+ * "sys_ia32_pread64"), NULL if the entry is unimplemented. */
+const char *sa_arch_compat_name(unsigned int nr);
+bool sa_arch_compat_noreturn(int nr);
+/* Compat entry nr is caught the arch's other way (see sa_arch_ni_*), as are
+ * compat numbers beyond the table while that way is armed. */
+bool sa_arch_compat_ni_entry(unsigned int nr);
+void sa_arch_compat_write_args(struct pt_regs *regs, const u64 *args, u32 mask);
+u64 sa_arch_compat_get_arg(const struct pt_regs *regs, unsigned int i);
+int sa_arch_compat_signal_outcome(const struct pt_regs *then, long *ret);
+void sa_arch_compat_set_signal_ret(const struct pt_regs *then, long ret);
+
 #endif

@@ -21,6 +21,9 @@ static DEFINE_MUTEX(sa_hooks_lock);
 
 /* nrs whose table entry can be redirected (ftrace: some are notrace) */
 static unsigned long *sa_traceable;
+/* the same for the compat ABI's table */
+static unsigned long *sa_traceable32;
+static unsigned long *sa_ni32;
 /* nrs caught by the arch's other way (sa_arch_ni_*) instead of ftrace */
 static unsigned long *sa_ni;
 static unsigned long *sa_ips;       /* sorted, what is hooked now */
@@ -40,6 +43,7 @@ struct sa_snapshot *sa_snap_get(void)
 
 static void sa_snap_free(struct sa_snapshot *snap)
 {
+	kvfree(snap->nr_flags32);
 	kvfree(snap->nr_flags);
 	kvfree(snap);
 }
@@ -68,11 +72,15 @@ static int sa_cmp(u64 a, u64 b, u8 cmp)
 	return a < b ? -1 : a > b;
 }
 
-static bool sa_value_match(const struct sa_filter *f, u64 raw)
+/* compat: the value is a compat ABI's register, 32 bits wide: a signed
+ * comparison (a long, an off_t) is a 32-bit one there, and so is the sign
+ * that success/error look at */
+static bool sa_value_match(const struct sa_filter *f, u64 raw, bool compat)
 {
-	u64 v = sa_norm(raw, f->cmp), a = sa_norm(f->a, f->cmp), b = sa_norm(f->b, f->cmp);
+	u8 cmp = compat && (f->cmp & SA_CMP_SIGNED) ? f->cmp | SA_CMP_32 : f->cmp;
+	u64 v = sa_norm(raw, cmp), a = sa_norm(f->a, cmp), b = sa_norm(f->b, cmp);
 	/* success/error are about the sign whatever the declared type */
-	s64 sv = (f->cmp & SA_CMP_32) ? (s64)(s32)raw : (s64)raw;
+	s64 sv = (cmp & SA_CMP_32) || compat ? (s64)(s32)raw : (s64)raw;
 
 	switch (f->kind) {
 	case SA_F_NONE: return true;
@@ -134,13 +142,25 @@ static bool sa_str_match(const struct sa_filter *f, struct sa_strcache *sc,
 	return false;
 }
 
+/* Is the hook for this call's syscall? A hook on one syscall names its
+ * number in each ABI's table; all and unknown hooks see every ABI. */
+static bool sa_hook_nr_match(const struct sa_hook *h, const struct sa_call *call)
+{
+	if (h->nr == SA_NR_ALL)
+		return true;
+	if (h->nr == SA_NR_UNKNOWN)
+		return !sa_meta_known(call->compat, call->nr);
+	s32 nr = call->compat ? h->nr32 : h->nr;
+
+	return nr >= 0 && nr == call->nr;
+}
+
 static bool sa_hook_match(const struct sa_hook *h, const struct sa_call *call,
 			  u32 phase, struct sa_strcache *sc)
 {
 	unsigned int i;
 
-	if (h->nr == SA_NR_UNKNOWN ? sa_meta_known(call->nr)
-				    : (h->nr != SA_NR_ALL && h->nr != call->nr))
+	if (!sa_hook_nr_match(h, call))
 		return false;
 	if (!(h->flags & (phase == SA_PHASE_ENTER ? SA_HOOK_ENTER : SA_HOOK_RETURN)))
 		return false;
@@ -154,11 +174,11 @@ static bool sa_hook_match(const struct sa_hook *h, const struct sa_call *call,
 		if (f->kind == SA_F_NONE)
 			continue;
 		if (sa_is_str_kind(f->kind) ? !sa_str_match(f, sc, i, call->args[i])
-					    : !sa_value_match(f, call->args[i]))
+					    : !sa_value_match(f, call->args[i], call->compat))
 			return false;
 	}
 	if (phase == SA_PHASE_RETURN && h->ret.kind != SA_F_NONE &&
-	    (sa_is_str_kind(h->ret.kind) || !sa_value_match(&h->ret, call->ret)))
+	    (sa_is_str_kind(h->ret.kind) || !sa_value_match(&h->ret, call->ret, call->compat)))
 		return false;
 	return true;
 }
@@ -274,12 +294,17 @@ static bool sa_filter_valid(const struct sa_filter *f)
 	       !(f->cmp & ~(SA_CMP_SIGNED | SA_CMP_32));
 }
 
-static bool sa_hook_valid(struct sa_hook *h, unsigned int nsys)
+static bool sa_nr_valid(s32 nr, unsigned int nsys)
+{
+	return nr == SA_NR_NONE || (nr >= 0 && nr < nsys);
+}
+
+static bool sa_hook_valid(struct sa_hook *h, unsigned int nsys, unsigned int nsys32)
 {
 	unsigned int i;
 
 	if (h->nr != SA_NR_ALL && h->nr != SA_NR_UNKNOWN &&
-	    (h->nr < 0 || h->nr >= nsys))
+	    (!sa_nr_valid(h->nr, nsys) || !sa_nr_valid(h->nr32, nsys32)))
 		return false;
 	h->comm[SA_COMM_LEN - 1] = '\0';
 	for (i = 0; i < SA_MAX_ARGS; i++) {
@@ -296,7 +321,7 @@ static bool sa_hook_valid(struct sa_hook *h, unsigned int nsys)
 
 static struct sa_snapshot *sa_snap_build(u32 gen, int *err)
 {
-	unsigned int nsys = sa_arch_nr_syscalls();
+	unsigned int nsys = sa_arch_nr_syscalls(), nsys32 = sa_arch_compat_nr_syscalls();
 	u32 count = READ_ONCE(sa_host()->hook_count);
 	struct sa_snapshot *snap;
 	unsigned int i, nr;
@@ -309,8 +334,9 @@ static struct sa_snapshot *sa_snap_build(u32 gen, int *err)
 	if (!snap)
 		return NULL;
 	snap->nr_flags = kvzalloc(nsys, GFP_KERNEL);
-	if (!snap->nr_flags) {
-		kvfree(snap);
+	snap->nr_flags32 = nsys32 ? kvzalloc(nsys32, GFP_KERNEL) : NULL;
+	if (!snap->nr_flags || (nsys32 && !snap->nr_flags32)) {
+		sa_snap_free(snap);
 		return NULL;
 	}
 	refcount_set(&snap->ref, 1);
@@ -323,7 +349,7 @@ static struct sa_snapshot *sa_snap_build(u32 gen, int *err)
 		struct sa_hook *h = &snap->hooks[i];
 		u8 want = h->flags & (SA_HOOK_ENTER | SA_HOOK_RETURN);
 
-		if (!sa_hook_valid(h, nsys))
+		if (!sa_hook_valid(h, nsys, nsys32))
 			goto bad;
 		if (!(h->flags & SA_HOOK_ENABLED) || !want)
 			continue;
@@ -331,8 +357,13 @@ static struct sa_snapshot *sa_snap_build(u32 gen, int *err)
 			snap->oor_flags |= want;
 		for (nr = 0; nr < nsys; nr++)
 			if (h->nr == nr || h->nr == SA_NR_ALL ||
-			    (h->nr == SA_NR_UNKNOWN && !sa_meta_known(nr)))
+			    (h->nr == SA_NR_UNKNOWN && !sa_meta_known(false, nr)))
 				snap->nr_flags[nr] |= want;
+		for (nr = 0; nr < nsys32; nr++)
+			if ((h->nr >= 0 || h->nr == SA_NR_NONE ? h->nr32 == nr
+							       : h->nr == SA_NR_ALL) ||
+			    (h->nr == SA_NR_UNKNOWN && !sa_meta_known(true, nr)))
+				snap->nr_flags32[nr] |= want;
 	}
 	sa_gate_build(snap);
 	*err = 0;
@@ -354,8 +385,9 @@ static int sa_cmp_ulong(const void *a, const void *b)
 static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *n,
 				  bool *ni)
 {
-	unsigned int nsys = sa_arch_nr_syscalls(), nr, k = 0, j;
-	unsigned long *ips = kvmalloc_array(nsys, sizeof(*ips), GFP_KERNEL);
+	unsigned int nsys = sa_arch_nr_syscalls(), nsys32 = sa_arch_compat_nr_syscalls();
+	unsigned int nr, k = 0, j;
+	unsigned long *ips = kvmalloc_array(nsys + nsys32, sizeof(*ips), GFP_KERNEL);
 
 	*ni = false;
 	if (!ips)
@@ -367,6 +399,14 @@ static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *
 			*ni = true;
 		else if (test_bit(nr, sa_traceable))
 			ips[k++] = sa_arch_table_entry(nr);
+	}
+	for (nr = 0; nr < nsys32; nr++) {
+		if (!snap->nr_flags32[nr])
+			continue;
+		if (test_bit(nr, sa_ni32))
+			*ni = true;
+		else if (test_bit(nr, sa_traceable32))
+			ips[k++] = sa_arch_compat_entry(nr);
 	}
 	sort(ips, k, sizeof(*ips), sa_cmp_ulong, NULL);
 	for (j = 0, nr = 0; nr < k; nr++)
@@ -488,13 +528,18 @@ void sa_hooks_apply(u32 gen)
  * way (the ni stub) never go to the redirect backend. */
 int sa_hooks_init(void)
 {
-	unsigned int nsys = sa_arch_nr_syscalls(), nr, bad = 0, ni = 0;
+	unsigned int nsys = sa_arch_nr_syscalls(), nsys32 = sa_arch_compat_nr_syscalls();
+	unsigned int nr, bad = 0, bad32 = 0, ni = 0;
 	int err;
 
 	sa_traceable = bitmap_zalloc(nsys, GFP_KERNEL);
+	sa_traceable32 = bitmap_zalloc(max(nsys32, 1U), GFP_KERNEL);
+	sa_ni32 = bitmap_zalloc(max(nsys32, 1U), GFP_KERNEL);
 	sa_ni = bitmap_zalloc(nsys, GFP_KERNEL);
-	if (!sa_traceable || !sa_ni) {
+	if (!sa_traceable || !sa_traceable32 || !sa_ni32 || !sa_ni) {
 		bitmap_free(sa_traceable);
+		bitmap_free(sa_traceable32);
+		bitmap_free(sa_ni32);
 		bitmap_free(sa_ni);
 		return -ENOMEM;
 	}
@@ -514,16 +559,33 @@ int sa_hooks_init(void)
 			continue;
 		}
 		bad++;
-		if (nr < SA_MAX_SYSCALLS) {
-			struct sa_meta *m = sa_shm + SA_META_OFF + nr * SA_META_SIZE;
+		if (nr < SA_MAX_SYSCALLS)
+			sa_meta_entry(false, nr)->flags |= SA_META_UNHOOKABLE;
+	}
+	/* The compat table: its unimplemented entries share the native ones'
+	 * stub where the arch catches them the same other way. */
+	for (nr = 0; nr < nsys32; nr++) {
+		unsigned long ip = sa_arch_compat_entry(nr);
 
-			m->flags |= SA_META_UNHOOKABLE;
+		if (sa_arch_compat_ni_entry(nr)) {
+			set_bit(nr, sa_ni32);
+			ni++;
+			continue;
 		}
+		if (ip && sa_redirect_possible(ip)) {
+			set_bit(nr, sa_traceable32);
+			continue;
+		}
+		bad32++;
+		if (nr < SA_MAX_SYSCALLS)
+			sa_meta_entry(true, nr)->flags |= SA_META_UNHOOKABLE;
 	}
 	sa_redirect_probed();
-	sa_guest()->untraceable = bad;
+	sa_guest()->untraceable = bad + bad32;
 	if (bad)
 		pr_info("%u syscall entries cannot be hooked\n", bad);
+	if (bad32)
+		pr_info("%u compat syscall entries cannot be hooked\n", bad32);
 	if (ni)
 		pr_info("%u unimplemented syscall entries caught at their shared stub\n",
 			ni);
@@ -541,5 +603,7 @@ void sa_hooks_exit(void)
 	sa_publish(NULL);
 	mutex_unlock(&sa_hooks_lock);
 	bitmap_free(sa_traceable);
+	bitmap_free(sa_traceable32);
+	bitmap_free(sa_ni32);
 	bitmap_free(sa_ni);
 }

@@ -94,6 +94,7 @@ static void sa_header_init(void)
 	smp_wmb();
 	memset((void *)g + sizeof(g->magic), 0, sizeof(*g) - sizeof(g->magic));
 	memset(sa_shm + SA_META_OFF, 0, SA_MAX_SYSCALLS * SA_META_SIZE);
+	memset(sa_shm + SA_META32_OFF, 0, SA_MAX_SYSCALLS * SA_META_SIZE);
 	/* Answers left in the slots by a host of an earlier load must never
 	 * match a new message: clear them, and start every slot's epoch at a
 	 * random value so that a late write from that host cannot match

@@ -4,23 +4,30 @@
 
 #include <linux/kernel.h>
 #include <linux/string.h>
+#include <linux/kallsyms.h>
 #include <trace/syscall.h>
 #include "sa.h"
 #include "arch.h"
 
-static DECLARE_BITMAP(sa_known, SA_MAX_SYSCALLS);
+/* [0]: the native table, [1]: the compat ABI's */
+static DECLARE_BITMAP(sa_known[2], SA_MAX_SYSCALLS);
 /* per nr: which arguments are user strings (const char __user *; ftrace's
  * metadata spells it without __user) */
-static u8 sa_strmask[SA_MAX_SYSCALLS];
+static u8 sa_strmask[2][SA_MAX_SYSCALLS];
 
-u8 sa_meta_strmask(int nr)
+u8 sa_meta_strmask(bool compat, int nr)
 {
-	return nr >= 0 && nr < SA_MAX_SYSCALLS ? sa_strmask[nr] : 0;
+	return nr >= 0 && nr < SA_MAX_SYSCALLS ? sa_strmask[compat][nr] : 0;
 }
 
-bool sa_meta_known(int nr)
+bool sa_meta_known(bool compat, int nr)
 {
-	return nr >= 0 && nr < SA_MAX_SYSCALLS && test_bit(nr, sa_known);
+	return nr >= 0 && nr < SA_MAX_SYSCALLS && test_bit(nr, sa_known[compat]);
+}
+
+struct sa_meta *sa_meta_entry(bool compat, unsigned int nr)
+{
+	return sa_shm + (compat ? SA_META32_OFF : SA_META_OFF) + nr * SA_META_SIZE;
 }
 
 /* Copy a string, telling whether it was cut. */
@@ -29,8 +36,11 @@ static bool sa_copy_str(char *dst, const char *src, size_t size)
 	return src && strscpy(dst, src, size) < 0;
 }
 
-static void sa_meta_one(struct sa_meta *out, int nr, const struct syscall_metadata *m)
+/* name: what the entry is called (NULL: the metadata's own name) */
+static void sa_meta_one(bool compat, int nr, const struct syscall_metadata *m,
+			const char *name)
 {
+	struct sa_meta *out = sa_meta_entry(compat, nr);
 	bool cut = false;
 	int i;
 
@@ -38,17 +48,76 @@ static void sa_meta_one(struct sa_meta *out, int nr, const struct syscall_metada
 	if (!m || !m->name || m->nb_args < 0 || m->nb_args > SA_MAX_ARGS)
 		return;
 	out->nargs = m->nb_args;
-	cut |= sa_copy_str(out->name, m->name, sizeof(out->name));
+	cut |= sa_copy_str(out->name, name ?: m->name, sizeof(out->name));
 	for (i = 0; i < m->nb_args; i++) {
 		cut |= sa_copy_str(out->types[i], m->types ? m->types[i] : NULL,
 				   sizeof(out->types[i]));
 		cut |= sa_copy_str(out->names[i], m->args ? m->args[i] : NULL,
 				   sizeof(out->names[i]));
 		if (m->types && m->types[i] && !strcmp(m->types[i], "const char *"))
-			sa_strmask[nr] |= BIT(i);
+			sa_strmask[compat][nr] |= BIT(i);
 	}
 	out->flags = SA_META_KNOWN | (cut ? SA_META_TRUNCATED : 0);
-	set_bit(nr, sa_known);
+	set_bit(nr, sa_known[compat]);
+}
+
+/* The metadata of a SYSCALL_DEFINE, whatever table calls it, by its
+ * function's name ("sys_openat"): each is a static __syscall_meta__openat
+ * (the array that lists them all is init data, gone after boot). */
+static const struct syscall_metadata *sa_meta_by_name(const char *fn)
+{
+	char sym[KSYM_NAME_LEN];
+
+	if (strncmp(fn, "sys_", 4) ||
+	    snprintf(sym, sizeof(sym), "__syscall_meta__%s", fn + 4) >= sizeof(sym))
+		return NULL;
+	return (const struct syscall_metadata *)sa_lookup_name(sym);
+}
+
+/*
+ * The compat ABI's table. Its entries are named after the kernel function
+ * the table lists ("sys_openat"; "sys_ia32_pread64" becomes "sys_pread64"),
+ * so that one name hooks the same syscall in both ABIs. The prototype is
+ * that function's SYSCALL_DEFINE metadata (the compat wrapper the ABI calls,
+ * compat_sys_*, takes the same arguments); a function without metadata
+ * (built for 32-bit kernels only, e.g. sys_old_mmap, sys_stat64) is named
+ * without a prototype (SA_META_NOPROTO).
+ */
+static void sa_meta_write_compat(void)
+{
+	unsigned int n = min_t(unsigned int, sa_arch_compat_nr_syscalls(), SA_MAX_SYSCALLS);
+	unsigned int nr, named = 0, protos = 0;
+
+	for (nr = 0; nr < n; nr++) {
+		struct sa_meta *out = sa_meta_entry(true, nr);
+		const char *fn = sa_arch_compat_name(nr);
+		const struct syscall_metadata *m;
+		char name[sizeof(out->name)];
+		bool cut;
+
+		out->nr = nr;
+		if (!fn)
+			continue;
+		named++;
+		if (!strncmp(fn, "sys_ia32_", 9))
+			cut = snprintf(name, sizeof(name), "sys_%s", fn + 9) >= sizeof(name);
+		else
+			cut = sa_copy_str(name, fn, sizeof(name));
+		m = sa_meta_by_name(fn);
+		if (m && m->nb_args >= 0 && m->nb_args <= SA_MAX_ARGS) {
+			sa_meta_one(true, nr, m, name);
+			out->flags |= cut ? SA_META_TRUNCATED : 0;
+			protos++;
+			continue;
+		}
+		memcpy(out->name, name, sizeof(out->name));
+		out->flags = SA_META_KNOWN | SA_META_NOPROTO | (cut ? SA_META_TRUNCATED : 0);
+		set_bit(nr, sa_known[true]);
+	}
+	sa_guest()->nr_syscalls32 = n;
+	if (n)
+		pr_info("compat ABI: %u entries, %u syscalls, %u with a prototype\n",
+			n, named, protos);
 }
 
 void sa_meta_write(void)
@@ -64,11 +133,9 @@ void sa_meta_write(void)
 		table = *tablep;
 	if (!table)
 		pr_info("no syscalls_metadata symbol: metadata from the syscall events\n");
-	for (nr = 0; nr < n; nr++) {
-		struct sa_meta *out = sa_shm + SA_META_OFF + nr * SA_META_SIZE;
-
-		sa_meta_one(out, nr, table ? table[nr]
-					   : sa_meta_by_entry(sa_arch_table_entry(nr)));
-	}
+	for (nr = 0; nr < n; nr++)
+		sa_meta_one(false, nr, table ? table[nr]
+					     : sa_meta_by_entry(sa_arch_table_entry(nr)), NULL);
 	sa_guest()->nr_syscalls = n;
+	sa_meta_write_compat();
 }

@@ -19,6 +19,8 @@
  *   SA_HOST_OFF    struct sa_host_header    host: hook generation, heartbeat
  *   SA_HOOKS_OFF   struct sa_hook[SA_MAX_HOOKS]            host
  *   SA_META_OFF    struct sa_meta[SA_MAX_SYSCALLS]         guest, at load
+ *   SA_META32_OFF  struct sa_meta[SA_MAX_SYSCALLS]         guest, at load: the
+ *                  compat ABI's table (x86_64: ia32), nr_syscalls32 entries
  *   SA_SLOTS_OFF   SA_SLOT_COUNT slots of SA_SLOT_SIZE     both, see below
  *   SA_HOOK_DROPS_OFF uint64_t[SA_MAX_HOOKS]               guest: ring drops per hook
  *   SA_RINGS_OFF   SA_RING_COUNT rings of SA_RING_STRIDE   both, see sa_ring_header
@@ -47,7 +49,7 @@
 
 /* SA_CDEF_BEGIN */
 #define SA_MAGIC 0x54524f5043535953
-#define SA_VERSION 5
+#define SA_VERSION 6
 
 /* sa_guest_header.arch: the guest's architecture (host: portal/arch.py) */
 #define SA_ARCH_X86_64 1
@@ -73,6 +75,7 @@
 #define SA_META_OFF 270336
 #define SA_MAX_SYSCALLS 512
 #define SA_META_SIZE 512
+#define SA_META32_OFF 532480
 #define SA_SLOTS_OFF 1048576
 #define SA_SLOT_COUNT 64
 #define SA_SLOT_SIZE 65536
@@ -115,6 +118,8 @@
 /* hook numbers that are not syscall numbers */
 #define SA_NR_ALL -1
 #define SA_NR_UNKNOWN -2
+/* sa_hook.nr / nr32: the syscall has no number in that ABI's table */
+#define SA_NR_NONE -3
 
 /* sa_hook.flags */
 #define SA_HOOK_ENABLED 1
@@ -163,6 +168,8 @@
 #define SA_META_KNOWN 1
 #define SA_META_TRUNCATED 2
 #define SA_META_UNHOOKABLE 4
+/* named, but the kernel has no prototype for it (nargs 0, no types) */
+#define SA_META_NOPROTO 8
 
 /* messages: sa_slot_guest.msg */
 #define SA_MSG_NONE 0
@@ -181,6 +188,10 @@
 /* a return phase: a signal interrupted the call and the kernel runs it
  * again (retval is the kernel's -ERESTART* code, not a result) */
 #define SA_EV_RESTARTED 1
+/* any phase: the call came through the compat ABI (x86_64: ia32, a 32-bit
+ * program): nr indexes that ABI's table (SA_META32_OFF), args are its
+ * argument registers */
+#define SA_EV_COMPAT 2
 
 /* sa_slot_host.action bits */
 #define SA_ACT_SKIP 1
@@ -259,7 +270,7 @@ struct sa_guest_header {
 	uint64_t heartbeat;         /* bumped by the guest's control thread */
 	struct sa_counters counters;
 	uint32_t bell_rung;         /* the host's sleeping token last rung for */
-	uint32_t pad1;
+	uint32_t nr_syscalls32;     /* compat meta entries in use (0: no compat ABI) */
 	uint8_t pad[1808];
 };
 
@@ -287,13 +298,17 @@ struct sa_filter {
 
 struct sa_hook {
 	uint32_t id;                /* host's id, echoed nowhere: index matters */
-	int32_t nr;                 /* syscall number or SA_NR_ALL / SA_NR_UNKNOWN */
+	int32_t nr;                 /* syscall number or SA_NR_ALL / SA_NR_UNKNOWN / _NONE */
 	uint32_t flags;             /* SA_HOOK_* */
 	uint32_t pid;               /* tgid, if SA_HOOK_PID */
 	char comm[16];              /* exact, if SA_HOOK_COMM */
 	struct sa_filter args[6];
 	struct sa_filter ret;
-	uint8_t pad[96];
+	int32_t nr32;               /* the compat ABI's number of that syscall, or
+				     * SA_NR_NONE (unused with SA_NR_ALL / _UNKNOWN,
+				     * which match calls of every ABI) */
+	uint32_t pad1;
+	uint8_t pad[88];
 };
 
 struct sa_meta {
@@ -448,7 +463,8 @@ SA_STATIC_ASSERT(sizeof(((struct sa_filter *)0)->str) == SA_FILTER_STR_MAX, "fil
 SA_STATIC_ASSERT(sizeof(struct sa_hook) == SA_HOOK_SIZE, "hook");
 SA_STATIC_ASSERT(SA_HOOKS_OFF + SA_MAX_HOOKS * SA_HOOK_SIZE <= SA_META_OFF, "hooks overlap meta");
 SA_STATIC_ASSERT(sizeof(struct sa_meta) == SA_META_SIZE, "meta");
-SA_STATIC_ASSERT(SA_META_OFF + SA_MAX_SYSCALLS * SA_META_SIZE <= SA_SLOTS_OFF, "meta overlaps slots");
+SA_STATIC_ASSERT(SA_META_OFF + SA_MAX_SYSCALLS * SA_META_SIZE <= SA_META32_OFF, "meta overlaps meta32");
+SA_STATIC_ASSERT(SA_META32_OFF + SA_MAX_SYSCALLS * SA_META_SIZE <= SA_SLOTS_OFF, "meta32 overlaps slots");
 SA_STATIC_ASSERT(sizeof(struct sa_slot_guest) == SA_SLOT_GUEST_SIZE, "slot guest part");
 SA_STATIC_ASSERT(sizeof(struct sa_slot_host) == SA_SLOT_HOST_SIZE, "slot host part");
 SA_STATIC_ASSERT(SA_SLOT_HOST_OFF == SA_SLOT_GUEST_OFF + SA_SLOT_GUEST_SIZE, "slot host off");

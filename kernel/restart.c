@@ -143,6 +143,8 @@ static void sa_note_run(struct callback_head *work)
 		outcome = -ESRCH;
 	else if (n->outcome >= 0)
 		outcome = n->outcome;
+	else if (n->call.compat)
+		outcome = sa_arch_compat_signal_outcome(&n->regs, &n->call.ret);
 	else
 		outcome = sa_arch_signal_outcome(&n->regs, &n->call.ret);
 	if (outcome < 0) {
@@ -153,8 +155,14 @@ static void sa_note_run(struct callback_head *work)
 		sa_count(signal_returns);
 		/* a restarted call has no result to replace */
 		if (sa_ask(&n->call, SA_PHASE_RETURN, &v) && outcome == SA_OUTCOME_DONE &&
-		    (v.action & SA_ACT_SET_RETVAL))
-			sa_arch_set_signal_ret(&n->regs, sa_sanitize_ret(v.retval));
+		    (v.action & SA_ACT_SET_RETVAL)) {
+			long ret = sa_sanitize_ret(v.retval);
+
+			if (n->call.compat)
+				sa_arch_compat_set_signal_ret(&n->regs, ret);
+			else
+				sa_arch_set_signal_ret(&n->regs, ret);
+		}
 	}
 	sa_note_free(n);
 	module_put(THIS_MODULE);

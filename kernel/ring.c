@@ -178,7 +178,7 @@ static void sa_ring_put(unsigned int i, struct sa_ring_rec *rec, const char *str
 void sa_ring_write(const struct sa_call *call, u32 phase, const u64 *matched, u32 gen)
 {
 	struct sa_ring_rec rec = {};
-	u8 mask = sa_meta_strmask(call->nr);
+	u8 mask = sa_meta_strmask(call->compat, call->nr);
 	char *strs = NULL;
 	size_t slen = 0;
 
@@ -199,7 +199,7 @@ void sa_ring_write(const struct sa_call *call, u32 phase, const u64 *matched, u3
 	rec.sp = sa_arch_sp(call->regs);
 	memcpy(rec.matched, matched, sizeof(rec.matched));
 	rec.hooks_gen = gen;
-	rec.eflags = phase == SA_PHASE_RETURN ? call->eflags : 0;
+	rec.eflags = phase == SA_PHASE_RETURN ? call->eflags : call->eflags & SA_EV_COMPAT;
 	sa_ring_put(raw_smp_processor_id() % SA_RING_COUNT, &rec, strs, slen, matched);
 	kfree(strs);
 }

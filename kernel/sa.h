@@ -17,7 +17,9 @@
 struct sa_call {
 	struct pt_regs *regs;       /* the task's user registers */
 	int nr;                     /* may lie beyond the table */
-	u32 eflags;                 /* SA_EV_* for the return event */
+	bool compat;                /* the compat ABI's call (x86_64: ia32): nr
+				     * indexes its table, args its registers */
+	u32 eflags;                 /* SA_EV_* (SA_EV_COMPAT in both phases) */
 	u64 args[SA_MAX_ARGS];
 	long ret;
 };
@@ -37,6 +39,7 @@ struct sa_snapshot {
 	u32 gen;
 	u32 count;
 	u8 *nr_flags;               /* per nr: SA_HOOK_ENTER | SA_HOOK_RETURN */
+	u8 *nr_flags32;             /* the same per compat nr (NULL: no compat ABI) */
 	u8 oor_flags;               /* the same for numbers beyond the table */
 	u8 gate_n;                  /* 0: no gate (some hook matches any task) */
 	struct sa_gate_who gate[SA_GATE_MAX];
@@ -102,10 +105,11 @@ extern u32 sa_deadline_ms;
 void sa_inflight_exit(void);
 extern atomic_t sa_inflight;
 
-/* meta.c */
+/* meta.c: per ABI (compat: the compat table, SA_META32_OFF) */
 void sa_meta_write(void);
-bool sa_meta_known(int nr);
-u8 sa_meta_strmask(int nr);
+bool sa_meta_known(bool compat, int nr);
+u8 sa_meta_strmask(bool compat, int nr);
+struct sa_meta *sa_meta_entry(bool compat, unsigned int nr);
 
 /* hooks.c */
 int sa_hooks_init(void);
@@ -141,7 +145,9 @@ long sa_syscall(struct sa_call *call);
 bool sa_is_restart(long ret);
 long sa_sanitize_ret(s64 v);
 bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v);
-bool sa_wants(int nr, u8 want);
+bool sa_wants(const struct sa_call *call, u8 want);
+/* entries in the syscall table of the call's ABI */
+unsigned int sa_table_size(bool compat);
 
 /* restart.c: the return of a call a signal interrupted */
 int sa_restart_init(void);

@@ -132,7 +132,7 @@ static void sa_write_event(struct sa_slot *s, const struct sa_call *call,
 	g->hooks_gen = gen;
 	g->nregs = sa_arch_copy_regs(call->regs, g->regs, SA_MAX_REGS);
 	sa_resp_clear(g);
-	g->eflags = phase == SA_PHASE_RETURN ? call->eflags : 0;
+	g->eflags = phase == SA_PHASE_RETURN ? call->eflags : call->eflags & SA_EV_COMPAT;
 	sa_slot_publish(s, SA_MSG_EVENT);
 	sa_count(events);
 }

@@ -22,24 +22,48 @@ long sa_sanitize_ret(s64 v)
 	return sa_is_restart(v) ? -EINTR : (long)v;
 }
 
-static u8 sa_snap_wants(const struct sa_snapshot *snap, int nr)
+unsigned int sa_table_size(bool compat)
 {
+	return compat ? sa_arch_compat_nr_syscalls() : sa_arch_nr_syscalls();
+}
+
+static u8 sa_snap_wants(const struct sa_snapshot *snap, const struct sa_call *call)
+{
+	int nr = call->nr;
+
+	if (call->compat)
+		return nr >= 0 && nr < sa_arch_compat_nr_syscalls() && snap->nr_flags32 ?
+		       snap->nr_flags32[nr] : snap->oor_flags;
 	if (nr >= 0 && nr < sa_arch_nr_syscalls())
 		return snap->nr_flags[nr];
 	return snap->oor_flags;
 }
 
-/* Does any enabled hook of this phase (SA_HOOK_ENTER / _RETURN) exist for nr? */
-bool sa_wants(int nr, u8 want)
+/* Does any enabled hook of this phase (SA_HOOK_ENTER / _RETURN) exist for the call? */
+bool sa_wants(const struct sa_call *call, u8 want)
 {
 	struct sa_snapshot *snap = sa_snap_get();
 	bool any;
 
 	if (!snap)
 		return false;
-	any = sa_snap_wants(snap, nr) & want;
+	any = sa_snap_wants(snap, call) & want;
 	sa_snap_put(snap);
 	return any;
+}
+
+static void sa_write_args(struct sa_call *call, const u64 *args, u32 mask)
+{
+	if (call->compat)
+		sa_arch_compat_write_args(call->regs, args, mask);
+	else
+		sa_arch_write_args(call->regs, args, mask);
+}
+
+static u64 sa_get_arg(const struct sa_call *call, unsigned int i)
+{
+	return call->compat ? sa_arch_compat_get_arg(call->regs, i)
+			    : sa_arch_get_arg(call->regs, i);
 }
 
 /* Ask the host about this call in this phase; false if nothing matched or
@@ -56,7 +80,7 @@ bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 	snap = sa_snap_get();
 	if (!snap)
 		return false;
-	if (sa_snap_wants(snap, call->nr) & want)
+	if (sa_snap_wants(snap, call) & want)
 		hit = sa_hooks_match(snap, call, phase, matched, observed);
 	gen = snap->gen;
 	sa_snap_put(snap);
@@ -66,7 +90,7 @@ bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v)
 		sa_count(host_dead_skips);
 		return false;
 	}
-	if (call->nr < 0 || call->nr >= sa_arch_nr_syscalls())
+	if (call->nr < 0 || call->nr >= sa_table_size(call->compat))
 		sa_count(out_of_range);
 	for (i = 0; i < SA_MATCH_WORDS; i++)
 		blocking |= matched[i] != 0;
@@ -92,9 +116,10 @@ static u32 sa_set_args(struct sa_call *call, const struct sa_verdict *v, u64 *sa
 	for (i = 0; i < SA_MAX_ARGS; i++) {
 		saved[i] = call->args[i];
 		if (v->args_mask & BIT(i))
-			call->args[i] = v->args[i];
+			/* a compat ABI's registers are 32 bits wide */
+			call->args[i] = call->compat ? (u32)v->args[i] : v->args[i];
 	}
-	sa_arch_write_args(call->regs, call->args, v->args_mask);
+	sa_write_args(call, call->args, v->args_mask);
 	return v->args_mask;
 }
 
@@ -107,9 +132,9 @@ static void sa_restore_args(struct sa_call *call, u32 mask, const u64 *saved)
 	u32 back = 0;
 
 	for (i = 0; i < SA_MAX_ARGS; i++)
-		if ((mask & BIT(i)) && sa_arch_get_arg(call->regs, i) == call->args[i])
+		if ((mask & BIT(i)) && sa_get_arg(call, i) == call->args[i])
 			back |= BIT(i);
-	sa_arch_write_args(call->regs, saved, back);
+	sa_write_args(call, saved, back);
 }
 
 static long sa_run(struct sa_call *call)
@@ -128,7 +153,8 @@ static long sa_run(struct sa_call *call)
 		}
 	}
 	if (!skipped) {
-		if (sa_arch_noreturn(call->nr)) {
+		if (call->compat ? sa_arch_compat_noreturn(call->nr)
+				 : sa_arch_noreturn(call->nr)) {
 			/* Never comes back: leave nothing held. */
 			module_put(THIS_MODULE);
 			sa_inflight_exit();
@@ -141,7 +167,7 @@ static long sa_run(struct sa_call *call)
 	if (sa_is_restart(call->ret)) {
 		/* The call will run again or become -EINTR once the signal is
 		 * delivered: its return goes to the host after that. */
-		if (sa_wants(call->nr, SA_HOOK_RETURN))
+		if (sa_wants(call, SA_HOOK_RETURN))
 			sa_restart_defer(call);
 		return call->ret;
 	}

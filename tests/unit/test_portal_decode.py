@@ -58,7 +58,7 @@ def test_event_decodes() -> None:
         ({"phase": 7}, 256),
         ({"nr": -1}, 256),
         ({"nr": -(2**31)}, 256),
-        ({"eflags": 2}, 256),  # an unknown flag
+        ({"eflags": 4}, 256),  # an unknown flag
         ({"eflags": C.SA_EV_RESTARTED}, 256),  # restarted is a return-phase state
         ({"nregs": C.SA_MAX_REGS + 1}, 256),
         ({"msg": C.SA_MSG_RESPONSE}, 256),

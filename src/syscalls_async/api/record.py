@@ -434,7 +434,7 @@ def header(
         started=time.time(),
         handler_timeout=handler_timeout,
         fail_closed=policy_errno(on_error),
-        prototypes=list(prototypes),
+        prototypes=prototypes.all(),
     )
 
 

@@ -292,7 +292,9 @@ class Session:
         self._stack.push_async_callback(self._supervisor.aclose)  # if the start fails
         self._supervisor.start_soon(self._watch_portal)
         self._stack.callback(self._abandon_portal_if_machine_failed)
-        table = PrototypeTable.from_meta(self._portal.syscalls, self._portal.arch)
+        table = PrototypeTable.from_meta(
+            self._portal.syscalls, self._portal.arch, metas32=self._portal.syscalls32
+        )
         self._cache_prototypes(table)
         self.plugins._bind(self)
         self._stack.callback(self.plugins._unbind)

@@ -162,6 +162,7 @@ class PrototypeCache(msgspec.Struct, frozen=True):
 
     #: the digest of the image they belong to
     image: str
+    #: both ABIs' (``compat`` tells which)
     prototypes: list[SyscallPrototype]
 
 
@@ -188,7 +189,7 @@ def remember_prototypes(image: Image, table: PrototypeTable, *, pristine: bool) 
     path = prototype_cache(image.directory)
     cached = load_prototypes(path, image.digest)
     if cached is not None:
-        if sorted(cached, key=_nr) != sorted(table, key=_nr):
+        if sorted(cached.all(), key=_nr) != sorted(table.all(), key=_nr):
             log.warning(
                 "the guest's syscall table differs from the one cached for image %s; "
                 "the cache is kept",
@@ -201,7 +202,7 @@ def remember_prototypes(image: Image, table: PrototypeTable, *, pristine: bool) 
 
 def save_prototypes(path: Path, table: PrototypeTable, image_digest: str = "") -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(msgspec.json.encode(PrototypeCache(image_digest, list(table))))
+    tmp.write_bytes(msgspec.json.encode(PrototypeCache(image_digest, table.all())))
     tmp.replace(path)
 
 
@@ -221,15 +222,18 @@ def load_prototypes(path: Path, image_digest: str | None = None) -> PrototypeTab
         cache = msgspec.json.decode(raw, type=PrototypeCache)
         if image_digest is not None and cache.image != image_digest:
             raise _InvalidCache(f"it was written for image {cache.image!r}")
-        _check_prototypes(cache.prototypes)
+        native = [p for p in cache.prototypes if not p.compat]
+        compat = [p for p in cache.prototypes if p.compat]
+        _check_prototypes(native)
+        _check_prototypes(compat)
     except (msgspec.DecodeError, _InvalidCache) as exc:
         log.warning("ignoring the prototype cache %s: %s", path, exc)
         return None
-    return PrototypeTable(cache.prototypes)
+    return PrototypeTable(native, compat)
 
 
-def _nr(p: SyscallPrototype) -> int:
-    return p.nr
+def _nr(p: SyscallPrototype) -> tuple[bool, int]:
+    return p.compat, p.nr
 
 
 def _check_prototypes(protos: list[SyscallPrototype]) -> None:
@@ -247,6 +251,8 @@ def _check_prototypes(protos: list[SyscallPrototype]) -> None:
         if not _NAME.fullmatch(p.name) or p.name in names:
             raise _InvalidCache(f"syscall {p.nr} has a bad or repeated name {p.name!r}")
         names.add(p.name)
+        if not p.prototype and p.nargs:
+            raise _InvalidCache(f"{p.name}: no prototype but {p.nargs} arguments")
         if not 0 <= p.nargs <= C.SA_MAX_ARGS or not len(p.types) == len(p.names) == p.nargs:
             raise _InvalidCache(f"{p.name}: {p.nargs} arguments but {len(p.types)} types")
         if not all(_TYPE.fullmatch(t) for t in p.types):

@@ -345,7 +345,7 @@ class Tracer:
 
     async def _enter(self, proto: SyscallPrototype, syscall: SyscallEvent, now: float) -> _Pending:
         name = proto.short_name
-        if proto.known:
+        if proto.known and proto.prototype:
             count = proto.nargs
             kinds = sd.spec(sd.strace_name(name), proto.types, proto.names)[:count]
         else:
@@ -354,7 +354,8 @@ class Tracer:
         raw = [syscall.args[i] for i in range(count)]
         kinds = sd.shown_kinds(name, kinds, raw)
         args: list[int | str] = [
-            proto.domain(i).value(raw[i]) if proto.known else raw[i] for i in range(count)
+            proto.domain(i).value(raw[i]) if proto.known and proto.prototype else raw[i]
+            for i in range(count)
         ]
         decoded: list[Arg] = []
         paths = await self._fd_paths() if self.fd_paths and sd.FD_KINDS & set(kinds) else {}
@@ -482,6 +483,7 @@ class Tracer:
                 phase="enter" if retval is None else "call",
                 injected=entered.injected,
                 fd_path=entered.fd_path,
+                abi=syscall.abi if proto.compat else "",
             )
         )
 

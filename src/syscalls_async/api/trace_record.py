@@ -108,6 +108,9 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: with ``-y``: the path of the descriptor the call returned
     fd_path: str | None = None
     version: int = SCHEMA_VERSION
+    #: "" for the guest's own ABI, else the compat ABI the call came through
+    #: (``"ia32"``: a 32-bit program on the x86_64 guest; ``nr`` is its number there)
+    abi: str = ""
 
     def call(self, *, colour: bool = False) -> str:
         """``name(args) = result``, as strace prints it (guest text escaped);
@@ -136,14 +139,17 @@ class TraceRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         colour: bool = False,
     ) -> str:
         """The strace line: ``[pid N] `` (with ``pid_prefix``), ``HH:MM:SS.uuuuuu ``
-        (``timestamps``, strace's ``-tt``), the call, `` <seconds>`` (``durations``,
-        ``-T``); ``colour`` for a terminal (see :meth:`call`)."""
+        (``timestamps``, strace's ``-tt``), ``[ia32] `` for a call of the compat
+        ABI, the call, `` <seconds>`` (``durations``, ``-T``); ``colour`` for a
+        terminal (see :meth:`call`)."""
         parts = []
         if pid_prefix:
             prefix = f"[pid {self.tid}]"
             parts.append((_paint(prefix, _CYAN) if colour else prefix) + " ")
         if timestamps:
             parts.append(_stamp(self.time) + " ")
+        if self.abi:
+            parts.append(f"[{self.abi}] ")
         parts.append(self.call(colour=colour))
         if durations and self.duration is not None:
             parts.append(f" <{self.duration:.6f}>")

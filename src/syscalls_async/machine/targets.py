@@ -112,8 +112,16 @@ X86_64 = Target(
     doorbell=True,
     native=True,
     busybox_package="",
-    tools={"qemu-system-x86_64": "qemu-system-x86", "/bin/busybox": "busybox-static"},
-    files={"/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev"},
+    tools={
+        "qemu-system-x86_64": "qemu-system-x86",
+        "/bin/busybox": "busybox-static",
+        # the 32-bit guest tools (guest/ia32/), for the guest's ia32 entry
+        "i686-linux-gnu-gcc": "gcc-i686-linux-gnu",
+    },
+    files={
+        "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
+        "/usr/i686-linux-gnu/lib/libc.a": "libc6-dev-i386-cross",
+    },
 )
 
 AARCH64 = Target(

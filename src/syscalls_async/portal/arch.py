@@ -68,6 +68,29 @@ X86_64 = ArchInfo(
     symbol_prefix="__x64_sys_",
 )
 
+#: x86_64's ``struct pt_regs`` as a 32-bit program's call fills it (the ia32
+#: entry): the same block, the registers it uses by their 32-bit names
+_IA32_PT_REGS = (
+    "r15", "r14", "r13", "r12", "ebp", "ebx", "r11", "r10", "r9", "r8", "eax", "ecx",
+    "edx", "esi", "edi", "orig_eax", "eip", "cs", "eflags", "esp", "ss",
+)  # fmt: skip
+
+#: the compat ABI of the x86_64 guest: 32-bit programs entering through
+#: ``int 0x80``/``sysenter`` (the ia32 functions, its own numbering)
+IA32 = ArchInfo(
+    id=C.SA_ARCH_X86_64,
+    name="ia32",
+    word_size=4,
+    byteorder="little",
+    regs=_IA32_PT_REGS,
+    arg_regs=("ebx", "ecx", "edx", "esi", "edi", "ebp"),
+    nr_reg="orig_eax",
+    ret_reg="eax",
+    pc_reg="eip",
+    sp_reg="esp",
+    symbol_prefix="__ia32_sys_",
+)
+
 #: arm64 ``struct pt_regs``: ``user_pt_regs`` (x0-x30, sp, pc, pstate), then
 #: orig_x0 and syscallno, the order the module copies it in
 _AARCH64_PT_REGS = (
@@ -143,6 +166,15 @@ ARCHS: dict[int, ArchInfo] = {a.id: a for a in (X86_64, AARCH64, ARMHF, MIPSEL)}
 ARCH_NAMES: dict[str, ArchInfo] = {a.name: a for a in ARCHS.values()}
 #: the architecture of a machine that does not say
 DEFAULT_ARCH = X86_64.name
+
+#: the second syscall ABI a guest architecture also runs (its events carry
+#: ``SA_EV_COMPAT``), by ``SA_ARCH_*`` id
+COMPAT_ABIS: dict[int, ArchInfo] = {C.SA_ARCH_X86_64: IA32}
+
+
+def compat_abi(arch: ArchInfo) -> ArchInfo | None:
+    """The compat ABI of ``arch`` (x86_64: :data:`IA32`), or None."""
+    return COMPAT_ABIS.get(arch.id)
 
 
 def arch_by_id(arch_id: int) -> ArchInfo:

@@ -65,7 +65,11 @@ def check_header(data: bytes) -> Any:
     arch_by_id(int(g.arch))
     if g.slot_count != C.SA_SLOT_COUNT or g.slot_size != C.SA_SLOT_SIZE:
         raise PortalVersionError("guest slot layout differs from portal_abi.h")
-    if g.max_hooks != C.SA_MAX_HOOKS or g.nr_syscalls > C.SA_MAX_SYSCALLS:
+    if (
+        g.max_hooks != C.SA_MAX_HOOKS
+        or g.nr_syscalls > C.SA_MAX_SYSCALLS
+        or g.nr_syscalls32 > C.SA_MAX_SYSCALLS
+    ):
         raise PortalVersionError("guest hook table or metadata layout differs")
     return g
 
@@ -107,7 +111,15 @@ _EVENT_FIELDS = [
 _EVENT = packed("struct sa_slot_guest", _EVENT_FIELDS)
 _EFLAGS = struct.Struct("<I")
 _EFLAGS_OFF = ffi.offsetof("struct sa_slot_guest", "eflags")
-_EV_KNOWN = C.SA_EV_RESTARTED
+_EV_KNOWN = C.SA_EV_RESTARTED | C.SA_EV_COMPAT
+
+
+def eflags_ok(eflags: int, phase: int) -> bool:
+    """Known event flags only, and ``SA_EV_RESTARTED`` on a return only
+    (``SA_EV_COMPAT`` comes with either phase)."""
+    return not eflags & ~_EV_KNOWN and (phase == Phase.RETURN or not eflags & C.SA_EV_RESTARTED)
+
+
 _A = 9  # index of args[0] in the unpacked tuple
 _M = _A + C.SA_MAX_ARGS + 3  # matched[0]
 _R = _M + C.SA_MATCH_WORDS + 2  # regs[0]
@@ -132,7 +144,7 @@ def event(data: bytes, slot: int, seq: int, nhooks: int) -> RawEvent:
         raise PortalProtocolError(f"slot {slot}: syscall number {nr}")
     if nregs > C.SA_MAX_REGS:
         raise PortalProtocolError(f"slot {slot}: {nregs} registers")
-    if eflags & ~_EV_KNOWN or (eflags and phase != Phase.RETURN):
+    if not eflags_ok(eflags, phase):
         raise PortalProtocolError(f"slot {slot}: event flags {eflags:#x} in phase {phase}")
     return RawEvent(
         slot=slot,
@@ -151,11 +163,12 @@ def event(data: bytes, slot: int, seq: int, nhooks: int) -> RawEvent:
         regs=v[_R : _R + nregs],
         hooks_gen=v[_M + C.SA_MATCH_WORDS + 1],
         restarted=bool(eflags & C.SA_EV_RESTARTED),
+        compat=bool(eflags & C.SA_EV_COMPAT),
     )
 
 
 def meta_table(data: bytes, count: int) -> list[SyscallMeta]:
-    """``count`` consecutive ``struct sa_meta`` entries."""
+    """``count`` consecutive ``struct sa_meta`` entries (either ABI's table)."""
     if not 0 <= count <= C.SA_MAX_SYSCALLS or len(data) < count * C.SA_META_SIZE:
         raise PortalProtocolError(f"metadata: bad count {count}")
     out = []
@@ -163,7 +176,8 @@ def meta_table(data: bytes, count: int) -> list[SyscallMeta]:
         m = _cast("struct sa_meta", data[nr * C.SA_META_SIZE : (nr + 1) * C.SA_META_SIZE])
         known = bool(m.flags & C.SA_META_KNOWN)
         nargs = int(m.nargs)
-        if m.nr != nr or nargs > C.SA_MAX_ARGS:
+        noproto = bool(m.flags & C.SA_META_NOPROTO)
+        if m.nr != nr or nargs > C.SA_MAX_ARGS or (noproto and nargs):
             raise PortalProtocolError(f"metadata entry {nr}: nr {m.nr}, nargs {nargs}")
         hookable = not m.flags & C.SA_META_UNHOOKABLE
         if not known:
@@ -180,6 +194,7 @@ def meta_table(data: bytes, count: int) -> list[SyscallMeta]:
                 known=True,
                 truncated=bool(m.flags & C.SA_META_TRUNCATED),
                 hookable=hookable,
+                prototype=not noproto,
             )
         )
     return out

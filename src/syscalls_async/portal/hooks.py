@@ -13,6 +13,8 @@ from .abi import COMM_MAX, FILTER_STRING_MAX, MASK64, C, ffi
 #: ``HookSpec.nr`` values that are not syscall numbers.
 NR_ALL: int = C.SA_NR_ALL
 NR_UNKNOWN: int = C.SA_NR_UNKNOWN
+#: ``HookSpec.nr`` / ``nr32``: the syscall has no number in that ABI's table
+NR_NONE: int = C.SA_NR_NONE
 
 
 class FilterKind(enum.IntEnum):
@@ -67,7 +69,10 @@ class GuestFilter(msgspec.Struct, frozen=True):
 
 
 class HookSpec(msgspec.Struct, frozen=True):
-    """One hook table entry.  ``nr`` is a syscall number, NR_ALL or NR_UNKNOWN.
+    """One hook table entry.  ``nr`` is a syscall number, NR_ALL or NR_UNKNOWN
+    (which match calls of every ABI), or NR_NONE.  ``nr32`` is the same
+    syscall's number in the guest's compat ABI (x86_64: ia32, 32-bit
+    programs), NR_NONE if it is not hooked there.
 
     ``pid`` filters on the process id (tgid); ``comm`` is exact, at most 15
     bytes.  ``args[i]`` filters argument ``i`` (``None``: any).  ``observe``:
@@ -84,6 +89,7 @@ class HookSpec(msgspec.Struct, frozen=True):
     args: tuple[GuestFilter | None, ...] = ()
     retval: GuestFilter | None = None
     observe: bool = False
+    nr32: int = NR_NONE
 
 
 def _encode_filter(dst: object, f: GuestFilter | None) -> None:
@@ -109,12 +115,15 @@ def encode_hooks(hooks: Sequence[HookSpec]) -> bytes:
         raise InvalidValue(f"at most {C.SA_MAX_HOOKS} hooks, not {len(hooks)}")
     table = ffi.new("struct sa_hook[]", max(len(hooks), 1))
     for h, spec in zip(table, hooks, strict=False):
-        if spec.nr < C.SA_NR_UNKNOWN:
-            raise InvalidValue(f"bad syscall number {spec.nr}")
+        if spec.nr < C.SA_NR_NONE or spec.nr32 < C.SA_NR_NONE or spec.nr32 in (NR_ALL, NR_UNKNOWN):
+            raise InvalidValue(f"bad syscall numbers {spec.nr}, {spec.nr32}")
+        if spec.nr == NR_NONE and spec.nr32 == NR_NONE:
+            raise InvalidValue(f"hook {spec.id} names no syscall number in any ABI")
         if len(spec.args) > C.SA_MAX_ARGS:
             raise InvalidValue(f"at most {C.SA_MAX_ARGS} argument filters")
         h.id = spec.id & 0xFFFFFFFF
         h.nr = spec.nr
+        h.nr32 = spec.nr32
         h.flags = (
             (C.SA_HOOK_ENABLED if spec.enabled else 0)
             | (C.SA_HOOK_ENTER if spec.enter else 0)

@@ -237,6 +237,8 @@ class Portal:
         self._bell: Doorbell | None = None
         self.host_counters = HostCounters()
         self.syscalls: list[SyscallMeta] = []
+        #: the compat ABI's syscalls (x86_64: ia32; empty if the guest has none)
+        self.syscalls32: list[SyscallMeta] = []
         self.boot_id = 0
         #: the guest's architecture (known once attached)
         self.arch: ArchInfo = X86_64
@@ -415,6 +417,7 @@ class Portal:
             check_arch(region.arch, self.expected_arch)
             await region.refuse_second_host()
             self.syscalls = region.syscalls()
+            self.syscalls32 = region.syscalls32()
             self.last_guest_counters = region.counters()
         except BaseException:
             region.close(detach=False)
@@ -432,10 +435,12 @@ class Portal:
         region.beat()
         self._open_bell(mm)
         log.info(
-            "portal attached: boot %#x, %d syscalls (%d known)",
+            "portal attached: boot %#x, %d syscalls (%d known), %d compat (%d known)",
             self.boot_id,
             region.nr_syscalls,
             sum(m.known for m in self.syscalls),
+            region.nr_syscalls32,
+            sum(m.known for m in self.syscalls32),
         )
 
     def _open_bell(self, mm: mmap.mmap) -> None:

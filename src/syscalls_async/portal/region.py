@@ -52,6 +52,8 @@ class Region:
         self.mm = mm
         self.boot_id = int(header.boot_id)
         self.nr_syscalls = int(header.nr_syscalls)
+        #: entries of the compat ABI's table (0: the guest has none)
+        self.nr_syscalls32 = int(header.nr_syscalls32)
         self.arch = arch_by_id(int(header.arch))
 
     @classmethod
@@ -124,6 +126,12 @@ class Region:
         """The guest's syscall metadata table, checked."""
         n = self.nr_syscalls
         return decode.meta_table(self.mm[C.SA_META_OFF : C.SA_META_OFF + n * C.SA_META_SIZE], n)
+
+    def syscalls32(self) -> list[SyscallMeta]:
+        """The compat ABI's metadata table (x86_64: ia32), checked; empty if none."""
+        n = self.nr_syscalls32
+        off = C.SA_META32_OFF
+        return decode.meta_table(self.mm[off : off + n * C.SA_META_SIZE], n)
 
     def hooked_entries(self) -> int:
         """How many distinct syscall entries the guest has hooked now."""

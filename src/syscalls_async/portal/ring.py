@@ -21,7 +21,7 @@ import msgspec
 
 from ..errors import PortalProtocolError
 from .abi import MASK64, C, ffi, packed, ring_offset
-from .decode import CALL_FIELDS, text
+from .decode import CALL_FIELDS, eflags_ok, text
 from .types import CapturedString, Phase, RawEvent
 
 _U32 = struct.Struct("<I")
@@ -212,7 +212,7 @@ def _record_at(
         raise PortalProtocolError(f"ring {ring}: bad phase {phase}")
     if nr < 0:
         raise PortalProtocolError(f"ring {ring}: syscall number {nr}")
-    if eflags & ~C.SA_EV_RESTARTED or (eflags and phase != Phase.RETURN):
+    if not eflags_ok(eflags, phase):
         raise PortalProtocolError(f"ring {ring}: event flags {eflags:#x} in phase {phase}")
     n = nhooks(gen)
     if n is None:
@@ -234,6 +234,7 @@ def _record_at(
         regs=(),
         hooks_gen=gen,
         restarted=bool(eflags & C.SA_EV_RESTARTED),
+        compat=bool(eflags & C.SA_EV_COMPAT),
         observed=True,
         strings=_strings(v, data, pos + C.SA_REC_SIZE, pos + length),
     )

@@ -26,6 +26,9 @@ class SyscallMeta(msgspec.Struct, frozen=True):
     truncated: bool = False
     #: False if ftrace cannot hook this syscall's entry (a notrace function)
     hookable: bool = True
+    #: False for a syscall the guest names but has no prototype for (some of
+    #: the compat ABI's: ``nargs`` is then 0 and ``types`` empty)
+    prototype: bool = True
 
 
 class CapturedString(msgspec.Struct, frozen=True):
@@ -74,6 +77,10 @@ class RawEvent(msgspec.Struct, frozen=True):
     #: a return phase: a signal interrupted the call and the kernel runs it
     #: again; ``retval`` is the kernel's -ERESTART* code, not a result
     restarted: bool = False
+    #: the call came through the guest's compat ABI (x86_64: ia32, a 32-bit
+    #: program): ``nr`` indexes that ABI's table, ``args`` are its argument
+    #: registers (:data:`~syscalls_async.portal.arch.IA32`)
+    compat: bool = False
     #: an observe-only event from a ring (``slot`` is then the ring's index):
     #: the task did not wait, nothing can change the call
     observed: bool = False

@@ -45,7 +45,7 @@ import msgspec
 from .._aio import first_step, resume
 from .._text import printable
 from ..errors import GuestMemoryError, OutOfRange, PortalError
-from ..portal.arch import X86_64, ArchInfo
+from ..portal.arch import X86_64, ArchInfo, compat_abi
 from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import GuestCounters, Phase, RawEvent
 from .event import Args, Regs, SyscallEvent, Task
@@ -108,6 +108,8 @@ class Dispatcher:
         self.registry = registry
         #: the guest's architecture: what ``regs`` names
         self.arch = arch
+        #: its compat ABI (x86_64: ia32), what ``regs`` names for those calls
+        self.compat_arch = compat_abi(arch) or arch
         self.prototypes = prototypes
         self.handler_timeout = handler_timeout
         self.fail_fast = fail_fast
@@ -119,15 +121,17 @@ class Dispatcher:
     async def __call__(self, trap: Trap) -> None:
         raw = trap.event
         enter = raw.phase is Phase.ENTER
-        hooks = self.registry.candidates(raw.nr, enter, raw.observed)
+        compat = raw.compat
+        hooks = self.registry.candidates(raw.nr, enter, raw.observed, compat)
         if not hooks:
             return
         self.stats.events += 1
         if raw.observed:
             self.stats.observed_events += 1
-        proto = self.prototypes.by_nr(raw.nr)
-        event = _user_event(raw, proto)
-        regs = Regs(raw.regs, event, self.arch)
+        arch = self.compat_arch if compat else self.arch
+        proto = self.prototypes.for_abi(compat).by_nr(raw.nr)
+        event = _user_event(raw, proto, arch.name)
+        regs = Regs(raw.regs, event, arch)
         token = current_trap.set(trap)
         strings: dict[int, bytes | None] | None = None
         # a syscall hook's filters are on the prototype's arguments (one value
@@ -180,7 +184,7 @@ class Dispatcher:
             return False
         if hook.pid is not None and raw.tgid != hook.pid:
             return False
-        for i, f in enumerate(hook.arg_filters):
+        for i, f in enumerate(hook.arg_filters32 if raw.compat else hook.arg_filters):
             if f is None:
                 continue
             if not f.is_string:
@@ -221,6 +225,8 @@ class Dispatcher:
         values = event.args._values
         if hook.proto is proto:  # the converters prepared when the hook was resolved
             args = [convert(values[i]) for i, convert in enumerate(hook.converters)]
+        elif hook.proto32 is proto:  # the same for the compat ABI's prototype
+            args = [convert(values[i]) for i, convert in enumerate(hook.converters32)]
         else:
             args = [proto.domain(i).value(values[i]) for i in range(hook.nargs_passed)]
         self.stats.handler_calls += 1
@@ -342,7 +348,7 @@ def _plain_match(hook: Hook, raw: RawEvent, values: Sequence[int]) -> bool:
         return False
     if hook.pid is not None and raw.tgid != hook.pid:
         return False
-    for i, f in enumerate(hook.arg_filters):
+    for i, f in enumerate(hook.arg_filters32 if raw.compat else hook.arg_filters):
         if f is not None and not f.matches(values[i]):
             return False
     if raw.phase is Phase.RETURN and hook.retval_filter is not None:
@@ -350,13 +356,13 @@ def _plain_match(hook: Hook, raw: RawEvent, values: Sequence[int]) -> bool:
     return True
 
 
-def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:
+def _user_event(raw: RawEvent, proto: SyscallPrototype, abi: str) -> SyscallEvent:
     return SyscallEvent.build(
         name=proto.name,
         nr=raw.nr,
         pc=raw.pc,
         sp=raw.sp,
-        argc=proto.nargs if proto.known else len(raw.args),
+        argc=proto.nargs if proto.known and proto.prototype else len(raw.args),
         args=Args(raw.args, proto.layout),
         task=Task(raw.comm, raw.pid, raw.tgid),
         phase="enter" if raw.phase is Phase.ENTER else "return",
@@ -364,6 +370,7 @@ def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:
         restarted=raw.restarted,
         observed=raw.observed,
         strings=raw.strings + (None,) * (6 - len(raw.strings)),
+        abi=abi,
     )
 
 

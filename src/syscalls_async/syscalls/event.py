@@ -147,6 +147,12 @@ class SyscallEvent:
     and ``retval`` to skip the call and return ``retval`` instead, or set
     ``retval`` on return to change what the task sees (not on a
     ``restarted`` return: that call has no result yet).
+
+    ``abi`` names the syscall ABI the call came through: the guest's
+    architecture (``"x86_64"``) or its compat ABI (``"ia32"``: a 32-bit
+    program on the x86_64 guest).  ``nr`` is the number in that ABI's table
+    (openat is 257 on x86_64, 295 on ia32) and ``args[i]`` its i-th argument
+    (on ia32 from ebx, ecx, edx, esi, edi, ebp).
     """
 
     name: str
@@ -169,6 +175,7 @@ class SyscallEvent:
     #: at the call (``None`` where the prototype marks no string); see
     #: :class:`~syscalls_async.portal.types.CapturedString`
     strings: tuple[CapturedString | None, ...] = (None,) * 6
+    abi: str = "x86_64"
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("skip_syscall", "retval") and "args" in self.__dict__:
@@ -190,6 +197,7 @@ class SyscallEvent:
         restarted: bool,
         observed: bool,
         strings: tuple[CapturedString | None, ...],
+        abi: str = "x86_64",
     ) -> SyscallEvent:
         """The same as the constructor, for the dispatcher's hot path: the fields
         are set at once, not one by one through the write guard (which has
@@ -198,7 +206,7 @@ class SyscallEvent:
         object.__setattr__(event, "__dict__", {
             "name": name, "nr": nr, "pc": pc, "sp": sp, "argc": argc, "args": args,
             "task": task, "phase": phase, "retval": retval, "skip_syscall": False,
-            "restarted": restarted, "observed": observed, "strings": strings,
+            "restarted": restarted, "observed": observed, "strings": strings, "abi": abi,
         })  # fmt: skip
         return event
 
@@ -222,8 +230,9 @@ class Regs:
     architecture (:class:`~syscalls_async.portal.arch.ArchInfo`; on x86_64
     ``regs.rdi``), and ``regs.pc``, ``regs.sp`` on every architecture.
 
-    Writing an argument register (on x86_64 rdi, rsi, rdx, r10, r8, r9) changes
-    that argument on entry; writing the return register (``rax``) on return
+    Writing an argument register (on x86_64 rdi, rsi, rdx, r10, r8, r9; for a
+    32-bit program's call, ebx, ecx, edx, esi, edi, ebp) changes that argument
+    on entry; writing the return register (``rax``) on return
     changes the return value.  Other registers are read-only: the portal does
     not carry them back.
     """

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import RegistrationError
-from ..portal.arch import ARCHS
+from ..portal.arch import ARCHS, COMPAT_ABIS
 
 _PATTERN = re.compile(r"^on_(?:(all)_sys|(unknown)_sys|sys_(\w+?))_(enter|return)$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -36,7 +36,12 @@ class Target:
 
 
 #: prefixes of syscall symbol names: each architecture's entry symbols, then the generic ones
-_PREFIXES = (*(a.symbol_prefix for a in ARCHS.values()), "__do_sys_", "_sys_", "sys_")
+_PREFIXES = (
+    *(a.symbol_prefix for a in (*ARCHS.values(), *COMPAT_ABIS.values())),
+    "__do_sys_",
+    "_sys_",
+    "sys_",
+)
 
 
 def unknown_name(nr: int) -> str:

@@ -7,6 +7,10 @@ is a 32-bit signed value whatever the upper register bits hold, ``unsigned
 int`` 32-bit unsigned, ``long``/``off_t`` 64-bit signed -- while pointers,
 sizes and anything unrecognised are 64-bit unsigned.  Return values are
 64-bit signed.
+
+The compat ABI's calls (x86_64: ia32, 32-bit programs) have 32-bit registers:
+there every signed argument (``long``, ``off_t`` as much as ``int``) is a
+32-bit signed value -- the guest's prefilter compares them the same way.
 """
 
 from __future__ import annotations
@@ -103,9 +107,11 @@ def normalize_type(ctype: str) -> str:
     return " ".join(words)
 
 
-def domain_of(ctype: str) -> Domain:
-    """The comparison domain of an argument declared as ``ctype`` (64-bit ABIs;
-    32-bit ones: :func:`~.abi32.domain_of_word`)."""
+def domain_of(ctype: str, word_size: int = 8) -> Domain:
+    """The comparison domain of an argument declared as ``ctype``, in an ABI
+    whose registers are ``word_size`` bytes wide and that passes each argument
+    in one register (x86_64, ia32; ARM EABI and MIPS o32 pairs:
+    :func:`~.abi32.domain_of_word`)."""
     if "*" in ctype:
         return RAW
     t = normalize_type(ctype)
@@ -114,7 +120,7 @@ def domain_of(ctype: str) -> Domain:
     if t in _UNSIGNED32:
         return Domain(32, False)
     if t in _SIGNED64:
-        return Domain(64, True)
+        return Domain(64, True) if word_size == 8 else Domain(32, True)
     return RAW
 
 
@@ -140,6 +146,13 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
     :mod:`.abi32`); on a 64-bit one ``slots`` is empty: argument ``i`` is
     register ``i``.
 
+    ``compat`` is True for a syscall of the guest's compat ABI (x86_64: ia32,
+    32-bit programs): ``nr`` is its number in that ABI's table and ``name``
+    the kernel function it runs (``sys_openat``; ``sys_ia32_pread64`` is
+    ``sys_pread64``), so that one name hooks the same syscall in both ABIs.
+    ``prototype`` is False for such a syscall the guest kernel has no
+    prototype for (``nargs`` 0, read ``syscall.args``).
+
     This is the syscalls layer's prototype, what handlers get as ``proto`` and
     what ``prototypes.json`` caches.  The portal decodes the guest's table into
     :class:`~syscalls_async.portal.SyscallMeta` (the same facts as sent, for code
@@ -158,6 +171,8 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
     word_bits: int = 64
     slots: tuple[tuple[int, ...], ...] = ()
     big_endian: bool = False
+    compat: bool = False
+    prototype: bool = True
 
     @property
     def short_name(self) -> str:
@@ -173,6 +188,8 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
     def domain(self, index: int) -> Domain:
         if index >= len(self.types):
             return RAW
+        if self.compat:
+            return domain_of(self.types[index], 4)
         if self.word_bits == 64:
             return domain_of(self.types[index])
         return domain_of_word(self.types[index], self.word_bits)
@@ -184,21 +201,53 @@ def _layout(slots: tuple[tuple[int, ...], ...], word_bits: int, big_endian: bool
 
 
 class PrototypeTable:
-    """All of a guest kernel's syscalls, by number and by normalized name."""
+    """All of a guest kernel's syscalls, by number and by normalized name.
 
-    def __init__(self, protos: Iterable[SyscallPrototype]) -> None:
+    The native table; ``compat`` is the guest's compat ABI's table (x86_64:
+    ia32), empty when the guest has none.  :meth:`for_abi` picks one.
+    """
+
+    def __init__(
+        self,
+        protos: Iterable[SyscallPrototype],
+        compat: Iterable[SyscallPrototype] = (),
+        *,
+        is_compat: bool = False,
+    ) -> None:
+        self.is_compat = is_compat
         self._by_nr: dict[int, SyscallPrototype] = {}
         self._by_name: dict[str, SyscallPrototype] = {}
         for p in protos:
+            if p.compat != is_compat:
+                raise InvalidValue(f"{p.name} ({p.nr}) belongs in the other ABI's table")
             self._by_nr[p.nr] = p
             if p.known:
                 self._by_name.setdefault(p.short_name, p)
+        self.compat: PrototypeTable | None = (
+            None if is_compat else PrototypeTable(compat, is_compat=True)
+        )
 
     @classmethod
-    def from_meta(cls, metas: Iterable[SyscallMeta], arch: ArchInfo = X86_64) -> PrototypeTable:
-        """The guest's table; on a 32-bit ``arch`` each prototype also says
-        which register words its arguments occupy (:mod:`.abi32`)."""
-        return cls(_from_meta(m, arch) for m in metas)
+    def from_meta(
+        cls,
+        metas: Iterable[SyscallMeta],
+        arch: ArchInfo = X86_64,
+        metas32: Iterable[SyscallMeta] = (),
+    ) -> PrototypeTable:
+        """The guest's table (``metas32``: its compat ABI's, x86_64's ia32); on a
+        32-bit ``arch`` each prototype also says which register words its
+        arguments occupy (:mod:`.abi32`)."""
+        return cls((_from_meta(m, arch) for m in metas), _protos32(metas32))
+
+    def for_abi(self, compat: bool) -> PrototypeTable:
+        """This table, or with ``compat`` the compat ABI's."""
+        if not compat or self.compat is None:
+            return self
+        return self.compat
+
+    def all(self) -> list[SyscallPrototype]:
+        """Every prototype of both ABIs (what the prototype cache keeps)."""
+        return [*self, *(self.compat or ())]
 
     def __len__(self) -> int:
         return len(self._by_nr)
@@ -213,7 +262,9 @@ class PrototypeTable:
     def by_nr(self, nr: int) -> SyscallPrototype:
         proto = self._by_nr.get(nr)
         if proto is None:
-            return SyscallPrototype(unknown_name(nr), nr, 0, (), (), known=False)
+            return SyscallPrototype(
+                unknown_name(nr), nr, 0, (), (), known=False, compat=self.is_compat
+            )
         return proto
 
     def close_matches(self, name: str) -> list[str]:
@@ -242,7 +293,25 @@ def _from_meta(m: SyscallMeta, arch: ArchInfo) -> SyscallPrototype:
         word_bits=8 * arch.word_size,
         slots=lay.slots if lay is not None else (),
         big_endian=arch.byteorder == "big",
+        prototype=m.prototype,
     )
+
+
+def _protos32(metas: Iterable[SyscallMeta]) -> Iterator[SyscallPrototype]:
+    """The compat ABI's prototypes: one register per argument, 32-bit domains."""
+    for m in metas:
+        yield SyscallPrototype(
+            m.name if m.known else unknown_name(m.nr),
+            m.nr,
+            m.nargs,
+            m.types,
+            m.names,
+            m.known,
+            m.truncated,
+            m.hookable,
+            compat=True,
+            prototype=m.prototype,
+        )
 
 
 def syscall_nr(metas: Iterable[SyscallMeta], name: str) -> int:

@@ -28,7 +28,7 @@ import msgspec
 
 from ..errors import RegistrationError
 from ..portal.abi import COMM_MAX, C
-from ..portal.hooks import NR_ALL, NR_UNKNOWN, GuestFilter, HookSpec
+from ..portal.hooks import NR_ALL, NR_NONE, NR_UNKNOWN, GuestFilter, HookSpec
 from .filters import BoundFilter, ValueFilter, coerce
 from .names import Target, TargetKind, parse_target
 from .policy import OnError, Policy, failure_policy
@@ -37,6 +37,8 @@ from .prototypes import RAW, RETVAL, PrototypeTable, SyscallPrototype, is_pointe
 log = logging.getLogger("syscalls")
 #: syscalls whose truncated metadata was already warned about (once per process)
 _warned_truncated: set[str] = set()
+#: hooks left out of the compat ABI, already warned about (once per process)
+_warned_compat: set[tuple[str, str]] = set()
 
 MAX_ARGS = C.SA_MAX_ARGS
 #: the guest's hook table has this many entries; registered hooks are counted against it,
@@ -187,6 +189,13 @@ class Hook:
     #: some argument filter compares a string (the host reads it from the guest)
     string_filters: bool = False
     spec_nr: int | None = field(default=None)
+    #: the same for the guest's compat ABI (x86_64: ia32); proto32 None and
+    #: spec_nr32 NR_NONE: the hook does not take that ABI's calls of its syscall
+    proto32: SyscallPrototype | None = None
+    arg_filters32: tuple[BoundFilter | None, ...] = ()
+    nargs_passed32: int = 0
+    converters32: tuple[Callable[[int], int], ...] = ()
+    spec_nr32: int = NR_NONE
 
     def __post_init__(self) -> None:
         # __name__, __qualname__, __doc__, __module__, __wrapped__ of the handler
@@ -231,55 +240,53 @@ class Hook:
         return f"hook {_name(self.handler)} on {what}"
 
     def resolve(self, table: PrototypeTable) -> None:
+        """Bind the hook to the guest's prototypes: its syscall's number in each
+        ABI (``table.compat``: x86_64's ia32), filters typed by its prototype.
+
+        A hook on a name hooks that syscall in every ABI the guest has it in.
+        Where the compat ABI's prototype does not fit the hook (its argument
+        filters or handler were written for another argument list, as for
+        ia32's ``pread64``), the compat part is left out with a warning."""
         where = self.where()
         if self.target.kind is TargetKind.SYSCALL:
             assert self.target.name is not None
-            proto = table.by_name(self.target.name)
-            if proto is None:
+            native = table.by_name(self.target.name)
+            compat = table.compat.by_name(self.target.name) if table.compat else None
+            if native is None and compat is None:
                 close = table.close_matches(self.target.name)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                if table.compat is not None:
+                    close += [c for c in table.compat.close_matches(self.target.name)
+                              if c not in close]  # fmt: skip
+                hint = f"; did you mean {', '.join(close[:4])}?" if close else ""
                 raise RegistrationError(f"{where}: unknown syscall {self.target.name!r}{hint}")
-            if not proto.hookable:
-                raise RegistrationError(
-                    f"{where}: the guest kernel cannot hook {proto.short_name} (its entry is "
-                    "not traceable by ftrace), so the hook would never fire; hook the "
-                    "syscalls around it, or all syscalls, instead"
-                )
-            if proto.truncated and proto.name not in _warned_truncated:
-                _warned_truncated.add(proto.name)
-                log.warning(
-                    "%s: the guest cut %s's metadata to fit the portal: its argument types "
-                    "or names (proto.types, proto.names) may be incomplete (proto.truncated)",
-                    where,
-                    proto.short_name,
-                )
-            if len(self.filters) > proto.nargs:
-                params = ", ".join(
-                    f"{t} {n}" for t, n in zip(proto.types, proto.names, strict=False)
-                )
-                raise RegistrationError(
-                    f"{where}: {len(self.filters)} arg_filters, but {proto.short_name} has "
-                    f"{proto.nargs} arguments ({params})"
-                )
-            if self.signature.required > 3 + proto.nargs:  # *args does not fill them
-                raise RegistrationError(
-                    f"{where}: the handler requires {self.signature.required - 3} syscall "
-                    f"arguments, but {proto.short_name} has {proto.nargs}"
-                )
-            self.proto = proto
-            self.arg_filters = tuple(
-                None
-                if f is None
-                else f.bind(
-                    proto.domain(i),
-                    f"{where}, argument {i} ({proto.types[i]} {proto.names[i]})",
-                    pointer=is_pointer(proto.types[i]),
-                )
-                for i, f in enumerate(self.filters)
+            primary = native or compat
+            assert primary is not None
+            self._check(primary, where)
+            self.proto = primary
+            self.arg_filters, self.nargs_passed, self.converters = self._bind(primary, where)
+            self.spec_nr = native.nr if native is not None else NR_NONE
+            # the compat ABI's part: the only one, or one that fits the hook
+            fits = native is None or (
+                compat is not None and not self._compat_misfit(native, compat, where)
             )
-            self.nargs_passed = self.signature.passed_args(proto.nargs)
-            self.converters = tuple(proto.domain(i).value for i in range(self.nargs_passed))
-            self.spec_nr = proto.nr
+            second = compat if fits else None
+            bound = None
+            if second is not None:
+                try:
+                    bound = self._bind(second, where)
+                except RegistrationError as exc:
+                    if native is None:
+                        raise
+                    self._warn_compat(where, second, str(exc))
+            if bound is None:
+                self.proto32 = None
+                self.arg_filters32, self.nargs_passed32, self.converters32 = (), 0, ()
+                self.spec_nr32 = NR_NONE
+            else:
+                assert second is not None
+                self.proto32 = second
+                self.arg_filters32, self.nargs_passed32, self.converters32 = bound
+                self.spec_nr32 = second.nr
         else:
             if self.signature.required > 3:
                 raise RegistrationError(
@@ -291,15 +298,20 @@ class Hook:
                 None if f is None else f.bind(RAW, f"{where}, argument {i}", pointer=True)
                 for i, f in enumerate(self.filters)
             )
-            self.nargs_passed = 0
-            self.converters = ()
+            self.arg_filters32 = self.arg_filters
+            self.nargs_passed = self.nargs_passed32 = 0
+            self.converters = self.converters32 = ()
+            self.proto32 = None
             self.spec_nr = NR_ALL if self.target.kind is TargetKind.ALL else NR_UNKNOWN
+            self.spec_nr32 = NR_NONE
         self.retval_filter = (
             None
             if self.retval is None
             else self.retval.bind(RETVAL, f"{where}, return value", pointer=False)
         )
-        self.string_filters = any(f is not None and f.is_string for f in self.arg_filters)
+        self.string_filters = any(
+            f is not None and f.is_string for f in (*self.arg_filters, *self.arg_filters32)
+        )
         layout = self.proto.layout if self.proto is not None else None
         self.host_only_filters = layout is not None and any(
             f is not None and (i >= len(layout.slots) or len(layout.slots[i]) != 1)
@@ -322,6 +334,84 @@ class Hook:
                 regs[slot[0]] = f.guest()
         return tuple(regs)
 
+    def _check(self, proto: SyscallPrototype, where: str) -> None:
+        """Refuse a hook that cannot work on ``proto``; warn once of a cut prototype."""
+        if not proto.hookable:
+            raise RegistrationError(
+                f"{where}: the guest kernel cannot hook {proto.short_name} (its entry is "
+                "not traceable by ftrace), so the hook would never fire; hook the "
+                "syscalls around it, or all syscalls, instead"
+            )
+        if proto.truncated and proto.name not in _warned_truncated:
+            _warned_truncated.add(proto.name)
+            log.warning(
+                "%s: the guest cut %s's metadata to fit the portal: its argument types "
+                "or names (proto.types, proto.names) may be incomplete (proto.truncated)",
+                where,
+                proto.short_name,
+            )
+        if len(self.filters) > proto.nargs:
+            raise RegistrationError(
+                f"{where}: {len(self.filters)} arg_filters, but {proto.short_name} has "
+                f"{proto.nargs} arguments ({_params(proto)})"
+            )
+        if self.signature.required > 3 + proto.nargs:  # *args does not fill them
+            raise RegistrationError(
+                f"{where}: the handler requires {self.signature.required - 3} syscall "
+                f"arguments, but {proto.short_name} has {proto.nargs}"
+            )
+
+    def _compat_misfit(
+        self, native: SyscallPrototype, compat: SyscallPrototype, where: str
+    ) -> bool:
+        """True (and a warning, once) if the hook cannot take the compat ABI's calls."""
+        reason = None
+        if not compat.hookable:
+            reason = "the guest kernel cannot hook its entry there"
+        elif any(
+            f is not None and (i >= compat.nargs or compat.types[i] != native.types[i])
+            for i, f in enumerate(self.filters)
+        ):
+            reason = "the arg_filters are written for the other argument list"
+        elif self.signature.required > 3 + compat.nargs:
+            reason = f"the handler requires more than its {compat.nargs} arguments"
+        if reason is None:
+            return False
+        self._warn_compat(where, compat, reason)
+        return True
+
+    @staticmethod
+    def _warn_compat(where: str, compat: SyscallPrototype, reason: str) -> None:
+        """Say (once) that a hook is left out of the compat ABI, and why."""
+        key = (where, compat.name)
+        if key not in _warned_compat:
+            _warned_compat.add(key)
+            log.warning(
+                "%s: not hooked for 32-bit (compat ABI) programs, whose %s takes (%s): %s",
+                where,
+                compat.short_name,
+                _params(compat),
+                reason,
+            )
+
+    def _bind(
+        self, proto: SyscallPrototype, where: str
+    ) -> tuple[tuple[BoundFilter | None, ...], int, tuple[Callable[[int], int], ...]]:
+        """The hook's filters typed by ``proto``, how many arguments its handler
+        gets, and how each is read."""
+        filters = tuple(
+            None
+            if f is None
+            else f.bind(
+                proto.domain(i),
+                f"{where}, argument {i} ({proto.types[i]} {proto.names[i]})",
+                pointer=is_pointer(proto.types[i]),
+            )
+            for i, f in enumerate(self.filters)
+        )
+        nargs = self.signature.passed_args(proto.nargs)
+        return filters, nargs, tuple(proto.domain(i).value for i in range(nargs))
+
     def spec(self) -> HookSpec:
         assert self.spec_nr is not None
         return HookSpec(
@@ -335,7 +425,12 @@ class Hook:
             args=self._guest_filters(),
             retval=None if self.retval_filter is None else self.retval_filter.guest(),
             observe=self.read_only,
+            nr32=self.spec_nr32,
         )
+
+
+def _params(proto: SyscallPrototype) -> str:
+    return ", ".join(f"{t} {n}" for t, n in zip(proto.types, proto.names, strict=False))
 
 
 def _directions(
@@ -414,7 +509,7 @@ class Registry:
         self._ids = itertools.count(1)
         self.prototypes: PrototypeTable | None = None
         self.listeners: list[Callable[[], None]] = []
-        self._candidates: dict[tuple[int | None, bool, bool], list[Hook]] = {}
+        self._candidates: dict[tuple[int | None, bool, bool, bool], list[Hook]] = {}
 
     def __iter__(self) -> Iterator[Hook]:
         return iter(list(self._hooks.values()))
@@ -545,18 +640,22 @@ class Registry:
         hooks = [h for h in self if h.enabled and h.resolved]
         return [h.spec() for h in hooks], hooks
 
-    def candidates(self, nr: int, enter: bool, observed: bool = False) -> list[Hook]:
+    def candidates(
+        self, nr: int, enter: bool, observed: bool = False, compat: bool = False
+    ) -> list[Hook]:
         """Enabled hooks that may handle syscall ``nr`` in this direction, in order:
-        the blocking ones, or with ``observed`` the observe-only (read_only) ones.
+        the blocking ones, or with ``observed`` the observe-only (read_only) ones;
+        ``compat``: ``nr`` is the compat ABI's (x86_64: ia32).
 
         ``nr`` may lie beyond the guest's table (all-syscall and unknown hooks
         see those calls); all such numbers share one cache entry, so a guest
         cannot grow the cache by sending many."""
-        beyond = self.prototypes is not None and nr not in self.prototypes
-        key = (None if beyond else nr, enter, observed)
+        table = self.prototypes.for_abi(compat) if self.prototypes is not None else None
+        beyond = table is not None and nr not in table
+        key = (None if beyond else nr, enter, observed, compat)
         cached = self._candidates.get(key)
         if cached is None:
-            known = self.prototypes.by_nr(nr).known if self.prototypes else True
+            known = table.by_nr(nr).known if table is not None else True
             cached = [
                 h
                 for h in self
@@ -565,7 +664,7 @@ class Registry:
                 and (h.enter if enter else h.ret)
                 and h.read_only == observed
                 and (
-                    h.spec_nr == nr
+                    (h.spec_nr32 if compat else h.spec_nr) == nr
                     or h.spec_nr == NR_ALL
                     or (h.spec_nr == NR_UNKNOWN and not known)
                 )

@@ -108,10 +108,8 @@ class ReplayReport(msgspec.Struct):
 
 def _what(event: RawEvent, table: PrototypeTable) -> str:
     phase = "observed " if event.observed else ""
-    return (
-        f"{table.by_nr(event.nr).short_name} {phase}{event.phase.name.lower()} by "
-        f"{printable(event.comm)}[{event.pid}]"
-    )
+    name = table.for_abi(event.compat).by_nr(event.nr).short_name
+    return f"{name} {phase}{event.phase.name.lower()} by {printable(event.comm)}[{event.pid}]"
 
 
 class ReplayTrap(FakeTrap):
@@ -254,7 +252,13 @@ async def replay(
     """
     rec = recording if isinstance(recording, Recording) else read_recording(recording)
     head = rec.header
-    table = prototypes if prototypes is not None else PrototypeTable(head.prototypes)
+    table = (
+        prototypes
+        if prototypes is not None
+        else PrototypeTable(
+            [p for p in head.prototypes if not p.compat], [p for p in head.prototypes if p.compat]
+        )
+    )
     policy: OnError = "continue" if head.fail_closed is None else FailClosed(head.fail_closed)
     divergences: list[Divergence] = []
     observed = 0
