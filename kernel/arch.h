@@ -12,6 +12,8 @@
 #include "portal_abi.h"
 
 struct sa_call;
+struct kprobe;
+struct syscall_metadata;
 
 /* SA_ARCH_* value written to the portal header */
 extern const u32 sa_arch_id;
@@ -20,6 +22,14 @@ extern const u32 sa_arch_id;
 int sa_arch_init(unsigned long (*lookup)(const char *name));
 unsigned int sa_arch_nr_syscalls(void);
 unsigned long sa_arch_table_entry(unsigned int nr);
+/* The number user space passes for table entry nr (mips o32: 4000 + nr). */
+unsigned int sa_arch_user_nr(unsigned int nr);
+/* The kernel's syscall metadata (trace_syscalls.c) of table entry nr;
+ * NULL if none or if it cannot be found. */
+const struct syscall_metadata *sa_arch_meta(unsigned int nr);
+/* The function that delivers signals on the way to user mode (restart.c
+ * puts a kretprobe on it). */
+extern const char sa_arch_signal_fn[];
 
 /* Syscalls that never return to their caller (exit, exit_group). */
 bool sa_arch_noreturn(int nr);
@@ -41,6 +51,16 @@ long sa_arch_invoke(struct sa_call *call);
 /* The ftrace callback: redirect a hooked syscall entry to the wrapper. */
 void sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 		       struct ftrace_ops *ops, struct ftrace_regs *fregs);
+
+#ifndef CONFIG_DYNAMIC_FTRACE_WITH_REGS
+/*
+ * This kernel's ftrace cannot move the pc: every hooked entry gets a
+ * kprobe on its first instruction instead (entries.c), whose pre-handler
+ * does what the ftrace callback does. Returns 1 when it moved the pc.
+ */
+#define SA_ENTRY_KPROBES 1
+int sa_arch_entry_pre(struct kprobe *p, struct pt_regs *regs);
+#endif
 
 /*
  * Table entries ftrace cannot hook that the arch catches another way

@@ -19,12 +19,14 @@
 static struct sa_snapshot __rcu *sa_current;
 static DEFINE_MUTEX(sa_hooks_lock);
 
+#ifndef SA_ENTRY_KPROBES
 static struct ftrace_ops sa_ops = {
 	.func = sa_arch_ftrace_cb,
 	.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_RECURSION |
 		 FTRACE_OPS_FL_IPMODIFY,
 };
 static bool sa_ops_registered;
+#endif
 /* nrs whose table entry ftrace can hook (some entries are notrace) */
 static unsigned long *sa_traceable;
 /* nrs caught by the arch's other way (sa_arch_ni_*) instead of ftrace */
@@ -118,7 +120,7 @@ static bool sa_str_match(const struct sa_filter *f, struct sa_strcache *sc,
 		sc->buf[i] = kmalloc(SA_FILTER_STR_READ + 1, GFP_KERNEL);
 		if (!sc->buf[i])
 			return false;
-		sc->len[i] = strncpy_from_user(sc->buf[i], (const char __user *)ptr,
+		sc->len[i] = strncpy_from_user(sc->buf[i], sa_uptr(ptr),
 					       SA_FILTER_STR_READ);
 		if (sc->len[i] < 0)
 			sa_count(filter_faults);
@@ -319,6 +321,38 @@ static unsigned int sa_minus(const unsigned long *a, unsigned int na,
 	return k;
 }
 
+#ifdef SA_ENTRY_KPROBES
+/* Arm the probes of the entries in ips that are not armed, disarm the
+ * ones no longer there. */
+static int sa_ftrace_set(unsigned long *ips, unsigned int n)
+{
+	unsigned long *tmp;
+	unsigned int k, i;
+	int err = 0;
+
+	tmp = kvmalloc_array(max(n, sa_nips) ?: 1, sizeof(*tmp), GFP_KERNEL);
+	if (!tmp)
+		return -ENOMEM;
+	k = sa_minus(ips, n, sa_ips, sa_nips, tmp);
+	for (i = 0; i < k && !err; i++)
+		err = sa_entry_arm(tmp[i], true);
+	if (err) {
+		/* back to what was in force */
+		while (i--)
+			sa_entry_arm(tmp[i], false);
+		kvfree(tmp);
+		return err;
+	}
+	k = sa_minus(sa_ips, sa_nips, ips, n, tmp);
+	for (i = 0; i < k; i++)
+		sa_entry_arm(tmp[i], false);
+	kvfree(tmp);
+	kvfree(sa_ips);
+	sa_ips = ips;
+	sa_nips = n;
+	return 0;
+}
+#else
 static int sa_ftrace_set(unsigned long *ips, unsigned int n)
 {
 	unsigned long *tmp;
@@ -364,6 +398,7 @@ done:
 	sa_nips = n;
 	return 0;
 }
+#endif
 
 static void sa_publish(struct sa_snapshot *snap)
 {
@@ -436,9 +471,43 @@ void sa_hooks_apply(u32 gen)
 /* Which table entries can ftrace hook? Asking with a scratch ops costs a
  * little at load and keeps one notrace entry from failing a whole table.
  * Entries the arch catches another way (the ni stub) never go to ftrace. */
+#ifdef SA_ENTRY_KPROBES
+static int sa_entries_probe(void)
+{
+	unsigned int failed;
+
+	return sa_entries_init(&failed);
+}
+
+static bool sa_entry_traceable(unsigned long ip)
+{
+	return sa_entry_hookable(ip);
+}
+
+static void sa_entries_probe_done(void)
+{
+}
+#else
+static struct ftrace_ops sa_probe_ops;
+
+static int sa_entries_probe(void)
+{
+	return 0;
+}
+
+static bool sa_entry_traceable(unsigned long ip)
+{
+	return !ftrace_set_filter_ip(&sa_probe_ops, ip, 0, 0);
+}
+
+static void sa_entries_probe_done(void)
+{
+	ftrace_free_filter(&sa_probe_ops);
+}
+#endif
+
 int sa_hooks_init(void)
 {
-	static struct ftrace_ops probe;
 	unsigned int nsys = sa_arch_nr_syscalls(), nr, bad = 0, ni = 0;
 	int err;
 
@@ -448,6 +517,12 @@ int sa_hooks_init(void)
 		bitmap_free(sa_traceable);
 		bitmap_free(sa_ni);
 		return -ENOMEM;
+	}
+	err = sa_entries_probe();
+	if (err) {
+		bitmap_free(sa_traceable);
+		bitmap_free(sa_ni);
+		return err;
 	}
 	err = sa_arch_ni_init();
 	if (err && err != -ENOENT)
@@ -460,7 +535,7 @@ int sa_hooks_init(void)
 			ni++;
 			continue;
 		}
-		if (ip && !ftrace_set_filter_ip(&probe, ip, 0, 0)) {
+		if (ip && sa_entry_traceable(ip)) {
 			set_bit(nr, sa_traceable);
 			continue;
 		}
@@ -471,7 +546,7 @@ int sa_hooks_init(void)
 			m->flags |= SA_META_UNHOOKABLE;
 		}
 	}
-	ftrace_free_filter(&probe);
+	sa_entries_probe_done();
 	sa_guest()->untraceable = bad;
 	if (bad)
 		pr_info("%u syscall entries cannot be hooked\n", bad);
@@ -484,11 +559,15 @@ int sa_hooks_init(void)
 void sa_hooks_exit(void)
 {
 	mutex_lock(&sa_hooks_lock);
+#ifdef SA_ENTRY_KPROBES
+	sa_entries_exit();
+#else
 	if (sa_ops_registered) {
 		unregister_ftrace_function(&sa_ops);
 		sa_ops_registered = false;
 	}
 	ftrace_free_filter(&sa_ops);
+#endif
 	sa_arch_ni_exit();
 	kvfree(sa_ips);
 	sa_ips = NULL;

@@ -53,21 +53,18 @@ static void sa_meta_one(struct sa_meta *out, int nr, const struct syscall_metada
 
 void sa_meta_write(void)
 {
-	struct syscall_metadata ***tablep;
-	struct syscall_metadata **table = NULL;
+	unsigned int found = 0;
 	unsigned int n = min_t(unsigned int, sa_arch_nr_syscalls(), SA_MAX_SYSCALLS);
 	unsigned int nr;
 
-	/* kernel/trace/trace_syscalls.c keeps a static array indexed by nr. */
-	tablep = (void *)sa_lookup_name("syscalls_metadata");
-	if (tablep)
-		table = *tablep;
-	if (!table)
-		pr_warn("no syscall metadata, all syscalls unknown\n");
 	for (nr = 0; nr < n; nr++) {
 		struct sa_meta *out = sa_shm + SA_META_OFF + nr * SA_META_SIZE;
+		const struct syscall_metadata *m = sa_arch_meta(nr);
 
-		sa_meta_one(out, nr, table ? table[nr] : NULL);
+		found += !!m;
+		sa_meta_one(out, nr, m);
 	}
+	if (!found)
+		pr_warn("no syscall metadata, all syscalls unknown\n");
 	sa_guest()->nr_syscalls = n;
 }

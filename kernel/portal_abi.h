@@ -50,6 +50,7 @@
 #define SA_VERSION 4
 
 #define SA_ARCH_X86_64 1
+#define SA_ARCH_MIPSEL 4
 
 /* the doorbell: an I/O port whose writes reach the host (QEMU's
  * isa-debugcon on a host socket); reading it returns SA_BELL_READBACK when the

@@ -61,7 +61,11 @@ static void sa_read(struct sa_resp *r, u64 addr, u64 len)
 {
 	size_t n = min_t(u64, len, r->cap), left;
 
-	left = copy_from_user(r->data, (const void __user *)addr, n);
+	if (!sa_uaddr_ok(addr)) {
+		sa_fail(r, -EFAULT, addr);
+		return;
+	}
+	left = copy_from_user(r->data, sa_uptr(addr), n);
 	r->g->len = n - left;
 	if (left)
 		sa_fail(r, -EFAULT, addr + n - left);
@@ -70,7 +74,7 @@ static void sa_read(struct sa_resp *r, u64 addr, u64 len)
 static void sa_read_str(struct sa_resp *r, u64 addr, u64 max)
 {
 	size_t n = min_t(u64, max ? max : r->cap, r->cap);
-	long got = strncpy_from_user(r->data, (const char __user *)addr, n);
+	long got = sa_uaddr_ok(addr) ? strncpy_from_user(r->data, sa_uptr(addr), n) : -EFAULT;
 
 	if (got < 0) {
 		sa_fail(r, -EFAULT, addr);
@@ -81,19 +85,20 @@ static void sa_read_str(struct sa_resp *r, u64 addr, u64 max)
 		r->g->rflags |= SA_RF_TRUNCATED;
 }
 
-/* NUL-terminated strings from a NULL-terminated pointer array, from index
- * start on; stops with SA_RF_MORE when the data area is full. */
+/* NUL-terminated strings from a NULL-terminated pointer array (of the
+ * guest's user pointers: 4 bytes each on 32-bit guests), from index start
+ * on; stops with SA_RF_MORE when the data area is full. */
 static void sa_read_ptrlist(struct sa_resp *r, u64 addr, u64 start, u64 max)
 {
 	size_t pos = 0;
 	u64 i, limit = max ? min_t(u64, max, SA_PTRLIST_MAX) : SA_PTRLIST_MAX;
-	u64 ptr;
+	unsigned long ptr;
 	long got;
 
 	for (i = start; i - start < limit; i++) {
-		u64 at = addr + i * sizeof(u64);
+		u64 at = addr + i * sizeof(ptr);
 
-		if (get_user(ptr, (u64 __user *)at)) {
+		if (!sa_uaddr_ok(at) || get_user(ptr, (unsigned long __user *)sa_uptr(at))) {
 			sa_fail(r, -EFAULT, at);
 			break;
 		}
@@ -134,7 +139,11 @@ static void sa_write(struct sa_resp *r, const void *h2g, u64 addr, u64 len)
 		sa_fail(r, -EINVAL, addr);
 		return;
 	}
-	left = copy_to_user((void __user *)addr, h2g, len);
+	if (!sa_uaddr_ok(addr)) {
+		sa_fail(r, -EFAULT, addr);
+		return;
+	}
+	left = copy_to_user(sa_uptr(addr), h2g, len);
 	r->g->len = len - left;
 	if (left)
 		sa_fail(r, -EFAULT, addr + len - left);

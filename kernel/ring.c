@@ -105,7 +105,7 @@ static size_t sa_capture(const struct sa_call *call, u8 mask, char *buf,
 			rec->str_flags[i] = SA_STR_FAULT;
 			continue;
 		}
-		n = strncpy_from_user(buf + used, (const char __user *)call->args[i],
+		n = strncpy_from_user(buf + used, sa_uptr(call->args[i]),
 				      SA_STR_CAP);
 		if (n < 0) {
 			rec->str_flags[i] = SA_STR_FAULT;

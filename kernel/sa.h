@@ -65,6 +65,20 @@ static inline void sa_resp_clear(struct sa_slot_guest *g)
 	g->next = 0;
 }
 
+/* A user address carried in a 64-bit field, as this kernel's pointer
+ * (arguments of 32-bit guests are zero-extended words). */
+static inline void __user *sa_uptr(u64 addr)
+{
+	return (void __user *)(unsigned long)addr;
+}
+
+/* Does addr fit this kernel's pointers? (a 64-bit host value on a 32-bit
+ * guest may not) */
+static inline bool sa_uaddr_ok(u64 addr)
+{
+	return addr == (unsigned long)addr;
+}
+
 #define sa_count(field) \
 	atomic64_inc((atomic64_t *)&sa_guest()->counters.field)
 
@@ -122,6 +136,12 @@ bool sa_is_restart(long ret);
 long sa_sanitize_ret(s64 v);
 bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v);
 bool sa_wants(int nr, u8 want);
+
+/* entries.c: hooked entries by kprobe (SA_ENTRY_KPROBES only) */
+int sa_entries_init(unsigned int *failed);
+bool sa_entry_hookable(unsigned long ip);
+int sa_entry_arm(unsigned long ip, bool on);
+void sa_entries_exit(void);
 
 /* restart.c: the return of a call a signal interrupted */
 int sa_restart_init(void);
