@@ -39,6 +39,9 @@ if ! .venv/bin/python -c 'import syscalls_async, nox, pytest' 2>/dev/null \
 fi
 
 .venv/bin/syscalls-async setup
+# the test suite boots a guest of every architecture (tests/arch): their host
+# packages (QEMU, cross compilers) now; their images are built at first boot
+.venv/bin/syscalls-async setup --arch all --tools-only
 
 case "${1:-}" in
     "") ;;

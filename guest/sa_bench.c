@@ -4,6 +4,7 @@
  *
  *   sa_bench time COUNT getppid        time COUNT getppid calls one by one
  *   sa_bench time COUNT access PATH    the same with access(PATH, F_OK)
+ *                                      (faccessat where there is no access)
  *   sa_bench idle COUNT MS getppid     sleep MS before each call, time the call
  *
  * Each call is timed alone with CLOCK_MONOTONIC (vDSO). Prints one line,
@@ -12,6 +13,7 @@
  * calls first so that a first call after start-up is not in the figures;
  * "idle" measures exactly that first call, COUNT times.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +43,15 @@ static const char *path;
 
 static void call(void)
 {
-	if (path)
-		syscall(nr, path, F_OK);
-	else
+	if (!path)
 		syscall(nr);
+#ifdef SYS_access
+	else
+		syscall(nr, path, F_OK);
+#else
+	else	/* no access(2) on this architecture (aarch64): the same by faccessat */
+		syscall(nr, AT_FDCWD, path, F_OK);
+#endif
 }
 
 static int usage(void)
@@ -76,7 +83,11 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[a], "getppid") && a + 1 == argc) {
 		nr = SYS_getppid;
 	} else if (!strcmp(argv[a], "access") && a + 2 == argc) {
+#ifdef SYS_access
 		nr = SYS_access;
+#else
+		nr = SYS_faccessat;
+#endif
 		path = argv[a + 1];
 	} else {
 		return usage();

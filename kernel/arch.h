@@ -12,8 +12,6 @@
 #include "portal_abi.h"
 
 struct sa_call;
-struct kprobe;
-struct syscall_metadata;
 
 /* SA_ARCH_* value written to the portal header */
 extern const u32 sa_arch_id;
@@ -22,14 +20,14 @@ extern const u32 sa_arch_id;
 int sa_arch_init(unsigned long (*lookup)(const char *name));
 unsigned int sa_arch_nr_syscalls(void);
 unsigned long sa_arch_table_entry(unsigned int nr);
-/* The number user space passes for table entry nr (mips o32: 4000 + nr). */
-unsigned int sa_arch_user_nr(unsigned int nr);
-/* The kernel's syscall metadata (trace_syscalls.c) of table entry nr;
- * NULL if none or if it cannot be found. */
-const struct syscall_metadata *sa_arch_meta(unsigned int nr);
+
 /* The function that delivers signals on the way to user mode (restart.c
- * puts a kretprobe on it). */
-extern const char sa_arch_signal_fn[];
+ * puts a kretprobe on it): generic entry code calls it; MIPS has its own. */
+#ifdef CONFIG_MIPS
+#define SA_ARCH_SIGNAL_FN "do_notify_resume"
+#else
+#define SA_ARCH_SIGNAL_FN "arch_do_signal_or_restart"
+#endif
 
 /* Syscalls that never return to their caller (exit, exit_group). */
 bool sa_arch_noreturn(int nr);
@@ -48,19 +46,22 @@ unsigned int sa_arch_copy_regs(const struct pt_regs *regs, u64 *out, unsigned in
 /* Call the original syscall entry for call->nr. */
 long sa_arch_invoke(struct sa_call *call);
 
+/*
+ * How a hooked table entry reaches the wrapper (redirect.h): the ftrace
+ * callback (x86_64, aarch64: ftrace's call is the function's first
+ * instruction, so moving the ip there enters the wrapper as if the entry code
+ * had called it) or a kprobe's pre-handler on the entry's first instruction
+ * (ARM: gcc puts the mcount call after the prologue, which has already
+ * pushed registers and moved sp, so ftrace cannot redirect there). Kbuild
+ * picks redirect_ftrace.o or redirect_kprobe.o; the arch provides the
+ * callback that backend calls.
+ */
 /* The ftrace callback: redirect a hooked syscall entry to the wrapper. */
 void sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 		       struct ftrace_ops *ops, struct ftrace_regs *fregs);
-
-#ifndef CONFIG_DYNAMIC_FTRACE_WITH_REGS
-/*
- * This kernel's ftrace cannot move the pc: every hooked entry gets a
- * kprobe on its first instruction instead (entries.c), whose pre-handler
- * does what the ftrace callback does. Returns 1 when it moved the pc.
- */
-#define SA_ENTRY_KPROBES 1
-int sa_arch_entry_pre(struct kprobe *p, struct pt_regs *regs);
-#endif
+struct kprobe;
+/* The kprobe pre-handler's test: 1 if it moved the pc to the wrapper. */
+int sa_arch_kprobe_cb(struct kprobe *p, struct pt_regs *regs);
 
 /*
  * Table entries ftrace cannot hook that the arch catches another way

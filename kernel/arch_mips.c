@@ -10,7 +10,8 @@
  *
  * This kernel's ftrace cannot move the pc (no DYNAMIC_FTRACE_WITH_REGS),
  * so every hooked entry gets a kprobe on its first instruction whose
- * pre-handler moves the pc to the wrapper (entries.c keeps the probes).
+ * pre-handler moves the pc to the wrapper (redirect_kprobe.c keeps the
+ * probes).
  */
 #include <linux/kernel.h>
 #include <linux/module.h>
@@ -18,7 +19,6 @@
 #include <linux/kprobes.h>
 #include <linux/tracepoint.h>
 #include <linux/uaccess.h>
-#include <trace/syscall.h>
 #include <asm/unistd.h>
 #include <asm/ucontext.h>
 #include <asm/sigcontext.h>
@@ -32,12 +32,10 @@ typedef long (*sa_mips_fn)(unsigned long, unsigned long, unsigned long, unsigned
 			   unsigned long, unsigned long, unsigned long, unsigned long);
 
 const u32 sa_arch_id = SA_ARCH_MIPSEL;
-const char sa_arch_signal_fn[] = "do_notify_resume";
 
 static const unsigned long *sa_mips_table;
 static unsigned long sa_mips_ni;        /* sys_ni_syscall */
 static unsigned long sa_mips_syscall;   /* sys_syscall: syscall(2) */
-static unsigned long (*sa_mips_lookup)(const char *name);
 
 /*
  * Entries that are assembler stubs saving the callee-saved registers s0-s7
@@ -59,7 +57,6 @@ int sa_arch_init(unsigned long (*lookup)(const char *name))
 {
 	unsigned int i;
 
-	sa_mips_lookup = lookup;
 	sa_mips_table = (const unsigned long *)lookup("sys_call_table");
 	if (!sa_mips_table)
 		return -ENOENT;
@@ -77,11 +74,6 @@ int sa_arch_init(unsigned long (*lookup)(const char *name))
 unsigned int sa_arch_nr_syscalls(void)
 {
 	return SA_NSYS;
-}
-
-unsigned int sa_arch_user_nr(unsigned int nr)
-{
-	return nr + SA_NR_BASE;
 }
 
 unsigned long sa_arch_table_entry(unsigned int nr)
@@ -227,19 +219,13 @@ static long sa_mips_wrapper(void)
 	return sa_syscall(&call);
 }
 
-void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
-			       struct ftrace_ops *ops, struct ftrace_regs *fregs)
-{
-	/* never registered: this kernel's ftrace cannot move the pc */
-}
-
 /*
- * The pre-handler of every entry's kprobe (entries.c). Only the real entry
+ * The pre-handler of every entry's kprobe (redirect_kprobe.c). Only the real entry
  * from handle_sys: sp is this task's user pt_regs and the table entry for
  * the number in v0 is the probed function (syscall(2) jumps to its target
  * with v0 = 4000, calls from this module return into it).
  */
-int notrace sa_arch_entry_pre(struct kprobe *p, struct pt_regs *regs)
+int notrace sa_arch_kprobe_cb(struct kprobe *p, struct pt_regs *regs)
 {
 	struct pt_regs *user = task_pt_regs(current);
 	u32 nr;
@@ -301,84 +287,6 @@ int sa_arch_oor_arm(bool on)
 bool sa_arch_oor_armed(void)
 {
 	return false;
-}
-
-/*
- * The kernel's syscall metadata. MIPS numbers are sparse
- * (HAVE_SPARSE_SYSCALL_NR): trace_syscalls.c keeps them in the xarray
- * syscalls_metadata_sparse, by the user's number, which is not in kallsyms
- * (no KALLSYMS_ALL). get_syscall_name() passes its address to xa_load():
- * take the "lui a0; addiu a0" pair of its first instructions as the
- * candidate and keep it if it gives get_syscall_name's answer.
- */
-static struct xarray *sa_mips_meta_xa;
-static bool sa_mips_meta_tried;
-
-/* Is there a "jal fn" among code[from..to]? */
-static bool sa_mips_calls(const u32 *code, unsigned int from, unsigned int to,
-			  unsigned long fn)
-{
-	unsigned int k;
-
-	for (k = from; k <= to; k++) {
-		unsigned long pc = (unsigned long)&code[k];
-
-		if ((code[k] >> 26) == 0x03 &&
-		    (((pc + 4) & 0xf0000000) | ((code[k] & 0x03ffffff) << 2)) == fn)
-			return true;
-	}
-	return false;
-}
-
-static struct xarray *sa_mips_find_meta(void)
-{
-	const char *(*name_of)(int nr);
-	const u32 *code;
-	unsigned int i, j;
-
-	name_of = (void *)sa_mips_lookup("get_syscall_name");
-	if (!name_of)
-		return NULL;
-	code = (const u32 *)name_of;
-	for (i = 0; i < 16; i++) {
-		u32 lui = code[i];
-		unsigned int rt = (lui >> 16) & 31;
-
-		if ((lui >> 26) != 0x0f || ((lui >> 21) & 31))
-			continue;
-		for (j = i + 1; j < i + 8; j++) {
-			u32 addiu = code[j];
-			struct syscall_metadata *m;
-			struct xarray *xa;
-
-			/* addiu rt, rt, lo */
-			if ((addiu >> 26) != 0x09 || ((addiu >> 21) & 31) != rt ||
-			    ((addiu >> 16) & 31) != rt)
-				continue;
-			xa = (struct xarray *)(((lui & 0xffff) << 16) +
-					       (long)(s16)(addiu & 0xffff));
-			/* and it goes to xa_load (the addiu may sit in the
-			 * jal's delay slot) */
-			if (!sa_mips_calls(code, i, j + 1, (unsigned long)xa_load))
-				break;
-			m = xa_load(xa, __NR_read);
-			if (m && m->name && m->name == name_of(__NR_read))
-				return xa;
-			break;
-		}
-	}
-	return NULL;
-}
-
-const struct syscall_metadata *sa_arch_meta(unsigned int nr)
-{
-	if (!sa_mips_meta_tried) {
-		sa_mips_meta_xa = sa_mips_find_meta();
-		sa_mips_meta_tried = true;
-	}
-	if (!sa_mips_meta_xa || nr >= SA_NSYS)
-		return NULL;
-	return xa_load(sa_mips_meta_xa, nr + SA_NR_BASE);
 }
 
 /* The pc of a signal handler's frame: a handler starts with a0 = signal,

@@ -18,8 +18,6 @@
 typedef long (*sa_x64_fn)(const struct pt_regs *regs);
 
 const u32 sa_arch_id = SA_ARCH_X86_64;
-const char sa_arch_signal_fn[] = "arch_do_signal_or_restart";
-static unsigned long (*sa_x64_lookup)(const char *name);
 static const sa_x64_fn *sa_x64_table;
 /* The stub every unimplemented entry points at (it is just "return
  * -ENOSYS"; the ia32 table shares it). 0 if not found in the table. */
@@ -33,7 +31,6 @@ int sa_arch_init(unsigned long (*lookup)(const char *name))
 	unsigned int nr;
 	unsigned long ni;
 
-	sa_x64_lookup = lookup;
 	sa_x64_table = (const sa_x64_fn *)lookup("sys_call_table");
 	if (!sa_x64_table)
 		return -ENOENT;
@@ -55,20 +52,6 @@ unsigned int sa_arch_nr_syscalls(void)
 unsigned long sa_arch_table_entry(unsigned int nr)
 {
 	return nr < NR_syscalls ? (unsigned long)sa_x64_table[nr] : 0;
-}
-
-unsigned int sa_arch_user_nr(unsigned int nr)
-{
-	return nr;
-}
-
-/* kernel/trace/trace_syscalls.c keeps a static array indexed by nr. */
-const struct syscall_metadata *sa_arch_meta(unsigned int nr)
-{
-	struct syscall_metadata ***tablep;
-
-	tablep = (void *)sa_x64_lookup("syscalls_metadata");
-	return tablep && *tablep && nr < NR_syscalls ? (*tablep)[nr] : NULL;
 }
 
 bool sa_arch_noreturn(int nr)

@@ -45,6 +45,12 @@ void sa_doorbell(void)
  * polls. */
 void sa_doorbell_init(void)
 {
+	if (!IS_ENABLED(CONFIG_X86)) {
+		/* isa-debugcon is an x86 I/O port device; elsewhere port numbers
+		 * reach PCI or ISA I/O windows that are not ours to poke */
+		pr_info("no doorbell on this architecture: the host will poll\n");
+		return;
+	}
 	if (!request_region(SA_BELL_PORT, 1, "syscalls_async doorbell")) {
 		pr_warn("doorbell port %#x is taken: the host will poll\n", SA_BELL_PORT);
 		return;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The hook table: copied once from shared memory into a private snapshot,
- * checked, put in force (ftrace on exactly the table entries some hook
- * needs), then acknowledged to the host.
+ * checked, put in force (exactly the table entries some hook needs are
+ * redirected to the wrapper, see redirect.h), then acknowledged to the host.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -12,22 +12,14 @@
 #include <linux/rcupdate.h>
 #include <linux/uaccess.h>
 #include <linux/sched.h>
-#include <linux/ftrace.h>
 #include "sa.h"
 #include "arch.h"
+#include "redirect.h"
 
 static struct sa_snapshot __rcu *sa_current;
 static DEFINE_MUTEX(sa_hooks_lock);
 
-#ifndef SA_ENTRY_KPROBES
-static struct ftrace_ops sa_ops = {
-	.func = sa_arch_ftrace_cb,
-	.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_RECURSION |
-		 FTRACE_OPS_FL_IPMODIFY,
-};
-static bool sa_ops_registered;
-#endif
-/* nrs whose table entry ftrace can hook (some entries are notrace) */
+/* nrs whose table entry can be redirected (ftrace: some are notrace) */
 static unsigned long *sa_traceable;
 /* nrs caught by the arch's other way (sa_arch_ni_*) instead of ftrace */
 static unsigned long *sa_ni;
@@ -279,7 +271,7 @@ static int sa_cmp_ulong(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The distinct table entries the snapshot needs ftrace on, sorted; *ni:
+/* The distinct table entries the snapshot needs redirected, sorted; *ni:
  * whether it needs an entry caught the other way. */
 static unsigned long *sa_snap_ips(const struct sa_snapshot *snap, unsigned int *n,
 				  bool *ni)
@@ -321,84 +313,30 @@ static unsigned int sa_minus(const unsigned long *a, unsigned int na,
 	return k;
 }
 
-#ifdef SA_ENTRY_KPROBES
-/* Arm the probes of the entries in ips that are not armed, disarm the
- * ones no longer there. */
-static int sa_ftrace_set(unsigned long *ips, unsigned int n)
-{
-	unsigned long *tmp;
-	unsigned int k, i;
-	int err = 0;
-
-	tmp = kvmalloc_array(max(n, sa_nips) ?: 1, sizeof(*tmp), GFP_KERNEL);
-	if (!tmp)
-		return -ENOMEM;
-	k = sa_minus(ips, n, sa_ips, sa_nips, tmp);
-	for (i = 0; i < k && !err; i++)
-		err = sa_entry_arm(tmp[i], true);
-	if (err) {
-		/* back to what was in force */
-		while (i--)
-			sa_entry_arm(tmp[i], false);
-		kvfree(tmp);
-		return err;
-	}
-	k = sa_minus(sa_ips, sa_nips, ips, n, tmp);
-	for (i = 0; i < k; i++)
-		sa_entry_arm(tmp[i], false);
-	kvfree(tmp);
-	kvfree(sa_ips);
-	sa_ips = ips;
-	sa_nips = n;
-	return 0;
-}
-#else
-static int sa_ftrace_set(unsigned long *ips, unsigned int n)
+/* Redirect exactly ips (sorted, distinct): add the new entries before
+ * removing the old ones. */
+static int sa_entries_set(unsigned long *ips, unsigned int n)
 {
 	unsigned long *tmp;
 	unsigned int k;
-	int err = 0;
+	int err;
 
-	if (!n) {
-		if (sa_ops_registered) {
-			err = unregister_ftrace_function(&sa_ops);
-			if (err)
-				return err;
-			sa_ops_registered = false;
-		}
-		/* The stale filter stays until the next reset: freeing it
-		 * here would leave the ops pointing at freed hashes. */
-		goto done;
-	}
-	if (!sa_ops_registered) {
-		err = ftrace_set_filter_ips(&sa_ops, ips, n, 0, 1);
-		if (!err)
-			err = register_ftrace_function(&sa_ops);
-		if (err)
-			return err;
-		sa_ops_registered = true;
-		goto done;
-	}
-	tmp = kvmalloc_array(max(n, sa_nips), sizeof(*tmp), GFP_KERNEL);
+	tmp = kvmalloc_array(max3(n, sa_nips, 1U), sizeof(*tmp), GFP_KERNEL);
 	if (!tmp)
 		return -ENOMEM;
-	/* Add before removing: an ops with an empty filter would trace all. */
 	k = sa_minus(ips, n, sa_ips, sa_nips, tmp);
-	if (k)
-		err = ftrace_set_filter_ips(&sa_ops, tmp, k, 0, 0);
+	err = sa_redirect_add(tmp, k);
 	k = sa_minus(sa_ips, sa_nips, ips, n, tmp);
-	if (!err && k)
-		err = ftrace_set_filter_ips(&sa_ops, tmp, k, 1, 0);
+	if (!err)
+		err = sa_redirect_del(tmp, k, n == 0);
 	kvfree(tmp);
 	if (err)
 		return err;
-done:
 	kvfree(sa_ips);
 	sa_ips = ips;
 	sa_nips = n;
 	return 0;
 }
-#endif
 
 static void sa_publish(struct sa_snapshot *snap)
 {
@@ -446,7 +384,7 @@ void sa_hooks_apply(u32 gen)
 
 		/* In force for the wrapper first, then the entries hooked. */
 		sa_publish(snap);
-		err = sa_ftrace_set(ips, n);
+		err = sa_entries_set(ips, n);
 		if (err)
 			kvfree(ips);
 		else
@@ -468,44 +406,8 @@ void sa_hooks_apply(u32 gen)
 	mutex_unlock(&sa_hooks_lock);
 }
 
-/* Which table entries can ftrace hook? Asking with a scratch ops costs a
- * little at load and keeps one notrace entry from failing a whole table.
- * Entries the arch catches another way (the ni stub) never go to ftrace. */
-#ifdef SA_ENTRY_KPROBES
-static int sa_entries_probe(void)
-{
-	unsigned int failed;
-
-	return sa_entries_init(&failed);
-}
-
-static bool sa_entry_traceable(unsigned long ip)
-{
-	return sa_entry_hookable(ip);
-}
-
-static void sa_entries_probe_done(void)
-{
-}
-#else
-static struct ftrace_ops sa_probe_ops;
-
-static int sa_entries_probe(void)
-{
-	return 0;
-}
-
-static bool sa_entry_traceable(unsigned long ip)
-{
-	return !ftrace_set_filter_ip(&sa_probe_ops, ip, 0, 0);
-}
-
-static void sa_entries_probe_done(void)
-{
-	ftrace_free_filter(&sa_probe_ops);
-}
-#endif
-
+/* Which table entries can be redirected? Entries the arch catches another
+ * way (the ni stub) never go to the redirect backend. */
 int sa_hooks_init(void)
 {
 	unsigned int nsys = sa_arch_nr_syscalls(), nr, bad = 0, ni = 0;
@@ -518,12 +420,6 @@ int sa_hooks_init(void)
 		bitmap_free(sa_ni);
 		return -ENOMEM;
 	}
-	err = sa_entries_probe();
-	if (err) {
-		bitmap_free(sa_traceable);
-		bitmap_free(sa_ni);
-		return err;
-	}
 	err = sa_arch_ni_init();
 	if (err && err != -ENOENT)
 		pr_warn("unimplemented syscalls cannot be caught: %d\n", err);
@@ -535,7 +431,7 @@ int sa_hooks_init(void)
 			ni++;
 			continue;
 		}
-		if (ip && sa_entry_traceable(ip)) {
+		if (ip && sa_redirect_possible(ip)) {
 			set_bit(nr, sa_traceable);
 			continue;
 		}
@@ -546,7 +442,7 @@ int sa_hooks_init(void)
 			m->flags |= SA_META_UNHOOKABLE;
 		}
 	}
-	sa_entries_probe_done();
+	sa_redirect_probed();
 	sa_guest()->untraceable = bad;
 	if (bad)
 		pr_info("%u syscall entries cannot be hooked\n", bad);
@@ -559,15 +455,7 @@ int sa_hooks_init(void)
 void sa_hooks_exit(void)
 {
 	mutex_lock(&sa_hooks_lock);
-#ifdef SA_ENTRY_KPROBES
-	sa_entries_exit();
-#else
-	if (sa_ops_registered) {
-		unregister_ftrace_function(&sa_ops);
-		sa_ops_registered = false;
-	}
-	ftrace_free_filter(&sa_ops);
-#endif
+	sa_redirect_exit();
 	sa_arch_ni_exit();
 	kvfree(sa_ips);
 	sa_ips = NULL;

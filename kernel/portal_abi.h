@@ -47,9 +47,12 @@
 
 /* SA_CDEF_BEGIN */
 #define SA_MAGIC 0x54524f5043535953
-#define SA_VERSION 4
+#define SA_VERSION 5
 
+/* sa_guest_header.arch: the guest's architecture (host: portal/arch.py) */
 #define SA_ARCH_X86_64 1
+#define SA_ARCH_AARCH64 2
+#define SA_ARCH_ARMHF 3
 #define SA_ARCH_MIPSEL 4
 
 /* the doorbell: an I/O port whose writes reach the host (QEMU's
@@ -85,16 +88,19 @@
 
 /* inside a slot */
 #define SA_SLOT_GUEST_OFF 0
-#define SA_SLOT_GUEST_SIZE 512
-#define SA_SLOT_HOST_OFF 512
+#define SA_SLOT_GUEST_SIZE 1024
+#define SA_SLOT_HOST_OFF 1024
 #define SA_SLOT_HOST_SIZE 512
-#define SA_SLOT_G2H_OFF 1024
+#define SA_SLOT_G2H_OFF 1536
 #define SA_SLOT_G2H_SIZE 32768
-#define SA_SLOT_H2G_OFF 33792
-#define SA_SLOT_H2G_SIZE 31744
+#define SA_SLOT_H2G_OFF 34304
+#define SA_SLOT_H2G_SIZE 31232
 
 #define SA_MAX_ARGS 6
-#define SA_MAX_REGS 24
+/* the register block fits the largest pt_regs copy: aarch64 x0-x30, sp, pc,
+ * pstate, orig_x0, syscallno (36); MIPS 32 GPRs + lo, hi, epc, badvaddr,
+ * status, cause (38); ARM r0-r15, cpsr, orig_r0 (18); x86_64 (21) */
+#define SA_MAX_REGS 40
 #define SA_COMM_LEN 16
 #define SA_MATCH_WORDS 4
 #define SA_FILTER_STR_MAX 104
@@ -319,7 +325,8 @@ struct sa_slot_guest {
 	uint64_t matched[4];        /* bitmap of hook table indices */
 	uint32_t nregs;
 	uint32_t hooks_gen;         /* table generation the hooks matched in */
-	uint64_t regs[24];          /* arch user registers (x86_64: struct pt_regs) */
+	uint64_t regs[40];          /* arch user registers, SA_MAX_REGS words, in
+				     * the order of portal/arch.py's ArchInfo.regs */
 	/* response */
 	int32_t status;             /* 0 or -errno */
 	uint32_t len;               /* bytes in the g2h data area */
@@ -329,7 +336,7 @@ struct sa_slot_guest {
 	uint64_t next;              /* where to continue a chunked request */
 	uint32_t eflags;            /* SA_EV_*, events */
 	uint32_t pad1;
-	uint8_t pad[120];
+	uint8_t pad[504];
 };
 
 struct sa_slot_host {

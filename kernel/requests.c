@@ -61,10 +61,6 @@ static void sa_read(struct sa_resp *r, u64 addr, u64 len)
 {
 	size_t n = min_t(u64, len, r->cap), left;
 
-	if (!sa_uaddr_ok(addr)) {
-		sa_fail(r, -EFAULT, addr);
-		return;
-	}
 	left = copy_from_user(r->data, sa_uptr(addr), n);
 	r->g->len = n - left;
 	if (left)
@@ -74,7 +70,7 @@ static void sa_read(struct sa_resp *r, u64 addr, u64 len)
 static void sa_read_str(struct sa_resp *r, u64 addr, u64 max)
 {
 	size_t n = min_t(u64, max ? max : r->cap, r->cap);
-	long got = sa_uaddr_ok(addr) ? strncpy_from_user(r->data, sa_uptr(addr), n) : -EFAULT;
+	long got = strncpy_from_user(r->data, sa_uptr(addr), n);
 
 	if (got < 0) {
 		sa_fail(r, -EFAULT, addr);
@@ -85,9 +81,8 @@ static void sa_read_str(struct sa_resp *r, u64 addr, u64 max)
 		r->g->rflags |= SA_RF_TRUNCATED;
 }
 
-/* NUL-terminated strings from a NULL-terminated pointer array (of the
- * guest's user pointers: 4 bytes each on 32-bit guests), from index start
- * on; stops with SA_RF_MORE when the data area is full. */
+/* NUL-terminated strings from a NULL-terminated pointer array, from index
+ * start on; stops with SA_RF_MORE when the data area is full. */
 static void sa_read_ptrlist(struct sa_resp *r, u64 addr, u64 start, u64 max)
 {
 	size_t pos = 0;
@@ -95,10 +90,11 @@ static void sa_read_ptrlist(struct sa_resp *r, u64 addr, u64 start, u64 max)
 	unsigned long ptr;
 	long got;
 
+	/* the task's own pointers: 8 bytes on a 64-bit kernel, 4 on a 32-bit one */
 	for (i = start; i - start < limit; i++) {
 		u64 at = addr + i * sizeof(ptr);
 
-		if (!sa_uaddr_ok(at) || get_user(ptr, (unsigned long __user *)sa_uptr(at))) {
+		if (get_user(ptr, (unsigned long __user *)sa_uptr(at))) {
 			sa_fail(r, -EFAULT, at);
 			break;
 		}
@@ -137,10 +133,6 @@ static void sa_write(struct sa_resp *r, const void *h2g, u64 addr, u64 len)
 
 	if (len > SA_SLOT_H2G_SIZE) {
 		sa_fail(r, -EINVAL, addr);
-		return;
-	}
-	if (!sa_uaddr_ok(addr)) {
-		sa_fail(r, -EFAULT, addr);
 		return;
 	}
 	left = copy_to_user(sa_uptr(addr), h2g, len);

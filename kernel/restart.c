@@ -183,6 +183,7 @@ static int sa_deliver_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 }
 
 static struct kretprobe sa_deliver_krp = {
+	.kp.symbol_name = SA_ARCH_SIGNAL_FN,
 	.entry_handler = sa_deliver_entry,
 	.handler = sa_deliver_ret,
 	.maxactive = 256,
@@ -190,10 +191,7 @@ static struct kretprobe sa_deliver_krp = {
 
 int sa_restart_init(void)
 {
-	int err;
-
-	sa_deliver_krp.kp.symbol_name = sa_arch_signal_fn;
-	err = register_kretprobe(&sa_deliver_krp);
+	int err = register_kretprobe(&sa_deliver_krp);
 
 	if (err) {
 		pr_warn("interrupted calls get no return event: %d\n", err);

@@ -65,18 +65,12 @@ static inline void sa_resp_clear(struct sa_slot_guest *g)
 	g->next = 0;
 }
 
-/* A user address carried in a 64-bit field, as this kernel's pointer
- * (arguments of 32-bit guests are zero-extended words). */
+/* A user address from a 64-bit field. On a 32-bit kernel a value above
+ * ULONG_MAX is no address of the task: it becomes one that always faults
+ * (never a truncated one). */
 static inline void __user *sa_uptr(u64 addr)
 {
-	return (void __user *)(unsigned long)addr;
-}
-
-/* Does addr fit this kernel's pointers? (a 64-bit host value on a 32-bit
- * guest may not) */
-static inline bool sa_uaddr_ok(u64 addr)
-{
-	return addr == (unsigned long)addr;
+	return (void __user *)(unsigned long)(addr > ULONG_MAX ? ULONG_MAX : addr);
 }
 
 #define sa_count(field) \
@@ -136,12 +130,6 @@ bool sa_is_restart(long ret);
 long sa_sanitize_ret(s64 v);
 bool sa_ask(const struct sa_call *call, u32 phase, struct sa_verdict *v);
 bool sa_wants(int nr, u8 want);
-
-/* entries.c: hooked entries by kprobe (SA_ENTRY_KPROBES only) */
-int sa_entries_init(unsigned int *failed);
-bool sa_entry_hookable(unsigned long ip);
-int sa_entry_arm(unsigned long ip, bool on);
-void sa_entries_exit(void);
 
 /* restart.c: the return of a call a signal interrupted */
 int sa_restart_init(void);

@@ -49,6 +49,8 @@ from .errors import CommandTimeout, InvalidValue, MachineError, SyscallsAsyncErr
 from .machine import CommandResult, Machine, build_image, current_image
 from .machine.agent import MAX_INPUT
 from .machine.files import DEFAULT_GUEST_DIR, guest_path, parse_add
+from .machine.hosttools import ensure_host_tools
+from .machine.targets import DEFAULT_TARGET, TARGETS
 from .syscalls import FailClosed
 from .syscalls.policy import parse_errno
 from .testing.replay import replay
@@ -64,19 +66,26 @@ def _print_image(image: object) -> None:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    image = build_image(force=args.force, install=True)
-    print(f"guest image ready: {image.directory}")
+    archs = list(TARGETS) if args.arch == "all" else [args.arch]
+    if args.tools_only:
+        ensure_host_tools(install=True, targets=[TARGETS[a] for a in archs])
+        print(f"host tools ready for {', '.join(archs)}")
+        return 0
+    for arch in archs:
+        image = build_image(force=args.force, install=True, arch=arch)
+        print(f"guest image ready ({arch}): {image.directory}")
     return 0
 
 
 def cmd_image(args: argparse.Namespace) -> int:
     if args.action == "build":
-        image = build_image(force=args.force)
+        image = build_image(force=args.force, arch=args.arch)
         print(image.directory)
         return 0
-    current = current_image()
+    current = current_image(args.arch)
     if current is None:
-        print("no image built yet: run `syscalls-async image build`", file=sys.stderr)
+        hint = "" if args.arch == DEFAULT_TARGET else f" --arch {args.arch}"
+        print(f"no image built yet: run `syscalls-async image build{hint}`", file=sys.stderr)
         return 1
     _print_image(current)
     return 0
@@ -84,7 +93,13 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 def _machine_options(args: argparse.Namespace) -> dict[str, Any]:
     """What the shared machine options ask of a :class:`Machine` or :class:`Session`."""
-    return dict(smp=args.smp, memory_mib=args.memory, console_log=args.console_log, add=args.add)
+    return dict(
+        smp=args.smp,
+        memory_mib=args.memory,
+        console_log=args.console_log,
+        add=args.add,
+        arch=args.arch,
+    )
 
 
 def _machine(args: argparse.Namespace) -> Machine:
@@ -329,6 +344,7 @@ def _add_machine_options(
     p: argparse.ArgumentParser, *, add: bool = True, collect: bool = True
 ) -> None:
     """The options of every booting command (``add``/``collect``: the files options)."""
+    _add_arch_option(p)
     p.add_argument("--smp", type=positive(int, "2"), default=2, help="virtual CPUs (default 2)")
     p.add_argument(
         "--memory", type=positive(int, "1024"), default=1024, help="guest RAM in MiB (default 1024)"
@@ -345,6 +361,18 @@ def _add_machine_options(
     if collect:
         _add_collect_option(p)
     _add_verbose(p)
+
+
+def _add_arch_option(p: argparse.ArgumentParser, *, all_: bool = False) -> None:
+    """``--arch``: the guest's architecture; argparse refuses other names, listing these."""
+    choices = [*TARGETS, "all"] if all_ else list(TARGETS)
+    extra = "; all: every one" if all_ else ""
+    p.add_argument(
+        "--arch",
+        choices=choices,
+        default=DEFAULT_TARGET,
+        help=f"guest architecture (default {DEFAULT_TARGET}; non-x86_64 run under TCG{extra})",
+    )
 
 
 def _add_files_option(p: argparse.ArgumentParser) -> None:
@@ -404,12 +432,19 @@ def parser() -> argparse.ArgumentParser:
         "runs apt-get)"
     )  # fmt: skip
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    p.add_argument(
+        "--tools-only",
+        action="store_true",
+        help="install the host packages only; images are built when first booted",
+    )
+    _add_arch_option(p, all_=True)
     _add_verbose(p)
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("image", help="build or describe the guest image")
     p.add_argument("action", choices=["build", "info"])
     p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    _add_arch_option(p)
     _add_verbose(p)
     p.set_defaults(func=cmd_image)
 
@@ -554,8 +589,8 @@ def parser() -> argparse.ArgumentParser:
 
 #: a command line or two for each command's help
 EXAMPLES: dict[str, list[str]] = {
-    "setup": ["sudo syscalls-async setup"],
-    "image": ["syscalls-async image info"],
+    "setup": ["sudo syscalls-async setup", "sudo syscalls-async setup --arch aarch64"],
+    "image": ["syscalls-async image info", "syscalls-async image build --arch aarch64"],
     "exec": [
         "syscalls-async exec -- uname -a",
         "syscalls-async exec --add ./prog --collect /root/out:results -- ./prog",
@@ -573,7 +608,7 @@ EXAMPLES: dict[str, list[str]] = {
         "syscalls-async run plugin.py --record run.rec -- cat /etc/passwd",
         "syscalls-async replay run.rec plugin.py",
     ],
-    "demo": ["syscalls-async demo"],
+    "demo": ["syscalls-async demo", "syscalls-async demo --arch aarch64"],
     "bench": ["syscalls-async bench --quick"],
 }
 

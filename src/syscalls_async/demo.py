@@ -138,6 +138,7 @@ async def main(
     console_log: str | None = None,
     timeout: float = 600,
     add: Sequence[AddSpec] = (),
+    arch: str = "x86_64",
 ) -> int:
     """The framework at work on one boot: monitor, block, track, skip, count, toggle."""
     start = time.monotonic()
@@ -156,9 +157,12 @@ async def main(
         print(f"  (exit status {result.exit_status})", flush=True)
         return result
 
-    print("syscalls-async demo: booting the bundled guest with 4 hooks registered ...", flush=True)
+    print(
+        f"syscalls-async demo: booting the bundled {arch} guest with 4 hooks registered ...",
+        flush=True,
+    )
     async with Session(
-        plugins, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add
+        plugins, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add, arch=arch
     ) as session:
         assert session.machine is not None
         print(

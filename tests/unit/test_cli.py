@@ -217,7 +217,7 @@ def test_too_much_stdin_is_refused_before_boot(
 
 
 def test_the_library_never_installs_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hosttools, "missing_packages", lambda: ["gcc"])
+    monkeypatch.setattr(hosttools, "missing_packages", lambda target=None: ["gcc"])
     monkeypatch.setattr(os, "geteuid", lambda: 0)  # even as root
 
     def no_apt(args: object) -> None:

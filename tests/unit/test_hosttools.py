@@ -10,7 +10,7 @@ from syscalls_async.machine import hosttools
 
 def test_missing_tools_are_named_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        hosttools, "missing_packages", lambda: ["busybox-static", "qemu-system-x86"]
+        hosttools, "missing_packages", lambda target=None: ["busybox-static", "qemu-system-x86"]
     )
     with pytest.raises(SetupError) as info:
         hosttools.ensure_host_tools(install=False)
@@ -18,5 +18,5 @@ def test_missing_tools_are_named_with_the_install_command(monkeypatch: pytest.Mo
 
 
 def test_nothing_missing_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hosttools, "missing_packages", list)
+    monkeypatch.setattr(hosttools, "missing_packages", lambda target=None: [])
     hosttools.ensure_host_tools(install=False)

@@ -60,7 +60,7 @@ def test_event_decodes() -> None:
         ({"nr": -(2**31)}, 256),
         ({"eflags": 2}, 256),  # an unknown flag
         ({"eflags": C.SA_EV_RESTARTED}, 256),  # restarted is a return-phase state
-        ({"nregs": 25}, 256),
+        ({"nregs": C.SA_MAX_REGS + 1}, 256),
         ({"msg": C.SA_MSG_RESPONSE}, 256),
         ({}, 3),  # matched bit 255 names a hook that does not exist
     ],

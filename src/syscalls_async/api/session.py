@@ -65,7 +65,9 @@ import msgspec
 from .._aio import Interrupted, Supervisor, unless_set
 from ..errors import HandlerError, OutOfRange, PortalError, PortalLost, StateError
 from ..machine import AddSpec, CommandResult, Image, Machine
+from ..machine.targets import DEFAULT_TARGET, target_for
 from ..portal import HostCounters, Portal
+from ..portal.arch import arch_by_name
 from ..portal.rings import OBSERVE_QUEUE, check_observe_options
 from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import GuestCounters
@@ -139,6 +141,8 @@ class Session:
         feeds it back to handlers without a guest).
     :param add: files to put into the booted guest (``Machine(add=...)``);
         files come out with ``session.machine.collect(...)``.
+    :param arch: the booted guest's architecture (``Machine(arch=...)``); a
+        portal whose module runs another one is refused.
     """
 
     def __init__(
@@ -158,6 +162,7 @@ class Session:
         observe_queue: int = OBSERVE_QUEUE,
         record: str | Path | None = None,
         add: Sequence[AddSpec] = (),
+        arch: str = DEFAULT_TARGET,
     ) -> None:
         self.plugins = plugins
         self.record = record
@@ -165,8 +170,9 @@ class Session:
         self._portal_args: dict[str, Any] = dict(ring_size=ring_size, observe_queue=observe_queue)
         check_observe_options(ring_size, observe_queue)  # refused before any boot
         self.machine = machine
+        target_for(arch)  # an unknown architecture is refused before any boot
         self._machine_args: dict[str, Any] = dict(
-            image=image, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add
+            image=image, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add, arch=arch
         )
         self.handler_timeout = check_handler_timeout(handler_timeout)
         self.fail_fast = fail_fast
@@ -273,6 +279,7 @@ class Session:
                 self.machine.shm_path,
                 deadline_ms=self.deadline_ms,
                 doorbell=self.machine.doorbell_fd,
+                arch=arch_by_name(self.machine.arch),
                 **self._portal_args,
             )
         )
@@ -285,7 +292,7 @@ class Session:
         self._stack.push_async_callback(self._supervisor.aclose)  # if the start fails
         self._supervisor.start_soon(self._watch_portal)
         self._stack.callback(self._abandon_portal_if_machine_failed)
-        table = PrototypeTable.from_meta(self._portal.syscalls)
+        table = PrototypeTable.from_meta(self._portal.syscalls, self._portal.arch)
         self._cache_prototypes(table)
         self.plugins._bind(self)
         self._stack.callback(self.plugins._unbind)
@@ -378,6 +385,7 @@ class Session:
             deadline_ms=self.deadline_ms,
             attach_timeout=self.reattach,
             doorbell=self.machine.doorbell_fd,
+            arch=arch_by_name(self.machine.arch),
             **self._portal_args,
         )
         try:

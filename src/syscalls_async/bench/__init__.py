@@ -125,6 +125,7 @@ def command(args: argparse.Namespace) -> int:
             smp=args.smp,
             memory_mib=args.memory,
             console_log=args.console_log,
+            arch=args.arch,
             say=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True),
         )
     )

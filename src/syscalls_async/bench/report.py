@@ -124,6 +124,8 @@ class MachineInfo(msgspec.Struct, frozen=True):
     accel: str
     host_cpus: int
     host_load_1min: float
+    #: the guest's architecture (reports before it was recorded: x86_64)
+    arch: str = "x86_64"
 
 
 class Counts(msgspec.Struct, frozen=True):
@@ -248,7 +250,8 @@ def format_report(report: BenchReport) -> str:
     """The report as text: one row per case, then throughput, idle cost and targets."""
     m = report.machine
     lines = [
-        f"syscalls-async bench: {report.started}, {report.duration_s:.0f} s; guest {m.kernel}, "
+        f"syscalls-async bench: {report.started}, {report.duration_s:.0f} s; "
+        f"{m.arch} guest {m.kernel}, "
         f"-smp {m.smp}, {m.memory_mib} MiB, {m.accel}; host {m.host_cpus} CPUs, "
         f"load {m.host_load_1min:.2f}",
         "guest-timed per call (CLOCK_MONOTONIC), µs:",

@@ -312,6 +312,7 @@ async def run_bench(
     smp: int = 2,
     memory_mib: int = 1024,
     console_log: str | None = None,
+    arch: str = "x86_64",
     say: Callable[[str], None] = lambda text: None,
 ) -> BenchReport:
     """Boot the default guest (or use ``machine``) and measure every case once.
@@ -323,9 +324,9 @@ async def run_bench(
     t0 = time.perf_counter()
     async with contextlib.AsyncExitStack() as stack:
         if machine is None:
-            say(f"booting the guest (-smp {smp}, {memory_mib} MiB)")
+            say(f"booting the {arch} guest (-smp {smp}, {memory_mib} MiB)")
             machine = await stack.enter_async_context(
-                Machine(smp=smp, memory_mib=memory_mib, console_log=console_log)
+                Machine(smp=smp, memory_mib=memory_mib, console_log=console_log, arch=arch)
             )
         run = _Run(machine, options, say)
         await run.no_module()
@@ -335,7 +336,7 @@ async def run_bench(
         order = [k for k in CASES if k in run.cases]
         cases = {k: run.cases[k] for k in order}
         throughput = {k: run.throughput[k] for k in ("g", "g0")}
-        accel = machine.accel
+        accel = machine.accel if machine.target.native else "tcg"
         if accel is None and machine.image is not None:
             accel = await choose_accel(QEMU, machine.image.kernel)  # decided at boot: cached
         info = MachineInfo(
@@ -345,6 +346,7 @@ async def run_bench(
             accel=accel or "unknown",
             host_cpus=os.cpu_count() or 0,
             host_load_1min=os.getloadavg()[0],
+            arch=machine.arch,
         )
     return BenchReport(
         started=started.isoformat(timespec="seconds"),

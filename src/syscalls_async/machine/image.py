@@ -6,6 +6,13 @@ The kernel and its matching headers are Debian packages, downloaded with
 holds busybox, the guest tools built from ``guest/`` and the portal module
 built from ``kernel/``.  An image is cached under the hash of all its inputs
 and rebuilt when any of them changes.
+
+Each architecture (:mod:`.targets`) has its own kernel release (the one its
+``linux-image-<flavour>:<debarch>`` points to), busybox (Debian's
+``busybox-static:<debarch>``, unpacked into the cache), and cross-built
+module and tools; the digest covers the architecture, so images of several
+architectures live side by side.  ``images/current`` names the last x86_64
+image, ``images/current-<arch>`` the last of another architecture.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import msgspec
 from ..errors import ImageBuildError
 from .cpio import Archive
 from .hosttools import ensure_host_tools
+from .targets import X86_64, Target, target_for
 
 log = logging.getLogger("syscalls.machine")
 
@@ -49,6 +57,8 @@ class Image(msgspec.Struct, frozen=True):
     has_module: bool
     tools: list[str]
     built_at: float
+    #: the ``--arch`` name of the guest (images built before it was recorded: x86_64)
+    arch: str = X86_64.name
 
     @property
     def directory(self) -> Path:
@@ -103,10 +113,20 @@ class KernelTree(msgspec.Struct, frozen=True):
 
     release: str
     root: str
+    #: the ``--arch`` name the kernel is for
+    arch: str = X86_64.name
+
+    @property
+    def target(self) -> Target:
+        return target_for(self.arch)
 
     @property
     def vmlinuz(self) -> Path:
-        return Path(self.root) / "boot" / f"vmlinuz-{self.release}"
+        boot = Path(self.root) / "boot"
+        zipped = boot / f"vmlinuz-{self.release}"
+        # some flavours (MIPS malta) ship an ELF vmlinux instead
+        plain = boot / f"vmlinux-{self.release}"
+        return plain if not zipped.exists() and plain.exists() else zipped
 
     @property
     def headers(self) -> Path:
@@ -117,8 +137,14 @@ class KernelTree(msgspec.Struct, frozen=True):
         return Path(self.root) / "lib" / "modules" / self.release / "kernel"
 
     @property
+    def common_headers(self) -> Path:
+        """The ``linux-headers-<abi>-common`` tree (the arch-independent sources)."""
+        abi = self.release[: -len(self.target.kernel_flavour) - 1]
+        return Path(self.root) / "usr" / "src" / f"linux-headers-{abi}-common"
+
+    @property
     def unistd_64(self) -> Path:
-        return self.headers / "arch/x86/include/generated/uapi/asm/unistd_64.h"
+        return self.headers / X86_64.unistd_header
 
 
 def _apt_options() -> list[str]:
@@ -127,6 +153,7 @@ def _apt_options() -> list[str]:
 
 
 def _package_version(package: str) -> str | None:
+    """The candidate version of ``package`` (``name`` or ``name:debarch``) apt knows."""
     proc = subprocess.run(
         ["apt-cache", "show", "--no-all-versions", package],
         capture_output=True,
@@ -137,63 +164,97 @@ def _package_version(package: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _latest_release() -> str | None:
+def _qualified(package: str, target: Target) -> str:
+    """``package`` of ``target``'s Debian architecture (``name:arm64``), as apt names it."""
+    return f"{package}:{target.debian_arch}" if target.foreign else package
+
+
+def _latest_release(target: Target = X86_64) -> str | None:
+    """The release ``linux-image-<flavour>`` of ``target``'s architecture points to."""
+    meta = _qualified(f"linux-image-{target.kernel_flavour}", target)
     proc = subprocess.run(
-        ["apt-cache", "depends", "linux-image-amd64"], capture_output=True, text=True, check=False
+        ["apt-cache", "depends", meta], capture_output=True, text=True, check=False
     )
-    m = re.search(r"Depends: linux-image-(\S+-amd64)", proc.stdout)
+    flavour = re.escape(target.kernel_flavour)
+    m = re.search(rf"Depends: linux-image-(\S+-{flavour})\b", proc.stdout)
     return m.group(1) if m else None
 
 
-def _download(release: str, debs: Path) -> list[Path]:
-    version = _package_version(f"linux-image-{release}")
+def _download(release: str, debs: Path, target: Target = X86_64) -> list[Path]:
+    image = _qualified(f"linux-image-{release}", target)
+    version = _package_version(image)
     if version is None:
-        raise ImageBuildError(f"Debian has no package linux-image-{release}")
+        raise ImageBuildError(f"Debian has no package {image}")
     series = ".".join(release.split(".")[:2])
-    abi = release.rsplit("-", 1)[0]
+    abi = release[: -len(target.kernel_flavour) - 1]
     packages = [
-        f"linux-image-{release}={version}",
-        f"linux-headers-{release}={version}",
+        f"{image}={version}",
+        f"{_qualified(f'linux-headers-{release}', target)}={version}",
+        # the common headers are arch: all; the kbuild tools run on this host
         f"linux-headers-{abi}-common={version}",
         f"linux-kbuild-{series}={version}",
     ]
     debs.mkdir(parents=True, exist_ok=True)
     _run(["apt-get", *_apt_options(), "download", *packages], "downloading kernel packages", debs)
-    names = [p.split("=")[0] + "_" for p in packages]
+    names = [p.split("=")[0].split(":")[0] + "_" for p in packages]
     found = [d for d in debs.glob("*.deb") if any(d.name.startswith(n) for n in names)]
     if len(found) != len(packages):
         raise ImageBuildError(f"expected {len(packages)} packages in {debs}, found {found}")
     return found
 
 
-def fetch_kernel(release: str | None = None, *, update: bool = False) -> KernelTree:
+def default_release(target: Target = X86_64) -> str:
+    """The kernel release a guest of ``target`` gets: x86_64 ``$SYSCALLS_ASYNC_KERNEL``
+    or :data:`DEFAULT_KERNEL`; another architecture the latest its Debian index
+    names (``$SYSCALLS_ASYNC_KERNEL_<ARCH>`` overrides)."""
+    if target is X86_64:
+        return os.environ.get("SYSCALLS_ASYNC_KERNEL") or DEFAULT_KERNEL
+    forced = os.environ.get(f"SYSCALLS_ASYNC_KERNEL_{target.name.upper()}")
+    if forced:
+        return forced
+    cached = sorted((cache_dir() / "kernel").glob(f"*-{target.kernel_flavour}/.complete"))
+    latest = _latest_release(target)
+    if latest is None:
+        if cached:  # offline: the newest one unpacked before
+            return cached[-1].parent.name
+        raise ImageBuildError(
+            f"apt knows no linux-image-{target.kernel_flavour}:{target.debian_arch}; "
+            f"run `syscalls-async setup --arch {target.name}` (it adds the dpkg "
+            "architecture and updates the package lists)"
+        )
+    return latest
+
+
+def fetch_kernel(
+    release: str | None = None, *, update: bool = False, target: Target = X86_64
+) -> KernelTree:
     """Return the unpacked kernel tree, downloading and unpacking it if needed.
 
-    ``release`` defaults to ``$SYSCALLS_ASYNC_KERNEL`` or :data:`DEFAULT_KERNEL`.
-    The packages are fetched with ``apt-get download`` into the cache (nothing
-    is installed); only with ``update`` (``syscalls-async setup``) may a
-    failed download refresh the host's package lists and retry.
+    ``release`` defaults to :func:`default_release`.  The packages are fetched
+    with ``apt-get download`` into the cache (nothing is installed); only
+    with ``update`` (``syscalls-async setup``) may a failed download refresh
+    the host's package lists and retry.
     """
-    release = release or os.environ.get("SYSCALLS_ASYNC_KERNEL") or DEFAULT_KERNEL
+    release = release or default_release(target)
     root = cache_dir() / "kernel" / release
-    tree = KernelTree(release=release, root=str(root))
+    tree = KernelTree(release=release, root=str(root), arch=target.name)
     if (root / ".complete").exists():
         return tree
     with tempfile.TemporaryDirectory(prefix="debs-", dir=cache_dir()) as tmp:
         with step(f"fetching Debian kernel {release}"):
             try:
-                debs = _download(release, Path(tmp))
+                debs = _download(release, Path(tmp), target)
             except ImageBuildError:
                 if not update or os.geteuid() != 0:
                     raise
                 _run(["apt-get", "-q", "update"], "apt-get update")
-                if _package_version(f"linux-image-{release}") is None:
-                    latest = _latest_release()
+                if _package_version(_qualified(f"linux-image-{release}", target)) is None:
+                    latest = _latest_release(target)
                     if latest is None or latest == release:
                         raise
                     log.warning("kernel %s is gone from Debian, using %s", release, latest)
-                    return fetch_kernel(latest, update=update)
-                debs = _download(release, Path(tmp))
+                    return fetch_kernel(latest, update=update, target=target)
+                debs = _download(release, Path(tmp), target)
         with step(f"unpacking kernel {release}"):
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
@@ -210,6 +271,37 @@ def _point_headers_into_cache(tree: KernelTree) -> None:
     text = makefile.read_text()
     fixed = text.replace("include /usr/src/", f"include {tree.root}/usr/src/")
     makefile.write_text(fixed)
+
+
+def fetch_busybox(target: Target) -> Path:
+    """The static busybox for ``target``: the host's ``/bin/busybox`` for x86_64,
+    else Debian's ``busybox-static:<debarch>`` unpacked into the cache (never
+    installed: ``apt-get download`` and ``dpkg-deb -x``)."""
+    if not target.busybox_package:
+        return Path("/bin/busybox")
+    root = cache_dir() / "busybox" / target.debian_arch
+    binary = root / "bin" / "busybox"
+    if (root / ".complete").exists() and binary.exists():
+        return binary
+    with (
+        step(f"fetching {target.busybox_package}"),
+        tempfile.TemporaryDirectory(prefix="debs-", dir=cache_dir()) as tmp,
+    ):
+        _run(
+            ["apt-get", *_apt_options(), "download", target.busybox_package],
+            f"downloading {target.busybox_package}",
+            Path(tmp),
+        )
+        debs = list(Path(tmp).glob("busybox-static_*.deb"))
+        if len(debs) != 1:
+            raise ImageBuildError(f"apt-get download {target.busybox_package} gave {debs}")
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        _run(["dpkg-deb", "-x", str(debs[0]), str(root)], f"unpacking {debs[0].name}")
+    if not binary.exists():
+        raise ImageBuildError(f"{target.busybox_package} has no /bin/busybox")
+    (root / ".complete").touch()
+    return binary
 
 
 # ---------------------------------------------------------------------------
@@ -231,21 +323,91 @@ def _sources(root: Path) -> list[Path]:
     return files
 
 
-def _digest(root: Path, tree: KernelTree) -> str:
+def _digest(root: Path, tree: KernelTree, busybox: Path) -> str:
+    target = tree.target
     h = hashlib.sha256()
     h.update(f"format={IMAGE_FORMAT} kernel={tree.release}\n".encode())
-    h.update(_run(["gcc", "--version"], "gcc --version").splitlines()[0].encode())
-    h.update(Path("/bin/busybox").read_bytes())
+    if target is not X86_64:  # (x86_64 digests stay what they were)
+        h.update(f"arch={target.name}\n".encode())
+    h.update(_run([target.gcc, "--version"], f"{target.gcc} --version").splitlines()[0].encode())
+    h.update(busybox.read_bytes())
     for f in _sources(root):
         h.update(str(f.relative_to(root)).encode() + b"\0")
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
+def _syscall_numbers(tree: KernelTree) -> list[tuple[str, int]]:
+    """(name, number) of each syscall of the guest kernel, from its unistd header."""
+    if tree.target is X86_64:
+        pairs = re.findall(r"#define __NR_(\w+) (\d+)", tree.unistd_64.read_text())
+        return [(name, int(nr)) for name, nr in pairs]
+    return unistd_numbers(tree)
+
+
+def unistd_numbers(tree: KernelTree) -> list[tuple[str, int]]:
+    """The ``__NR_*`` values of a foreign kernel's ``asm/unistd.h``, as its cross
+    compiler's preprocessor sees them (numbers there are expressions such as
+    ``(__NR_Linux + 3)`` or ``__NR3264_fcntl``), evaluated here."""
+    target = tree.target
+    karch = target.kernel_arch
+    includes = []
+    for base in (tree.headers, tree.common_headers):
+        includes += [
+            f"-I{base}/arch/{karch}/include/generated/uapi",
+            f"-I{base}/arch/{karch}/include/uapi",
+            f"-I{base}/include/uapi",
+            f"-I{base}/include/generated/uapi",
+        ]
+    proc = subprocess.run(
+        [target.gcc, "-E", "-dM", "-nostdinc", *includes, "-x", "c", "-"],
+        input=f"#include <{target.unistd_header}>\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ImageBuildError(
+            f"preprocessing {target.unistd_header} failed:\n{proc.stderr[-2000:]}"
+        )
+    macros = dict(re.findall(r"^#define (\w+) (.+)$", proc.stdout, re.M))
+    pairs = []
+    for name in macros:
+        if name.startswith("__NR_") and name != "__NR_syscalls":
+            value = _evaluate(name, macros, 0)
+            if value is not None:
+                pairs.append((name[len("__NR_") :], value))
+    return sorted(pairs, key=lambda p: p[1])
+
+
+_TOKEN = re.compile(r"\s*(?:(\d+)|(\w+)|([()+]))")
+
+
+def _evaluate(name: str, macros: dict[str, str], depth: int) -> int | None:
+    """The integer a macro of sums of numbers and other macros stands for, or None."""
+    text = macros.get(name)
+    if text is None or depth > 8:
+        return None
+    total, pos, text = 0, 0, text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            return None
+        pos = m.end()
+        if m.group(1):
+            total += int(m.group(1))
+        elif m.group(2):
+            value = _evaluate(m.group(2), macros, depth + 1)
+            if value is None:
+                return None
+            total += value
+    return total if text else None
+
+
 def _syscall_names_header(tree: KernelTree) -> str:
-    pairs = re.findall(r"#define __NR_(\w+) (\d+)", tree.unistd_64.read_text())
+    pairs = _syscall_numbers(tree)
     if not pairs:
-        raise ImageBuildError(f"no syscall numbers in {tree.unistd_64}")
+        raise ImageBuildError(f"no syscall numbers for {tree.release}")
     rows = "\n".join(f'\t{{ "{name}", {nr} }},' for name, nr in pairs)
     return (
         "/* generated by syscalls_async.machine.image from the guest kernel */\n"
@@ -261,7 +423,7 @@ def _build_tools(src: Path, tree: KernelTree, out: Path) -> dict[str, Path]:
         binary = out / c.stem
         _run(
             [
-                "gcc",
+                tree.target.gcc,
                 "-static",
                 "-O2",
                 "-Wall",
@@ -284,9 +446,15 @@ def _build_module(src: Path, tree: KernelTree, out: Path) -> Path | None:
     build = out / "kernel"
     shutil.copytree(src, build)
     jobs = str(os.cpu_count() or 1)
+    target = tree.target
+    cross = (
+        []
+        if target is X86_64
+        else [f"ARCH={target.kernel_arch}", f"CROSS_COMPILE={target.cross_prefix}"]
+    )
     _run(
-        ["make", "-j", jobs, "-C", str(tree.headers), f"M={build}", "modules"],
-        "building the kernel module",
+        ["make", "-j", jobs, *cross, "-C", str(tree.headers), f"M={build}", "modules"],
+        f"building the kernel module for {target.name}",
     )
     module = build / MODULE_NAME
     if not module.exists():
@@ -294,7 +462,7 @@ def _build_module(src: Path, tree: KernelTree, out: Path) -> Path | None:
     return module
 
 
-def _assemble(init: Path, tools: dict[str, Path], modules: dict[str, Path]) -> bytes:
+def _assemble(init: Path, tools: dict[str, Path], modules: dict[str, Path], busybox: Path) -> bytes:
     ar = Archive()
     for d in (
         "bin",
@@ -315,7 +483,7 @@ def _assemble(init: Path, tools: dict[str, Path], modules: dict[str, Path]) -> b
         ar.directory(d)
     ar.char_device("dev/console", 5, 1)
     ar.file("init", init.read_bytes(), 0o755)
-    ar.file("bin/busybox", Path("/bin/busybox").read_bytes(), 0o755)
+    ar.file("bin/busybox", busybox.read_bytes(), 0o755)
     ar.symlink("bin/sh", "busybox")
     for name, path in tools.items():
         ar.file(f"bin/{name}", path.read_bytes(), 0o755)
@@ -338,20 +506,36 @@ def images_dir() -> Path:
     return cache_dir() / "images"
 
 
-def build_image(*, force: bool = False, install: bool = False) -> Image:
-    """Build the default guest image, or return the cached one for the same inputs.
+#: the panic device's guest modules, loaded by init when present
+_PANIC_MODULES: dict[str, tuple[str, ...]] = {
+    "pvpanic": ("pvpanic.ko", "pvpanic-mmio.ko"),
+    "pvpanic-pci": ("pvpanic.ko", "pvpanic-pci.ko"),
+    "": (),
+}
+
+
+def _current_link(target: Target) -> Path:
+    """``images/current`` (x86_64) or ``images/current-<arch>``."""
+    return images_dir() / ("current" if target is X86_64 else f"current-{target.name}")
+
+
+def build_image(*, force: bool = False, install: bool = False, arch: str | None = None) -> Image:
+    """Build the guest image of ``arch`` (default x86_64), or return the cached
+    one for the same inputs.
 
     Missing host packages raise :class:`SetupError` naming ``syscalls-async
     setup``; only ``install=True`` (what that command passes) runs
     ``apt-get install`` and ``apt-get update``.
     """
-    ensure_host_tools(install=install)
+    target = target_for(arch)
+    ensure_host_tools(install=install, targets=[target])
     root = source_root()
     with _locked(cache_dir() / "build.lock"):
-        tree = fetch_kernel(update=install)
-        digest = _digest(root, tree)
-        target = images_dir() / digest
-        manifest = target / "manifest.json"
+        tree = fetch_kernel(update=install, target=target)
+        busybox = fetch_busybox(target)
+        digest = _digest(root, tree, busybox)
+        where = images_dir() / digest
+        manifest = where / "manifest.json"
         if manifest.exists() and not force:
             return msgspec.json.decode(manifest.read_bytes(), type=Image)
         with (
@@ -363,37 +547,38 @@ def build_image(*, force: bool = False, install: bool = False) -> Image:
             module = _build_module(root / "kernel", tree, work)
             modules = {
                 name: tree.modules / "drivers/misc/pvpanic" / name
-                for name in ("pvpanic.ko", "pvpanic-mmio.ko")
+                for name in _PANIC_MODULES[target.panic_device]
                 if (tree.modules / "drivers/misc/pvpanic" / name).exists()
             }
             if module:
                 modules[MODULE_NAME] = module
-            initramfs = _assemble(root / "guest" / "init", tools, modules)
+            initramfs = _assemble(root / "guest" / "init", tools, modules, busybox)
             staging = images_dir() / f".{digest}.tmp"
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             (staging / "initramfs.cpio.gz").write_bytes(initramfs)
             shutil.copy2(tree.vmlinuz, staging / "vmlinuz")
             image = Image(
-                kernel=str(target / "vmlinuz"),
-                initramfs=str(target / "initramfs.cpio.gz"),
+                kernel=str(where / "vmlinuz"),
+                initramfs=str(where / "initramfs.cpio.gz"),
                 kernel_release=tree.release,
                 digest=digest,
                 has_module=module is not None,
                 tools=sorted(tools),
                 built_at=time.time(),
+                arch=target.name,
             )
             (staging / "manifest.json").write_bytes(msgspec.json.format(msgspec.json.encode(image)))
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
-        (images_dir() / "current").unlink(missing_ok=True)
-        (images_dir() / "current").symlink_to(digest)
+            shutil.rmtree(where, ignore_errors=True)
+            staging.rename(where)
+        _current_link(target).unlink(missing_ok=True)
+        _current_link(target).symlink_to(digest)
         return image
 
 
-def current_image() -> Image | None:
-    """The image built last, if any, without building anything."""
-    manifest = images_dir() / "current" / "manifest.json"
+def current_image(arch: str | None = None) -> Image | None:
+    """The image of ``arch`` (default x86_64) built last, if any, without building anything."""
+    manifest = _current_link(target_for(arch)) / "manifest.json"
     if not manifest.exists():
         return None
     return msgspec.json.decode(manifest.read_bytes(), type=Image)

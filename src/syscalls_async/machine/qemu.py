@@ -68,6 +68,7 @@ from .files import (
 from .files import guest_path as guest_path_checked
 from .image import Image, build_image
 from .reaper import Reaper, die_with_parent
+from .targets import DEFAULT_TARGET, Target, target_for
 
 log = logging.getLogger("syscalls.machine")
 T = TypeVar("T")
@@ -76,6 +77,20 @@ QEMU = "qemu-system-x86_64"
 SHM_DIR = Path("/dev/shm")
 DEFAULT_SHM_SIZE = 16 * 1024 * 1024
 KERNEL_ARGS = "console=ttyS0 panic=-1 mitigations=off"
+
+
+def kernel_args(target: Target) -> str:
+    """The kernel command line of ``target``'s guests: its console, and (on a
+    board whose agent line is not ttyS1) ``sa_agent=``, which the kernel hands
+    to init as an environment variable (guest/init reads it)."""
+    if target.console == "ttyS0" and target.agent_tty == "/dev/ttyS1":
+        return KERNEL_ARGS.replace("ttyS0", target.console)
+    return KERNEL_ARGS.replace("ttyS0", target.console) + f" sa_agent={target.agent_tty}"
+
+
+#: seconds a guest has to be ready: x86_64, and another architecture under TCG
+BOOT_TIMEOUT = 120.0
+FOREIGN_BOOT_TIMEOUT = 600.0
 #: how long a closed command channel waits for QEMU's exit to explain it
 CHANNEL_CLOSE_GRACE = 2.0
 #: the I/O port of the doorbell device (QEMU's isa-debugcon): the guest module
@@ -92,7 +107,8 @@ class Machine:
     :param memory_mib: guest RAM.
     :param shm_size: size of the ivshmem-plain portal region, a power of two.
     :param accel: ``"kvm"``, ``"tcg"`` or ``None`` to detect.
-    :param boot_timeout: seconds until the guest must be ready.
+    :param boot_timeout: seconds until the guest must be ready (default 120,
+        :data:`FOREIGN_BOOT_TIMEOUT` for an architecture emulated by TCG).
     :param console_log: keep the console log here (else in the temp dir).
     :param console_log_limit: bytes of console output the log keeps (the
         first ones; a note at the end says how many were dropped).
@@ -101,6 +117,10 @@ class Machine:
         ``"HOST_PATH[:GUEST_PATH]"`` or a ``(host_path, guest_path)`` pair;
         without a guest path a file goes to ``/root/NAME`` (the commands'
         working folder).  Modes are kept.  See :mod:`.files`.
+    :param arch: the guest's architecture (``x86_64``, ``aarch64``, ``armhf``,
+        ``mipsel``; see :mod:`.targets`); other than x86_64 it runs under TCG.
+        An unknown name, or an ``image`` of another architecture, is refused
+        here, before anything boots.
     """
 
     def __init__(
@@ -111,19 +131,35 @@ class Machine:
         memory_mib: int = 1024,
         shm_size: int = DEFAULT_SHM_SIZE,
         accel: str | None = None,
-        boot_timeout: float = 120.0,
+        boot_timeout: float | None = None,
         console_log: str | os.PathLike[str] | None = None,
         console_log_limit: int = LOG_LIMIT,
         kernel_args: str = "",
         add: Sequence[AddSpec] = (),
+        arch: str = DEFAULT_TARGET,
     ) -> None:
         if shm_size <= 0 or shm_size & (shm_size - 1):
             raise InvalidValue(f"shm_size must be a power of two, not {shm_size}")
+        self.target = target_for(arch)
+        #: the guest's architecture, by its ``--arch`` name
+        self.arch = self.target.name
+        if image is not None and image.arch != self.arch:
+            raise InvalidValue(
+                f"the image {image.digest} is for {image.arch}, not for arch={self.arch!r}"
+            )
+        if accel == "kvm" and not self.target.native:
+            raise InvalidValue(f"accel='kvm' runs x86_64 guests only, not {self.arch}")
+        limit = self.target.max_memory_mib
+        if limit and memory_mib > limit:
+            log.warning("%s guests take at most %d MiB of RAM: using that", self.arch, limit)
+            memory_mib = limit
         self.image = image
         self.smp = smp
         self.memory_mib = memory_mib
         self.shm_size = shm_size
         self.accel = accel
+        if boot_timeout is None:
+            boot_timeout = BOOT_TIMEOUT if self.target.native else FOREIGN_BOOT_TIMEOUT
         self.boot_timeout = boot_timeout
         self._console_log = Path(console_log) if console_log else None
         self._console_log_limit = console_log_limit
@@ -159,13 +195,18 @@ class Machine:
         return self._shm
 
     @property
-    def doorbell_fd(self) -> int:
+    def doorbell_fd(self) -> int | None:
         """The host end of the guest's doorbell: a connected stream socket on
-        which each byte the guest module writes to its doorbell port arrives.
+        which each byte the guest module writes to its doorbell port arrives;
+        None on an architecture without one (the host then polls).
 
         The machine owns it (closed when the machine stops); a portal reads it
         through a duplicate of its own (``Portal(..., doorbell=fd)``).
         """
+        if self._shm is None:
+            raise MachineError("the machine is not running")
+        if not self.target.doorbell:
+            return None
         if self._bell is None:
             raise MachineError("the machine is not running")
         return self._bell.fileno()
@@ -307,8 +348,11 @@ class Machine:
     async def _start(self) -> None:
         start = asyncio.get_running_loop().time()
         if self.image is None:
-            self.image = await asyncio.to_thread(build_image)
-        accel = self.accel or await choose_accel(QEMU, self.image.kernel)
+            self.image = await asyncio.to_thread(build_image, arch=self.arch)
+        if not self.target.native:
+            accel = "tcg"  # KVM runs the host's architecture only
+        else:
+            accel = self.accel or await choose_accel(self.target.qemu, self.image.kernel)
         self._tmp = Path(tempfile.mkdtemp(prefix="syscalls-async-"))
         self._shm = self._shm_name()
         self._reaper = await Reaper.start([self._tmp, self._shm])
@@ -320,7 +364,8 @@ class Machine:
 
         console_conn = await self._listen("console.sock")
         agent_conn = await self._listen("agent.sock")
-        self._bell_listener = self._listen_raw("bell.sock")
+        if self.target.doorbell:
+            self._bell_listener = self._listen_raw("bell.sock")
         self._qmp = QMPClient("syscalls-async")
         await self._qmp.start_server(str(self._tmp / "qmp.sock"))
 
@@ -329,7 +374,13 @@ class Machine:
             initrd = self._tmp / "initramfs-with-added-files"
             await asyncio.to_thread(self._write_initrd, initrd)
         args = self._qemu_args(accel, initrd)
-        log.info("booting the guest (%s, %d CPUs, %d MiB) ...", accel, self.smp, self.memory_mib)
+        log.info(
+            "booting the %s guest (%s, %d CPUs, %d MiB) ...",
+            self.arch,
+            accel,
+            self.smp,
+            self.memory_mib,
+        )
         log.debug("starting %s", shlex.join(args))
         self._proc = await asyncio.create_subprocess_exec(
             *args,
@@ -345,7 +396,8 @@ class Machine:
             self._spawn(self._watch_qmp_events)
             reader, _ = await self._unless_failed(console_conn)
             self._spawn(self._console.pump, reader)
-            self._bell = await self._unless_failed(self._accept_raw(self._bell_listener))
+            if self._bell_listener is not None:
+                self._bell = await self._unless_failed(self._accept_raw(self._bell_listener))
             agent_reader, agent_writer = await self._unless_failed(agent_conn)
             self._agent = AgentChannel(agent_reader, agent_writer, closed=self._channel_closed)
             self._spawn(self._agent.serve)
@@ -396,14 +448,15 @@ class Machine:
     def _qemu_args(self, accel: str, initrd: Path) -> list[str]:
         assert self.image is not None and self._tmp is not None and self._shm is not None
         sock = self._tmp
-        cpu = ["-cpu", "host"] if accel == "kvm" else []
+        target = self.target
+        board = list(target.board_args)
+        if accel == "kvm":
+            board += ["-cpu", "host"]
         return [
-            QEMU,
+            target.qemu,
             "-accel",
             accel,
-            *cpu,
-            "-machine",
-            "pc",
+            *board,
             "-m",
             str(self.memory_mib),
             "-smp",
@@ -418,15 +471,14 @@ class Machine:
             "-initrd",
             str(initrd),
             "-append",
-            f"{KERNEL_ARGS} {self._kernel_args}".strip(),
+            f"{kernel_args(target)} {self._kernel_args}".strip(),
             "-chardev",
             f"socket,id=console,path={sock / 'console.sock'}",
             "-serial",
             "chardev:console",
             "-chardev",
             f"socket,id=agent,path={sock / 'agent.sock'}",
-            "-serial",
-            "chardev:agent",
+            *self._agent_serial(),
             "-chardev",
             f"socket,id=qmp,path={sock / 'qmp.sock'}",
             "-mon",
@@ -435,10 +487,24 @@ class Machine:
             f"memory-backend-file,id=portal,mem-path={self._shm},size={self.shm_size},share=on",
             "-device",
             "ivshmem-plain,memdev=portal",
-            "-device",
-            "pvpanic",
+            *(["-device", target.panic_device] if target.panic_device else []),
+            *self._doorbell_args(),
+        ]
+
+    def _agent_serial(self) -> list[str]:
+        """The agent's serial line: the board's second UART, or an 8250 on PCI."""
+        if self.target.agent_serial == "serial":
+            return ["-serial", "chardev:agent"]
+        return ["-device", "pci-serial,chardev=agent"]
+
+    def _doorbell_args(self) -> list[str]:
+        """x86_64: an ``isa-debugcon`` on ``BELL_PORT``; other boards have none."""
+        if not self.target.doorbell:
+            return []
+        assert self._tmp is not None
+        return [
             "-chardev",
-            f"socket,id=bell,path={sock / 'bell.sock'}",
+            f"socket,id=bell,path={self._tmp / 'bell.sock'}",
             "-device",
             f"isa-debugcon,iobase={BELL_PORT:#x},chardev=bell",
         ]

@@ -99,7 +99,7 @@ from ..errors import (
 )
 from . import decode
 from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi
-from .arch import X86_64, ArchInfo
+from .arch import X86_64, ArchInfo, check_arch
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec
 from .hooktable import HookTable
@@ -174,6 +174,8 @@ class Portal:
         taken by each ring while it is empty.
     :param observe_queue: how many observed events may wait for ``observer``;
         more are dropped and counted.
+    :param arch: the architecture the machine was booted as: a region whose
+        module runs another one is refused (:class:`PortalVersionError`).
     """
 
     def __init__(
@@ -188,8 +190,11 @@ class Portal:
         ring_size: int | None = None,
         observe_queue: int = OBSERVE_QUEUE,
         doorbell: int | None = None,
+        arch: ArchInfo | None = None,
     ) -> None:
         check_observe_options(ring_size, observe_queue)
+        #: the architecture the guest must run (the machine's); None: any known
+        self.expected_arch = arch
         self.observer = observer
         self.ring_size = ring_size
         self._hooktable = HookTable()
@@ -380,6 +385,7 @@ class Portal:
     async def _attach(self) -> None:
         region = await Region.attach(self.shm_path, self.attach_timeout)
         try:
+            check_arch(region.arch, self.expected_arch)
             await region.refuse_second_host()
             self.syscalls = region.syscalls()
             self.last_guest_counters = region.counters()

@@ -37,7 +37,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import CoroutineType
 
 import msgspec
@@ -130,18 +130,24 @@ class Dispatcher:
         regs = Regs(raw.regs, event, self.arch)
         token = current_trap.set(trap)
         strings: dict[int, bytes | None] = {}
+        # a syscall hook's filters are on the prototype's arguments (one value
+        # for a 32-bit guest's register pair), an all-syscall hook's on registers
+        args = event.args._values
+        words = event.args.words
         budget = self.handler_timeout
         due = None if budget is None else asyncio.get_running_loop().time() + budget
         try:
             for hook in hooks:
                 if not hook.enabled:
                     continue  # disabled while this event was being handled
+                values = words if hook.proto is None else args
                 matched = (
-                    await self._host_match(hook, raw, trap, strings)
+                    await self._host_match(hook, raw, trap, strings, values)
                     if hook.string_filters
-                    else _plain_match(hook, raw)
+                    else _plain_match(hook, raw, values)
                 )
-                if matched != (hook.id in trap.hook_ids):
+                guest = hook.id in trap.hook_ids
+                if matched != guest and not (guest and hook.host_only_filters):
                     self.stats.guest_disagreed += 1
                     log.debug("guest prefilter disagreed on %s for %s", hook.name, raw)
                 if not matched:
@@ -159,7 +165,12 @@ class Dispatcher:
             _apply(trap, raw, event)
 
     async def _host_match(
-        self, hook: Hook, raw: RawEvent, trap: Trap, strings: dict[int, bytes | None]
+        self,
+        hook: Hook,
+        raw: RawEvent,
+        trap: Trap,
+        strings: dict[int, bytes | None],
+        values: Sequence[int],
     ) -> bool:
         if hook.comm is not None and raw.comm != hook.comm:
             return False
@@ -169,10 +180,10 @@ class Dispatcher:
             if f is None:
                 continue
             if not f.is_string:
-                if not f.matches(raw.args[i]):
+                if not f.matches(values[i]):
                     return False
                 continue
-            addr = raw.args[i]
+            addr = values[i]
             if raw.observed:
                 captured = raw.strings[i] if i < len(raw.strings) else None
                 if captured is None or captured.truncated:
@@ -321,14 +332,14 @@ class Dispatcher:
             self.on_fatal(exc)
 
 
-def _plain_match(hook: Hook, raw: RawEvent) -> bool:
+def _plain_match(hook: Hook, raw: RawEvent, values: Sequence[int]) -> bool:
     """:meth:`Dispatcher._host_match` for a hook without string filters (no await)."""
     if hook.comm is not None and raw.comm != hook.comm:
         return False
     if hook.pid is not None and raw.tgid != hook.pid:
         return False
     for i, f in enumerate(hook.arg_filters):
-        if f is not None and not f.matches(raw.args[i]):
+        if f is not None and not f.matches(values[i]):
             return False
     if raw.phase is Phase.RETURN and hook.retval_filter is not None:
         return hook.retval_filter.matches(raw.retval)
@@ -342,7 +353,7 @@ def _user_event(raw: RawEvent, proto: SyscallPrototype) -> SyscallEvent:
         pc=raw.pc,
         sp=raw.sp,
         argc=proto.nargs if proto.known else len(raw.args),
-        args=Args(raw.args),
+        args=Args(raw.args, proto.layout),
         task=Task(raw.comm, raw.pid, raw.tgid),
         phase="enter" if raw.phase is Phase.ENTER else "return",
         retval=RETVAL.value(raw.retval) if raw.phase is Phase.RETURN else 0,
@@ -357,8 +368,8 @@ def _apply(trap: Trap, raw: RawEvent, event: SyscallEvent) -> None:
         if event.skip_syscall:
             trap.skip(event.retval)
             return
-        for i in sorted(event.args.changed):
-            trap.set_arg(i, event.args[i])
+        for reg, value in event.args.changed_words():
+            trap.set_arg(reg, value)
     elif event.retval != RETVAL.value(raw.retval):
         if raw.restarted:
             # the call runs again: there is no result to replace

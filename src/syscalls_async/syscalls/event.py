@@ -6,11 +6,12 @@ from collections.abc import Iterator, MutableSequence
 from dataclasses import dataclass
 from typing import Any, overload
 
-from ..errors import InvalidType, ReadOnlyHookError
+from ..errors import InvalidType, InvalidValue, ReadOnlyHookError
 from ..portal.abi import MASK64
 from ..portal.arch import X86_64, ArchInfo
 from ..portal.trap import word64
 from ..portal.types import CapturedString
+from .abi32 import ArgLayout
 from .prototypes import RETVAL
 
 
@@ -41,10 +42,22 @@ class WriteGuard:
 
 
 class Args(MutableSequence[int]):
-    """The six argument registers; assigning one changes what the syscall runs with."""
+    """The syscall's six arguments; assigning one changes what the syscall runs with.
 
-    def __init__(self, values: tuple[int, ...]) -> None:
-        self._values = list(values) + [0] * (6 - len(values))
+    On a 64-bit guest argument ``i`` is argument register ``i``.  On a 32-bit
+    one (a ``layout``, see :mod:`.abi32`) they are the prototype's arguments:
+    a 64-bit argument held in a register pair is one 64-bit value here, and
+    assigning it changes both registers; the entries after the prototype's
+    arguments are the registers of the same index no argument occupies (0,
+    and not assignable, where one does).
+    """
+
+    def __init__(self, values: tuple[int, ...], layout: ArgLayout | None = None) -> None:
+        words = list(values) + [0] * (6 - len(values))
+        #: the register words as the guest sent them
+        self.words = tuple(words)
+        self.layout = layout
+        self._values = words if layout is None else layout.join(words)
         self.changed: set[int] = set()
         self.guard = WriteGuard()
 
@@ -62,8 +75,53 @@ class Args(MutableSequence[int]):
             raise InvalidType(f"a syscall argument is an int, not {type(v).__name__}")
         idx = range(6)[i]
         self.guard.check(f"syscall.args[{idx}]")
-        self._values[idx] = v & MASK64
+        if self.layout is None:
+            self._values[idx] = v & MASK64
+        else:
+            bits = self.layout.width(idx)
+            if not bits:
+                raise InvalidValue(
+                    f"syscall.args[{idx}] is in no argument register of this 32-bit guest "
+                    "(a register pair or its padding holds another argument there)"
+                )
+            self._values[idx] = v & ((1 << bits) - 1)
         self.changed.add(idx)
+
+    def changed_words(self) -> list[tuple[int, int]]:
+        """The (register index, value) pairs the changes put into the guest's
+        argument registers: one per changed argument, two for a register pair."""
+        if self.layout is None:
+            return [(i, self._values[i]) for i in sorted(self.changed)]
+        out: list[tuple[int, int]] = []
+        for i in sorted(self.changed):
+            out += self.layout.split(i, self._values[i])
+        return out
+
+    def word(self, reg: int) -> int:
+        """Argument register ``reg`` (its current value, changes included)."""
+        if self.layout is None:
+            return self._values[reg]
+        words = list(self.words)
+        for j, w in self.changed_words():
+            words[j] = w
+        return words[reg]
+
+    def set_word(self, reg: int, value: int) -> None:
+        """Change argument register ``reg``; on a 32-bit guest that changes the
+        argument it holds (one half of a pair changes half of the value)."""
+        if self.layout is None:
+            self[reg] = value
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidType(f"a register is an int, not {type(value).__name__}")
+        try:
+            i, v = self.layout.with_word(self._values, reg, value)
+        except InvalidValue:
+            raise InvalidValue(
+                f"argument register {reg} holds no argument of this syscall (it is the "
+                "padding before a 64-bit argument's register pair)"
+            ) from None
+        self[i] = v
 
     def __delitem__(self, i: Any) -> None:
         raise InvalidType("syscall arguments cannot be deleted")
@@ -189,10 +247,12 @@ class Regs:
     def __getattr__(self, name: str) -> int:
         event: SyscallEvent = object.__getattribute__(self, "_event")
         arch: ArchInfo = object.__getattribute__(self, "_arch")
-        if name in arch.arg_regs:
-            return event.args[arch.arg_regs.index(name)]
+        # on return the return register first: on aarch64, ARM and MIPS it is
+        # also an argument register (x0, r0), and by then holds the result
         if name == arch.ret_reg and event.phase == "return":
             return event.retval & MASK64
+        if name in arch.arg_regs:
+            return event.args.word(arch.arg_regs.index(name))
         values = self._values
         if name in ("pc", "ip"):
             return values.get(arch.pc_reg, event.pc)
@@ -206,10 +266,10 @@ class Regs:
     def __setattr__(self, name: str, value: int) -> None:
         event: SyscallEvent = object.__getattribute__(self, "_event")
         arch: ArchInfo = object.__getattribute__(self, "_arch")
-        if name in arch.arg_regs:
-            event.args[arch.arg_regs.index(name)] = value
-        elif name == arch.ret_reg and event.phase == "return":
+        if name == arch.ret_reg and event.phase == "return":
             event.retval = RETVAL.value(word64(value, arch.ret_reg))
+        elif name in arch.arg_regs:
+            event.args.set_word(arch.arg_regs.index(name), value)
         else:
             raise AttributeError(
                 f"register {name} is read-only here: change arguments "

@@ -12,13 +12,16 @@ sizes and anything unrecognised are 64-bit unsigned.  Return values are
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import msgspec
 
 from ..errors import InvalidValue
+from ..portal.arch import X86_64, ArchInfo
 from ..portal.types import SyscallMeta
+from .abi32 import FIXED_PROTOTYPES, ArgLayout, domain_of_word, layout
 from .names import normalize, unknown_name
 
 _SIGNED32 = {
@@ -94,12 +97,18 @@ RAW = Domain(64, False)
 RETVAL = Domain(64, True)
 
 
+def normalize_type(ctype: str) -> str:
+    """``ctype`` without qualifiers (``const``, ``volatile``, ``__user``)."""
+    words = [w for w in ctype.replace("__user", "").split() if w not in ("const", "volatile")]
+    return " ".join(words)
+
+
 def domain_of(ctype: str) -> Domain:
-    """The comparison domain of an argument declared as ``ctype``."""
+    """The comparison domain of an argument declared as ``ctype`` (64-bit ABIs;
+    32-bit ones: :func:`~.abi32.domain_of_word`)."""
     if "*" in ctype:
         return RAW
-    words = [w for w in ctype.replace("__user", "").split() if w not in ("const", "volatile")]
-    t = " ".join(words)
+    t = normalize_type(ctype)
     if t in _SIGNED32:
         return Domain(32, True)
     if t in _UNSIGNED32:
@@ -126,6 +135,11 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
     entry is not traceable): a hook on it would never fire, so registering one
     is refused.
 
+    On a 32-bit guest ``word_bits`` is 32 and ``slots`` says which register
+    words each argument occupies (two for a 64-bit argument, see
+    :mod:`.abi32`); on a 64-bit one ``slots`` is empty: argument ``i`` is
+    register ``i``.
+
     This is the syscalls layer's prototype, what handlers get as ``proto`` and
     what ``prototypes.json`` caches.  The portal decodes the guest's table into
     :class:`~syscalls_async.portal.SyscallMeta` (the same facts as sent, for code
@@ -141,13 +155,32 @@ class SyscallPrototype(msgspec.Struct, frozen=True):
     known: bool = True
     truncated: bool = False
     hookable: bool = True
+    word_bits: int = 64
+    slots: tuple[tuple[int, ...], ...] = ()
+    big_endian: bool = False
 
     @property
     def short_name(self) -> str:
         return normalize(self.name)
 
+    @property
+    def layout(self) -> ArgLayout | None:
+        """Which register words hold which argument (32-bit guests), else None."""
+        if self.word_bits == 64:
+            return None
+        return _layout(self.slots, self.word_bits, self.big_endian)
+
     def domain(self, index: int) -> Domain:
-        return domain_of(self.types[index]) if index < len(self.types) else RAW
+        if index >= len(self.types):
+            return RAW
+        if self.word_bits == 64:
+            return domain_of(self.types[index])
+        return domain_of_word(self.types[index], self.word_bits)
+
+
+@functools.cache
+def _layout(slots: tuple[tuple[int, ...], ...], word_bits: int, big_endian: bool) -> ArgLayout:
+    return ArgLayout(slots, word_bits, big_endian)
 
 
 class PrototypeTable:
@@ -162,20 +195,10 @@ class PrototypeTable:
                 self._by_name.setdefault(p.short_name, p)
 
     @classmethod
-    def from_meta(cls, metas: Iterable[SyscallMeta]) -> PrototypeTable:
-        return cls(
-            SyscallPrototype(
-                m.name if m.known else unknown_name(m.nr),
-                m.nr,
-                m.nargs,
-                m.types,
-                m.names,
-                m.known,
-                m.truncated,
-                m.hookable,
-            )
-            for m in metas
-        )
+    def from_meta(cls, metas: Iterable[SyscallMeta], arch: ArchInfo = X86_64) -> PrototypeTable:
+        """The guest's table; on a 32-bit ``arch`` each prototype also says
+        which register words its arguments occupy (:mod:`.abi32`)."""
+        return cls(_from_meta(m, arch) for m in metas)
 
     def __len__(self) -> int:
         return len(self._by_nr)
@@ -198,6 +221,28 @@ class PrototypeTable:
 
     def __iter__(self) -> Iterator[SyscallPrototype]:
         return iter(self._by_nr.values())
+
+
+def _from_meta(m: SyscallMeta, arch: ArchInfo) -> SyscallPrototype:
+    name = m.name if m.known else unknown_name(m.nr)
+    types, names = m.types, m.names
+    fixed = FIXED_PROTOTYPES.get((arch.name, normalize(name))) if m.known else None
+    if fixed is not None:
+        types, names = fixed
+    lay = layout(types, arch)
+    return SyscallPrototype(
+        name,
+        m.nr,
+        len(types) if fixed else m.nargs,
+        types,
+        names,
+        m.known,
+        m.truncated,
+        m.hookable,
+        word_bits=8 * arch.word_size,
+        slots=lay.slots if lay is not None else (),
+        big_endian=arch.byteorder == "big",
+    )
 
 
 def syscall_nr(metas: Iterable[SyscallMeta], name: str) -> int:

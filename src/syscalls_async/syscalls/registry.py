@@ -28,7 +28,7 @@ import msgspec
 
 from ..errors import RegistrationError
 from ..portal.abi import COMM_MAX, C
-from ..portal.hooks import NR_ALL, NR_UNKNOWN, HookSpec
+from ..portal.hooks import NR_ALL, NR_UNKNOWN, GuestFilter, HookSpec
 from .filters import BoundFilter, ValueFilter, coerce
 from .names import Target, TargetKind, parse_target
 from .policy import OnError, Policy, failure_policy
@@ -180,6 +180,10 @@ class Hook:
     nargs_passed: int = 0
     #: per argument passed to the handler: its register read as the prototype's C type
     converters: tuple[Callable[[int], int], ...] = ()
+    #: some argument filter is checked on the host only (a 32-bit guest's
+    #: 64-bit argument: the guest compares single registers), so the guest
+    #: passes events the host then filters out
+    host_only_filters: bool = False
     #: some argument filter compares a string (the host reads it from the guest)
     string_filters: bool = False
     spec_nr: int | None = field(default=None)
@@ -296,6 +300,27 @@ class Hook:
             else self.retval.bind(RETVAL, f"{where}, return value", pointer=False)
         )
         self.string_filters = any(f is not None and f.is_string for f in self.arg_filters)
+        layout = self.proto.layout if self.proto is not None else None
+        self.host_only_filters = layout is not None and any(
+            f is not None and (i >= len(layout.slots) or len(layout.slots[i]) != 1)
+            for i, f in enumerate(self.arg_filters)
+        )
+
+    def _guest_filters(self) -> tuple[GuestFilter | None, ...]:
+        """The filters the guest checks, by argument register: on a 32-bit
+        guest an argument's filter goes to the register that holds it, and a
+        register pair's stays on the host (see :attr:`host_only_filters`)."""
+        layout = self.proto.layout if self.proto is not None else None
+        if layout is None:
+            return tuple(None if f is None else f.guest() for f in self.arg_filters)
+        regs: list[GuestFilter | None] = [None] * 6
+        for i, f in enumerate(self.arg_filters):
+            if f is None:
+                continue
+            slot = layout.slots[i] if i < len(layout.slots) else ()
+            if len(slot) == 1:
+                regs[slot[0]] = f.guest()
+        return tuple(regs)
 
     def spec(self) -> HookSpec:
         assert self.spec_nr is not None
@@ -307,7 +332,7 @@ class Hook:
             enabled=self.enabled,
             comm=self.comm,
             pid=self.pid,
-            args=tuple(None if f is None else f.guest() for f in self.arg_filters),
+            args=self._guest_filters(),
             retval=None if self.retval_filter is None else self.retval_filter.guest(),
             observe=self.read_only,
         )

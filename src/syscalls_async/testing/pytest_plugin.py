@@ -8,9 +8,14 @@ an environment where ``syscalls-async`` is installed has these fixtures:
     guest, no boot.  Hooks registered during the test are removed after it.
 ``syscalls_image`` (session scope)
     The guest image, built the first time (minutes), reused after.
+``syscalls_guests`` (session scope)
+    A :class:`~syscalls_async.testing.guests.GuestPool`: one guest per
+    architecture, booted when a test first asks for it
+    (``await syscalls_guests.get("aarch64")``), shared by every later test and
+    stopped at the end.
 ``syscalls_machine`` (session scope)
-    One guest booted for the whole test run (``-smp 2``) and shared by every
-    test; stopped at the end.
+    The x86_64 guest of that pool (``-smp 2``), booted for the whole test run
+    and shared by every test; stopped at the end.
 ``syscalls_session`` (function scope)
     A :class:`~syscalls_async.Session` on that guest with the global
     ``plugins``, hooks live when the test starts.  It fails fast: a handler that
@@ -46,11 +51,12 @@ if TYPE_CHECKING:
     from ..api import Session
     from ..machine import Image, Machine
     from .fake import FakeGuest
+    from .guests import GuestPool
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: fixtures that live in the session's event loop (so must the tests using them)
-GUEST_FIXTURES = frozenset({"syscalls_machine", "syscalls_session"})
+GUEST_FIXTURES = frozenset({"syscalls_machine", "syscalls_session", "syscalls_guests"})
 
 
 def _async_fixture(**options: Any) -> Callable[[F], F]:
@@ -93,12 +99,21 @@ def syscalls_image() -> Image:
 
 
 @_async_fixture(scope="session", loop_scope="session")
-async def syscalls_machine(syscalls_image: Image) -> AsyncIterator[Machine]:
-    """One guest for the whole test run, booted at first use."""
-    from ..machine import Machine
+async def syscalls_guests() -> AsyncIterator[GuestPool]:
+    """One guest per architecture for the whole test run, each booted at first use."""
+    from .guests import GuestPool
 
-    async with Machine(syscalls_image, smp=2) as machine:
-        yield machine
+    pool = GuestPool(smp=2)
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+@_async_fixture(scope="session", loop_scope="session")
+async def syscalls_machine(syscalls_image: Image, syscalls_guests: GuestPool) -> Machine:
+    """The x86_64 guest for the whole test run, booted at first use."""
+    return await syscalls_guests.get("x86_64", syscalls_image)
 
 
 @_async_fixture(loop_scope="session")
