@@ -140,13 +140,13 @@ unsigned long sa_arch_sp(const struct pt_regs *regs)
 	return regs->regs[29];
 }
 
-/* regs[0..31], then lo, hi, epc, status, badvaddr, cause (portal/arch.py
- * names them in this order). */
+/* regs[0..31], then lo, hi, epc, badvaddr, status, cause and the stack
+ * arguments 5 and 6 (portal/arch.py names them in this order). */
 unsigned int sa_arch_copy_regs(const struct pt_regs *regs, u64 *out, unsigned int max)
 {
 	const unsigned long extra[] = {
-		regs->lo, regs->hi, regs->cp0_epc, regs->cp0_status,
-		regs->cp0_badvaddr, regs->cp0_cause,
+		regs->lo, regs->hi, regs->cp0_epc, regs->cp0_badvaddr,
+		regs->cp0_status, regs->cp0_cause, regs->pad0[4], regs->pad0[5],
 	};
 	unsigned int n = 0, i;
 

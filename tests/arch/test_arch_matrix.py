@@ -21,7 +21,7 @@ from syscalls_async.machine import Machine
 from syscalls_async.portal.arch import arch_by_name
 
 #: the architectures every test here runs on
-ARCHS = ["x86_64", "aarch64"]
+ARCHS = ["x86_64", "aarch64", "mipsel"]
 
 pytestmark = pytest.mark.parametrize("arch", selected(ARCHS))
 

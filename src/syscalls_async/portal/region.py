@@ -55,15 +55,22 @@ class Region:
         self.arch = arch_by_id(int(header.arch))
 
     @classmethod
-    async def attach(cls, path: Path, timeout: float) -> Region:
+    async def attach(
+        cls, path: Path, timeout: float, offset: int = 0, size: int | None = None
+    ) -> Region:
         """Map ``path`` and wait up to ``timeout`` s for a ready module whose
-        magic, version and layout this host knows (:class:`PortalVersionError`)."""
+        magic, version and layout this host knows (:class:`PortalVersionError`).
+
+        The region is the whole file, or ``size`` bytes from ``offset`` (a
+        guest whose region is a range of its own RAM, mapped from the file
+        that backs that RAM)."""
         fd = os.open(path, os.O_RDWR)
         try:
-            size = os.fstat(fd).st_size
+            if size is None:
+                size = os.fstat(fd).st_size - offset
             if size < C.SA_REGION_MIN_SIZE:
                 raise PortalVersionError(f"{path}: {size} bytes is too small")
-            mm = mmap.mmap(fd, size, mmap.MAP_SHARED)
+            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, offset=offset)
         finally:
             os.close(fd)
         try:
