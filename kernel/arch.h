@@ -21,14 +21,6 @@ int sa_arch_init(unsigned long (*lookup)(const char *name));
 unsigned int sa_arch_nr_syscalls(void);
 unsigned long sa_arch_table_entry(unsigned int nr);
 
-/* The function that delivers signals on the way to user mode (restart.c
- * puts a kretprobe on it): generic entry code calls it; MIPS has its own. */
-#ifdef CONFIG_MIPS
-#define SA_ARCH_SIGNAL_FN "do_notify_resume"
-#else
-#define SA_ARCH_SIGNAL_FN "arch_do_signal_or_restart"
-#endif
-
 /* Syscalls that never return to their caller (exit, exit_group). */
 bool sa_arch_noreturn(int nr);
 
@@ -94,5 +86,22 @@ bool sa_arch_oor_armed(void);
 int sa_arch_signal_outcome(const struct pt_regs *then, long *ret);
 /* Change what such a call ends with (SA_OUTCOME_DONE only). */
 void sa_arch_set_signal_ret(const struct pt_regs *then, long ret);
+
+/*
+ * Where restart.c's kretprobe waits for the signal's delivery: a function
+ * the kernel calls, on the way to user mode, inside the loop that then runs
+ * task work (x86_64: arch_do_signal_or_restart). Optional: restart.c's weak
+ * default names that one.
+ */
+const char *sa_arch_deliver_fn(void);
+/* At the entry of that function: keep in data (SA_DELIVER_DATA bytes)
+ * what its return needs. Optional. */
+#define SA_DELIVER_DATA 16
+void sa_arch_deliver_entry(struct pt_regs *kregs, void *data);
+/* At its return: SA_OUTCOME_RESTART if the kernel restarts the call before
+ * any task work could run (ARM restarts a call without a handler inside the
+ * kernel), else -1: sa_arch_signal_outcome decides in the task work.
+ * Optional. */
+int sa_arch_deliver_ret(struct pt_regs *kregs, void *data);
 
 #endif

@@ -361,7 +361,7 @@ bool sa_arch_oor_armed(void)
  * with a handler and no restart, r0 becomes -EINTR; a handler's frame holds
  * the registers the call returns with after sigreturn. A restart without a
  * handler is done inside the kernel (do_work_pending returns to local_restart)
- * before any task work runs: see kernel/README.md.
+ * before any task work runs: sa_arch_deliver_ret decides that one.
  */
 static bool sa_arm_thumb(const struct pt_regs *regs)
 {
@@ -402,6 +402,28 @@ int sa_arch_signal_outcome(const struct pt_regs *then, long *ret)
 		return -ESRCH;
 	*ret = (long)r0;
 	return SA_OUTCOME_DONE;
+}
+
+/*
+ * ARM delivers signals in do_work_pending (do_signal is inlined there), which
+ * returns straight to a restart inside the kernel when no handler runs,
+ * before any task work. get_signal, called inside its loop, tells: 0 is no
+ * handler, so any restart code restarts at once (do_signal: pc back, r0 =
+ * ORIG_r0, local_restart); with a handler the loop runs the task work after
+ * the frame is set up, and sa_arch_signal_outcome reads the outcome there.
+ */
+const char *sa_arch_deliver_fn(void)
+{
+	return "get_signal";
+}
+
+void sa_arch_deliver_entry(struct pt_regs *kregs, void *data)
+{
+}
+
+int sa_arch_deliver_ret(struct pt_regs *kregs, void *data)
+{
+	return regs_return_value(kregs) ? -1 : SA_OUTCOME_RESTART;
 }
 
 void sa_arch_set_signal_ret(const struct pt_regs *then, long ret)

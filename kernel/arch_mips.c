@@ -352,3 +352,11 @@ void sa_arch_set_signal_ret(const struct pt_regs *then, long ret)
 	if (put_user((u64)v0, &sc->sc_regs[2]) || put_user((u64)err, &sc->sc_regs[7]))
 		sa_count(restart_lost);
 }
+
+/* restart.c's kretprobe: get_signal returns inside do_signal, before
+ * handle_signal or the no-handler restart changes the registers; the task
+ * work it queues runs once do_notify_resume is called again, after both. */
+const char *sa_arch_deliver_fn(void)
+{
+	return "get_signal";
+}

@@ -63,7 +63,7 @@ static void sa_meta_one(struct sa_meta *out, int nr, const struct syscall_metada
  */
 static const struct syscall_metadata *sa_meta_by_event(unsigned int nr)
 {
-	/* static: 32-bit kernels allow 1 KiB frames; only module load calls this */
+	/* at load only, one caller: too big for the stack */
 	static char sym[KSYM_SYMBOL_LEN], event[KSYM_SYMBOL_LEN + 16];
 	unsigned long addr = sa_arch_table_entry(nr);
 	const struct syscall_metadata *m = NULL;

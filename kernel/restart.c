@@ -38,6 +38,7 @@ struct sa_note {
 	struct task_struct *task;   /* referenced */
 	struct sa_call call;        /* call.regs points at regs */
 	struct pt_regs regs;        /* the user registers the call returned with */
+	int outcome;                /* decided at delivery, or -1 */
 };
 
 static LIST_HEAD(sa_notes);
@@ -137,8 +138,12 @@ static void sa_note_run(struct callback_head *work)
 	int outcome;
 
 	atomic_inc(&sa_inflight);
-	outcome = (current->flags & PF_EXITING) ? -ESRCH
-						 : sa_arch_signal_outcome(&n->regs, &n->call.ret);
+	if (current->flags & PF_EXITING)
+		outcome = -ESRCH;
+	else if (n->outcome >= 0)
+		outcome = n->outcome;
+	else
+		outcome = sa_arch_signal_outcome(&n->regs, &n->call.ret);
 	if (outcome < 0) {
 		sa_count(restart_lost);
 	} else {
@@ -155,19 +160,39 @@ static void sa_note_run(struct callback_head *work)
 	sa_inflight_exit();
 }
 
+/* The arch's defaults: x86_64's function, the outcome read in the work. */
+const char * __weak sa_arch_deliver_fn(void)
+{
+	return "arch_do_signal_or_restart";
+}
+
+void __weak sa_arch_deliver_entry(struct pt_regs *kregs, void *data)
+{
+}
+
+int __weak sa_arch_deliver_ret(struct pt_regs *kregs, void *data)
+{
+	return -1;
+}
+
 /* kretprobe on the function that delivers signals on the way to user mode:
  * only tasks with a note take the return probe. */
 static int sa_deliver_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
-	return sa_note_exists(current) ? 0 : 1;
+	if (!sa_note_exists(current))
+		return 1;
+	sa_arch_deliver_entry(regs, ri->data);
+	return 0;
 }
 
 static int sa_deliver_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
+	int outcome = sa_arch_deliver_ret(regs, ri->data);
 	struct sa_note *n = sa_note_take(current);
 
 	if (!n)
 		return 0;
+	n->outcome = outcome;
 	if (!try_module_get(THIS_MODULE)) {
 		sa_count(restart_lost);
 		sa_note_free(n);
@@ -183,15 +208,18 @@ static int sa_deliver_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 }
 
 static struct kretprobe sa_deliver_krp = {
-	.kp.symbol_name = SA_ARCH_SIGNAL_FN,
 	.entry_handler = sa_deliver_entry,
 	.handler = sa_deliver_ret,
+	.data_size = SA_DELIVER_DATA,
 	.maxactive = 256,
 };
 
 int sa_restart_init(void)
 {
-	int err = register_kretprobe(&sa_deliver_krp);
+	int err;
+
+	sa_deliver_krp.kp.symbol_name = sa_arch_deliver_fn();
+	err = register_kretprobe(&sa_deliver_krp);
 
 	if (err) {
 		pr_warn("interrupted calls get no return event: %d\n", err);

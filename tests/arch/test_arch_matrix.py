@@ -21,7 +21,7 @@ from syscalls_async.machine import Machine
 from syscalls_async.portal.arch import arch_by_name
 
 #: the architectures every test here runs on
-ARCHS = ["x86_64", "aarch64", "mipsel"]
+ARCHS = ["x86_64", "aarch64", "armhf", "mipsel"]
 
 pytestmark = pytest.mark.parametrize("arch", selected(ARCHS))
 
@@ -96,10 +96,21 @@ def _unknown_nr(session: Session) -> int:
     return unknown[0]
 
 
+#: the number user space passes for table entry 0: mipsel's o32 numbers start
+#: at 4000 and its module names the entries by table index (the host does not
+#: add the base yet: handlers see the index)
+_USER_NR_BASE = {"mipsel": 4000}
+
+
 async def test_unknown_syscall_hook(arch: str, arch_session: Session, arch_calls: Calls) -> None:
     nr = _unknown_nr(arch_session)
+    user_nr = nr + _USER_NR_BASE.get(arch, 0)
 
     def unknown(regs: Any, proto: Any, syscall: Any) -> None:
+        # on ARM the C library's own set_tls (ARM-private 0xf0005, beyond the
+        # table) is an unknown syscall too: only the test's number is skipped
+        if syscall.nr != nr:
+            return
         arch_calls.add((syscall.nr, proto.known, syscall.args[0]))
         syscall.skip_syscall = True
         syscall.retval = 99
@@ -107,7 +118,7 @@ async def test_unknown_syscall_hook(arch: str, arch_session: Session, arch_calls
     await arch_session.plugins.syscalls.register(
         unknown, "on_unknown_sys_enter", comm_filter="send_syscall"
     )
-    result = await arch_session.run(f"send_syscall {nr} 0x77; send_syscall getppid")
+    result = await arch_session.run(f"send_syscall {user_nr} 0x77; send_syscall getppid")
     assert await arch_calls.wait(1) == [(nr, False, 0x77)]
     lines = result.stdout.splitlines()
     assert lines[0] == f"{RET} 99".encode()
@@ -194,5 +205,5 @@ async def test_unload_with_hooks_in_force(arch: str, arch_machine: Machine) -> N
                 # unhooked, the call runs and fails with EBADF
                 assert (await arch_machine.run(blocked)).stdout == f"{RET} -9\n".encode()
     finally:
-        r = await arch_machine.run(f"lsmod | grep -q syscalls_async || insmod {MODULE}")
+        r = await arch_machine.run(f"lsmod | grep -q syscalls_async || insmod {MODULE} $(cat /etc/syscalls_async.args 2>/dev/null)")
         assert r.exit_status == 0, r.stderr

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from syscalls_async.errors import InvalidValue
-from syscalls_async.portal.arch import X86_64, ArchInfo
+from syscalls_async.portal.arch import ARMHF, MIPSEL, X86_64, ArchInfo
 from syscalls_async.portal.types import Phase, RawEvent, SyscallMeta
 from syscalls_async.syscalls import Dispatcher, Registry, ValueFilter
 from syscalls_async.syscalls.abi32 import ArgLayout, domain_of_word, is_wide, layout
@@ -17,14 +17,10 @@ from syscalls_async.syscalls.event import Args, Regs, SyscallEvent
 from syscalls_async.syscalls.prototypes import Domain, PrototypeTable, SyscallPrototype
 from syscalls_async.testing import FakeTrap
 
-_ARM_REGS = (*(f"r{i}" for i in range(13)), "sp", "lr", "pc", "cpsr", "orig_r0")
+#: ARM EABI as the host describes it
+ARM = ARMHF
+_ARM_REGS = ARMHF.regs
 
-#: ARM EABI as the host describes it (portal/arch.py's ARMHF)
-ARM = ArchInfo(
-    id=3, name="armhf", word_size=4, byteorder="little", regs=_ARM_REGS,
-    arg_regs=("r0", "r1", "r2", "r3", "r4", "r5"), nr_reg="r7", ret_reg="r0",
-    pc_reg="pc", sp_reg="sp", symbol_prefix="sys_", pair_align=True,
-)  # fmt: skip
 #: a big-endian o32-like ABI (MIPS eb): the high half first
 BIG = ArchInfo(
     id=99, name="mipseb", word_size=4, byteorder="big", regs=("a0",),
@@ -63,6 +59,11 @@ def test_explicit_halves_are_plain_words() -> None:
 def test_no_alignment_without_pair_align() -> None:
     lay = layout(PREAD64, I386)
     assert lay is not None and lay.slots == ((0,), (1,), (2,), (3, 4))
+
+
+def test_mips_o32_aligns_pairs_like_arm() -> None:
+    lay = layout(PREAD64, MIPSEL)
+    assert lay is not None and lay.slots == ((0,), (1,), (2,), (4, 5))
 
 
 def test_64_bit_abis_have_no_layout() -> None:
