@@ -186,16 +186,14 @@ class Machine:
             log.warning("%s guests take at most %d MiB of RAM: using that", self.arch, limit)
             memory_mib = limit
         if self.target.max_smp and smp > self.target.max_smp:
-            log.info("%s guests boot with at most %d CPUs: using that", self.arch, self.target.max_smp)
+            log.info("%s guests boot with at most %d CPUs", self.arch, self.target.max_smp)
             smp = self.target.max_smp
         self.image = image
         self.smp = smp
         self.memory_mib = memory_mib
         self.shm_size = shm_size
         #: where the portal lies in guest RAM (boards without ivshmem), or None
-        self.ram_region = (
-            ram_region(memory_mib, shm_size) if self.target.region_in_ram else None
-        )
+        self.ram_region = ram_region(memory_mib, shm_size) if self.target.region_in_ram else None
         self.accel = accel
         if boot_timeout is None:
             boot_timeout = BOOT_TIMEOUT if self.target.native else FOREIGN_BOOT_TIMEOUT
@@ -521,9 +519,7 @@ class Machine:
             "-initrd",
             str(initrd),
             "-append",
-            " ".join(
-                a for a in (kernel_args(target), self._region_args(), self._kernel_args) if a
-            ),
+            " ".join(a for a in (kernel_args(target), self._region_args(), self._kernel_args) if a),
             "-chardev",
             f"socket,id=console,path={sock / 'console.sock'}",
             "-serial",
@@ -545,8 +541,7 @@ class Machine:
         if self.ram_region is not None:
             return [
                 "-object",
-                f"memory-backend-file,id=ram,mem-path={self._shm},"
-                f"size={self.memory_mib}M,share=on",
+                f"memory-backend-file,id=ram,mem-path={self._shm},size={self.memory_mib}M,share=on",
                 "-machine",
                 "memory-backend=ram",
             ]
