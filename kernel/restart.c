@@ -160,7 +160,9 @@ static void sa_note_run(struct callback_head *work)
 	sa_inflight_exit();
 }
 
-/* The arch's defaults: x86_64's function, the outcome read in the work. */
+/* The arch's defaults: x86_64's function, the outcome read in the work.
+ * An arch returning NULL has no such probe: those returns are lost
+ * (counted). */
 const char * __weak sa_arch_deliver_fn(void)
 {
 	return "arch_do_signal_or_restart";
@@ -219,6 +221,10 @@ int sa_restart_init(void)
 	int err;
 
 	sa_deliver_krp.kp.symbol_name = sa_arch_deliver_fn();
+	if (!sa_deliver_krp.kp.symbol_name) {
+		pr_info("interrupted calls get no return event on this architecture\n");
+		return 0;
+	}
 	err = register_kretprobe(&sa_deliver_krp);
 
 	if (err) {

@@ -96,15 +96,8 @@ def _unknown_nr(session: Session) -> int:
     return unknown[0]
 
 
-#: the number user space passes for table entry 0: mipsel's o32 numbers start
-#: at 4000 and its module names the entries by table index (the host does not
-#: add the base yet: handlers see the index)
-_USER_NR_BASE = {"mipsel": 4000}
-
-
 async def test_unknown_syscall_hook(arch: str, arch_session: Session, arch_calls: Calls) -> None:
     nr = _unknown_nr(arch_session)
-    user_nr = nr + _USER_NR_BASE.get(arch, 0)
 
     def unknown(regs: Any, proto: Any, syscall: Any) -> None:
         # on ARM the C library's own set_tls (ARM-private 0xf0005, beyond the
@@ -118,7 +111,7 @@ async def test_unknown_syscall_hook(arch: str, arch_session: Session, arch_calls
     await arch_session.plugins.syscalls.register(
         unknown, "on_unknown_sys_enter", comm_filter="send_syscall"
     )
-    result = await arch_session.run(f"send_syscall {user_nr} 0x77; send_syscall getppid")
+    result = await arch_session.run(f"send_syscall {nr} 0x77; send_syscall getppid")
     assert await arch_calls.wait(1) == [(nr, False, 0x77)]
     lines = result.stdout.splitlines()
     assert lines[0] == f"{RET} 99".encode()

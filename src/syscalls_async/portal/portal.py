@@ -408,7 +408,7 @@ class Portal:
         self.boot_id = region.boot_id
         self.arch = region.arch
         self._warned_counters = self.last_guest_counters
-        self._hooktable.attach(mm)
+        self._hooktable.attach(mm, region.arch.nr_base)
         self._slots = SlotChannel(region)
         U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
         self._rings.attach(mm)
@@ -632,6 +632,8 @@ class Portal:
                     f"slot {slot}: event names unknown hook table {m.hooks_gen}"
                 )
             event = decode.event(m.data, slot, seq, len(table))
+            if self.arch.nr_base:
+                event = msgspec.structs.replace(event, nr=event.nr + self.arch.nr_base)
         except PortalProtocolError as exc:
             self.host_counters.refused += 1
             log.warning("event refused: %s", exc)

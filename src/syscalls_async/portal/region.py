@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..errors import PortalError, PortalVersionError
 from . import decode
 from .abi import HOST_HEARTBEAT_OFF, SLOT_SEQ_OFF, C, ffi, slot_offset
@@ -130,7 +132,12 @@ class Region:
     def syscalls(self) -> list[SyscallMeta]:
         """The guest's syscall metadata table, checked."""
         n = self.nr_syscalls
-        return decode.meta_table(self.mm[C.SA_META_OFF : C.SA_META_OFF + n * C.SA_META_SIZE], n)
+        table = decode.meta_table(self.mm[C.SA_META_OFF : C.SA_META_OFF + n * C.SA_META_SIZE], n)
+        base = self.arch.nr_base
+        if not base:
+            return table
+        # the numbers user space passes (the guest names entries by index)
+        return [msgspec.structs.replace(m, nr=m.nr + base) for m in table]
 
     def hooked_entries(self) -> int:
         """How many distinct syscall entries the guest has hooked now."""

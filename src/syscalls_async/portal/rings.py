@@ -15,6 +15,7 @@ import logging
 import mmap
 
 import anyio
+import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import InvalidValue
@@ -106,8 +107,11 @@ class RingChannel:
             events, refused = ring.records(span.data, i, self.hooktable.table_size)
             for why in refused:
                 self._refused(why)
+            base = self.hooktable.nr_base
             for event in events:
-                self._observed(event)
+                self._observed(
+                    msgspec.structs.replace(event, nr=event.nr + base) if base else event
+                )
             taken += len(events) + len(refused)
         return taken
 
