@@ -32,6 +32,17 @@ def _static_checks(session: nox.Session) -> None:
 
 
 @nox.session
+def arch(session: nox.Session) -> None:
+    """One guest architecture in depth: the demo, every example and the arch
+    matrix on it (``nox -s arch -- aarch64``; one TCG boot per example).  The
+    ``tests`` session runs the matrix of every architecture, one boot each."""
+    session.install("-e", ".[dev]")
+    name = session.posargs[0] if session.posargs else "aarch64"
+    env = {"SYSCALLS_ASYNC_EXAMPLES_ARCH": name, "SYSCALLS_ASYNC_TEST_ARCHS": name}
+    session.run("pytest", "tests/examples", "tests/arch", *session.posargs[1:], env=env)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy --strict alone (the tests session runs them first too)."""
     session.install("-e", ".[dev]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the guest architecture the demo runs on (``nox -s arch -- aarch64``)
+ARCH = os.environ.get("SYSCALLS_ASYNC_EXAMPLES_ARCH", "x86_64")
 
 
 def section(out: str, number: str) -> str:
@@ -24,11 +27,11 @@ def section(out: str, number: str) -> str:
 def test_demo() -> None:
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "syscalls_async.cli", "demo"],
+        [sys.executable, "-m", "syscalls_async.cli", "demo", "--arch", ARCH],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=240 if ARCH == "x86_64" else 900,
     )
     elapsed = time.monotonic() - start
     print(f"exit {proc.returncode} after {elapsed:.1f} s\n{proc.stdout}\n--- stderr\n{proc.stderr}")

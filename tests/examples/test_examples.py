@@ -2,7 +2,8 @@
 
 Each test is one ``syscalls-async run examples/X.py -- CMD`` in a subprocess
 (one guest boot each, 6-10 s) and checks what the example prints and what
-its workload does.
+its workload does.  ``$SYSCALLS_ASYNC_EXAMPLES_ARCH`` boots another
+architecture's guest instead (``nox -s arch -- aarch64``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-TIMEOUT = 180
+#: the guest architecture the examples run on
+ARCH = os.environ.get("SYSCALLS_ASYNC_EXAMPLES_ARCH", "x86_64")
+TIMEOUT = 180 if ARCH == "x86_64" else 600
 
 
 def run(
@@ -32,6 +35,8 @@ def run(
         "-m",
         "syscalls_async.cli",
         "run",
+        "--arch",
+        ARCH,
         *options,
         str(EXAMPLES / example),
         "--",

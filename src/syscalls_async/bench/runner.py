@@ -159,6 +159,8 @@ class _Run:
             str(self.machine.shm_path),
             "getppid",
             PROGRAM,
+            str(self.machine.shm_offset),
+            str(self.machine.shm_region_size or 0),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -188,7 +190,13 @@ class _Run:
             return None
 
         shm, bell = self.machine.shm_path, self.machine.doorbell_fd
-        async with Portal(shm, empty, doorbell=bell) as portal:
+        async with Portal(
+            shm,
+            empty,
+            doorbell=bell,
+            shm_offset=self.machine.shm_offset,
+            shm_size=self.machine.shm_region_size,
+        ) as portal:
             await portal.set_hooks(
                 [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm=PROGRAM)]
             )
