@@ -106,11 +106,14 @@ u64 sa_arch_get_arg(const struct pt_regs *regs, unsigned int i)
 	return 0;
 }
 
+static bool sa_mips_untag(struct pt_regs *regs);
+
 void sa_arch_read_call(struct sa_call *call)
 {
 	struct pt_regs *regs = call->regs;
 	unsigned int i;
 
+	sa_mips_untag(regs);
 	call->nr = (int)((u32)regs->regs[2] - SA_NR_BASE);
 	for (i = 0; i < SA_MAX_ARGS; i++)
 		call->args[i] = sa_arch_get_arg(regs, i);
@@ -274,22 +277,98 @@ bool sa_arch_ni_armed(void)
 
 void sa_arch_ni_exit(void)
 {
+	sa_arch_oor_arm(false);
 }
 
 /*
  * Numbers outside the table: handle_sys answers them -ENOSYS itself
- * (illegal_syscall, assembler), so no probe sees them. Not caught (the
- * sys_enter tracepoint could send them to an ni entry as on x86_64; not
- * done yet): hooks.c warns once and counts nothing for them.
+ * (illegal_syscall, assembler), so no probe sees them there. The sys_enter
+ * tracepoint, which syscall_trace_enter runs before handle_sys reloads the
+ * number from the registers, may change it: it sends such a call to the
+ * first table entry of sys_ni_syscall, whose probe redirects it like any
+ * other, and leaves the real number in the argument save area's words 2
+ * and 3 (unused by the entry path: arguments 5-8 are words 4-7) for
+ * sa_arch_read_call. Registering the tracepoint moves every syscall to the
+ * entry's slow path, so it is armed only while a hook needs these numbers.
+ * Negative numbers are let through (syscall_trace_enter skips them anyway).
  */
+#define SA_OOR_TAG 0x524f4153UL         /* "SAOR" */
+
+static struct tracepoint *sa_sys_enter;
+static bool sa_oor_on;
+static int sa_mips_ni_nr = -1;          /* first entry holding sys_ni_syscall */
+
+static bool sa_mips_beyond(u32 nr)
+{
+	return nr - SA_NR_BASE >= SA_NSYS;
+}
+
+static void notrace sa_oor_probe(void *data, struct pt_regs *regs, long id)
+{
+	u32 nr = (u32)id;
+
+	if (regs != task_pt_regs(current))
+		return;
+	if (!sa_mips_beyond(nr) || (int)nr < 0) {
+		regs->pad0[2] = 0;      /* no stale tag for a later ni call */
+		return;
+	}
+	regs->pad0[2] = SA_OOR_TAG;
+	regs->pad0[3] = nr;
+	regs->regs[2] = SA_NR_BASE + sa_mips_ni_nr;
+}
+
+static void sa_find_sys_enter(struct tracepoint *tp, void *priv)
+{
+	if (!strcmp(tp->name, "sys_enter"))
+		sa_sys_enter = tp;
+}
+
 int sa_arch_oor_arm(bool on)
 {
-	return on ? -ENOENT : 0;
+	int err;
+	unsigned int nr;
+
+	if (on == sa_oor_on)
+		return 0;
+	for (nr = 0; sa_mips_ni_nr < 0 && nr < SA_NSYS; nr++)
+		if (sa_mips_ni && sa_mips_table[nr] == sa_mips_ni)
+			sa_mips_ni_nr = nr;
+	if (on && sa_mips_ni_nr < 0)
+		return -ENOENT;
+	if (!sa_sys_enter)
+		for_each_kernel_tracepoint(sa_find_sys_enter, NULL);
+	if (!sa_sys_enter)
+		return on ? -ENOENT : 0;
+	if (on) {
+		err = tracepoint_probe_register(sa_sys_enter, sa_oor_probe, NULL);
+	} else {
+		err = tracepoint_probe_unregister(sa_sys_enter, sa_oor_probe, NULL);
+		tracepoint_synchronize_unregister();
+	}
+	if (!err)
+		sa_oor_on = on;
+	return err;
 }
 
 bool sa_arch_oor_armed(void)
 {
-	return false;
+	return sa_oor_on;
+}
+
+/* A number beyond the table that sa_oor_probe sent to the ni entry: put
+ * it back in v0 (the entry saves it for a restart from there). */
+static bool sa_mips_untag(struct pt_regs *regs)
+{
+	u32 nr = regs->pad0[3];
+
+	if (regs->pad0[2] != SA_OOR_TAG)
+		return false;
+	regs->pad0[2] = 0;
+	if ((int)(regs->regs[2] - SA_NR_BASE) != sa_mips_ni_nr || !sa_mips_beyond(nr))
+		return false;
+	regs->regs[2] = nr;
+	return true;
 }
 
 /* The pc of a signal handler's frame: a handler starts with a0 = signal,

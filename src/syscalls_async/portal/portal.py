@@ -631,9 +631,7 @@ class Portal:
                 raise PortalProtocolError(
                     f"slot {slot}: event names unknown hook table {m.hooks_gen}"
                 )
-            event = decode.event(m.data, slot, seq, len(table))
-            if self.arch.nr_base:
-                event = msgspec.structs.replace(event, nr=event.nr + self.arch.nr_base)
+            event = decode.event(m.data, slot, seq, len(table), self.arch.nr_base)
         except PortalProtocolError as exc:
             self.host_counters.refused += 1
             log.warning("event refused: %s", exc)

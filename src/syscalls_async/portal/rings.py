@@ -15,7 +15,6 @@ import logging
 import mmap
 
 import anyio
-import msgspec
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..errors import InvalidValue
@@ -104,14 +103,13 @@ class RingChannel:
             if span.refused:
                 self._refused(span.refused)
                 continue
-            events, refused = ring.records(span.data, i, self.hooktable.table_size)
+            events, refused = ring.records(
+                span.data, i, self.hooktable.table_size, self.hooktable.nr_base
+            )
             for why in refused:
                 self._refused(why)
-            base = self.hooktable.nr_base
             for event in events:
-                self._observed(
-                    msgspec.structs.replace(event, nr=event.nr + base) if base else event
-                )
+                self._observed(event)
             taken += len(events) + len(refused)
         return taken
 
