@@ -15,6 +15,24 @@ struct sa_call;
 
 /* SA_ARCH_* value written to the portal header */
 extern const u32 sa_arch_id;
+/* The function that delivers a signal on the way back to user mode; a
+ * kretprobe on it learns what became of an interrupted call (restart.c).
+ * NULL, or a name kallsyms lacks: interrupted calls get no return event
+ * (counted in restart_lost). */
+extern const char *const sa_arch_signal_fn;
+
+struct syscall_metadata;
+
+/*
+ * For kernels whose kallsyms lists functions only (no CONFIG_KALLSYMS_ALL),
+ * in symbols.c: the array of n function pointers in [start, end) that
+ * starts with the functions named first[] (n <= 4), and the ftrace
+ * metadata of the syscall whose entry is fn (through its sys_enter event).
+ */
+const void *sa_find_table(unsigned long (*lookup)(const char *name),
+			  unsigned long start, unsigned long end,
+			  const char *const first[], unsigned int n);
+const struct syscall_metadata *sa_meta_by_entry(unsigned long fn);
 
 /* Find the syscall table; lookup is kallsyms_lookup_name. */
 int sa_arch_init(unsigned long (*lookup)(const char *name));
@@ -88,20 +106,11 @@ int sa_arch_signal_outcome(const struct pt_regs *then, long *ret);
 void sa_arch_set_signal_ret(const struct pt_regs *then, long ret);
 
 /*
- * Where restart.c's kretprobe waits for the signal's delivery: a function
- * the kernel calls, on the way to user mode, inside the loop that then runs
- * task work (x86_64: arch_do_signal_or_restart). Optional: restart.c's weak
- * default names that one.
+ * At the return of sa_arch_signal_fn: SA_OUTCOME_RESTART if the kernel
+ * restarts the call before any task work could run (ARM restarts a call
+ * without a handler inside the kernel), else -1: sa_arch_signal_outcome
+ * decides in the task work. Optional (restart.c's weak default: -1).
  */
-const char *sa_arch_deliver_fn(void);
-/* At the entry of that function: keep in data (SA_DELIVER_DATA bytes)
- * what its return needs. Optional. */
-#define SA_DELIVER_DATA 16
-void sa_arch_deliver_entry(struct pt_regs *kregs, void *data);
-/* At its return: SA_OUTCOME_RESTART if the kernel restarts the call before
- * any task work could run (ARM restarts a call without a handler inside the
- * kernel), else -1: sa_arch_signal_outcome decides in the task work.
- * Optional. */
-int sa_arch_deliver_ret(struct pt_regs *kregs, void *data);
+int sa_arch_deliver_ret(struct pt_regs *kregs);
 
 #endif

@@ -412,16 +412,9 @@ int sa_arch_signal_outcome(const struct pt_regs *then, long *ret)
  * ORIG_r0, local_restart); with a handler the loop runs the task work after
  * the frame is set up, and sa_arch_signal_outcome reads the outcome there.
  */
-const char *sa_arch_deliver_fn(void)
-{
-	return "get_signal";
-}
+const char *const sa_arch_signal_fn = "get_signal";
 
-void sa_arch_deliver_entry(struct pt_regs *kregs, void *data)
-{
-}
-
-int sa_arch_deliver_ret(struct pt_regs *kregs, void *data)
+int sa_arch_deliver_ret(struct pt_regs *kregs)
 {
 	return regs_return_value(kregs) ? -1 : SA_OUTCOME_RESTART;
 }

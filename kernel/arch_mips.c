@@ -433,15 +433,12 @@ void sa_arch_set_signal_ret(const struct pt_regs *then, long ret)
 }
 
 /*
- * restart.c's kretprobe: none on MIPS. A kretprobe single-steps the probed
- * function's first instruction in a kprobe slot, and on this kernel under
- * load that single-step lost its kprobe (kprobe_running() NULL at the
+ * restart.c's kretprobe (sa_arch_signal_fn): none on MIPS. A kretprobe
+ * single-steps the probed function's first instruction in a kprobe slot,
+ * and on this kernel under load that single-step lost its kprobe (kprobe_running() NULL at the
  * step's break: "Break instruction in kernel code", init killed) whether
  * the function was do_notify_resume or get_signal; without the kretprobe
  * the same load ran clean. So the return of a call a signal interrupted
  * is not reported on mipsel: counted in restart_lost.
  */
-const char *sa_arch_deliver_fn(void)
-{
-	return NULL;
-}
+const char *const sa_arch_signal_fn = NULL;

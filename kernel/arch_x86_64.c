@@ -18,6 +18,7 @@
 typedef long (*sa_x64_fn)(const struct pt_regs *regs);
 
 const u32 sa_arch_id = SA_ARCH_X86_64;
+const char *const sa_arch_signal_fn = "arch_do_signal_or_restart";
 static const sa_x64_fn *sa_x64_table;
 /* The stub every unimplemented entry points at (it is just "return
  * -ENOSYS"; the ia32 table shares it). 0 if not found in the table. */

@@ -3,9 +3,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/kernel.h>
-#include <linux/kallsyms.h>
 #include <linux/string.h>
-#include <linux/trace_events.h>
 #include <trace/syscall.h>
 #include "sa.h"
 #include "arch.h"
@@ -53,42 +51,6 @@ static void sa_meta_one(struct sa_meta *out, int nr, const struct syscall_metada
 	set_bit(nr, sa_known);
 }
 
-/*
- * Without syscalls_metadata (a data symbol: kallsyms lists it only with
- * CONFIG_KALLSYMS_ALL, which Debian's armmp kernel does not set), each
- * syscall's metadata is reached through its ftrace event, whose data it is:
- * syscalls/sys_enter_<name>, the name being the entry's symbol without its
- * "sys_" prefix (ARM's arm_fadvise64_64 also without "arm_", as the kernel
- * matches it). Entries without an event (sys_ni_syscall) stay unknown.
- */
-static const struct syscall_metadata *sa_meta_by_event(unsigned int nr)
-{
-	/* at load only, one caller: too big for the stack */
-	static char sym[KSYM_SYMBOL_LEN], event[KSYM_SYMBOL_LEN + 16];
-	unsigned long addr = sa_arch_table_entry(nr);
-	const struct syscall_metadata *m = NULL;
-	struct trace_event_file *file;
-	const char *name;
-
-	if (!addr)
-		return NULL;
-	sprint_symbol_no_offset(sym, addr);
-	name = strstr(sym, "sys_");
-	if (!name)
-		return NULL;
-	name += 4;
-	if (!strncmp(name, "arm_", 4))
-		name += 4;
-	snprintf(event, sizeof(event), "sys_enter_%s", name);
-	file = trace_get_event_file(NULL, "syscalls", event);
-	if (IS_ERR_OR_NULL(file))
-		return NULL;
-	if (file->event_call)
-		m = file->event_call->data;
-	trace_put_event_file(file);
-	return m;
-}
-
 void sa_meta_write(void)
 {
 	struct syscall_metadata ***tablep;
@@ -105,7 +67,8 @@ void sa_meta_write(void)
 	for (nr = 0; nr < n; nr++) {
 		struct sa_meta *out = sa_shm + SA_META_OFF + nr * SA_META_SIZE;
 
-		sa_meta_one(out, nr, table ? table[nr] : sa_meta_by_event(nr));
+		sa_meta_one(out, nr, table ? table[nr]
+					   : sa_meta_by_entry(sa_arch_table_entry(nr)));
 	}
 	sa_guest()->nr_syscalls = n;
 }

@@ -112,6 +112,7 @@ void sa_restart_defer(const struct sa_call *call)
 		return;
 	}
 	n->call = *call;
+	n->outcome = -1;
 	n->regs = *call->regs;
 	n->call.regs = &n->regs;
 	get_task_struct(current);
@@ -160,19 +161,8 @@ static void sa_note_run(struct callback_head *work)
 	sa_inflight_exit();
 }
 
-/* The arch's defaults: x86_64's function, the outcome read in the work.
- * An arch returning NULL has no such probe: those returns are lost
- * (counted). */
-const char * __weak sa_arch_deliver_fn(void)
-{
-	return "arch_do_signal_or_restart";
-}
-
-void __weak sa_arch_deliver_entry(struct pt_regs *kregs, void *data)
-{
-}
-
-int __weak sa_arch_deliver_ret(struct pt_regs *kregs, void *data)
+/* The arch's default: the outcome is read in the work. */
+int __weak sa_arch_deliver_ret(struct pt_regs *kregs)
 {
 	return -1;
 }
@@ -181,15 +171,12 @@ int __weak sa_arch_deliver_ret(struct pt_regs *kregs, void *data)
  * only tasks with a note take the return probe. */
 static int sa_deliver_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
-	if (!sa_note_exists(current))
-		return 1;
-	sa_arch_deliver_entry(regs, ri->data);
-	return 0;
+	return sa_note_exists(current) ? 0 : 1;
 }
 
 static int sa_deliver_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 {
-	int outcome = sa_arch_deliver_ret(regs, ri->data);
+	int outcome = sa_arch_deliver_ret(regs);
 	struct sa_note *n = sa_note_take(current);
 
 	if (!n)
@@ -212,21 +199,16 @@ static int sa_deliver_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 static struct kretprobe sa_deliver_krp = {
 	.entry_handler = sa_deliver_entry,
 	.handler = sa_deliver_ret,
-	.data_size = SA_DELIVER_DATA,
 	.maxactive = 256,
 };
 
 int sa_restart_init(void)
 {
-	int err;
+	int err = -ENOENT;
 
-	sa_deliver_krp.kp.symbol_name = sa_arch_deliver_fn();
-	if (!sa_deliver_krp.kp.symbol_name) {
-		pr_info("interrupted calls get no return event on this architecture\n");
-		return 0;
-	}
-	err = register_kretprobe(&sa_deliver_krp);
-
+	sa_deliver_krp.kp.symbol_name = sa_arch_signal_fn;
+	if (sa_arch_signal_fn)
+		err = register_kretprobe(&sa_deliver_krp);
 	if (err) {
 		pr_warn("interrupted calls get no return event: %d\n", err);
 		return 0;

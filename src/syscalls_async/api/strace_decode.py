@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
+from typing import NamedTuple
 
 #: the kernel's restart codes (include/linux/errno.h), with the words strace uses
 RESTARTS = {
@@ -368,16 +369,34 @@ def file_mode(mode: int) -> str:
     return f"{kind}|{perms}" if kind else perms
 
 
+class StatLayout(NamedTuple):
+    """Where a ``struct stat`` of one architecture has what strace shows."""
+
+    size: int
+    mode: slice
+    st_size: slice
+
+
+#: ``struct stat`` of each architecture (by ``--arch`` name), as the stat calls fill it
+STAT_LAYOUTS: dict[str, StatLayout] = {
+    "x86_64": StatLayout(144, slice(24, 28), slice(48, 56)),
+    # asm-generic: st_dev, st_ino (8 each), then st_mode
+    "aarch64": StatLayout(128, slice(16, 20), slice(48, 56)),
+}
 #: x86_64 ``struct stat``: its size, and where st_mode and st_size are
-STAT_SIZE = 144
-_ST_MODE = slice(24, 28)
-_ST_SIZE = slice(48, 56)
+STAT_SIZE = STAT_LAYOUTS["x86_64"].size
 
 
-def stat_struct(data: bytes) -> str:
+def stat_layout(arch: str) -> StatLayout:
+    """The ``struct stat`` of ``arch`` (x86_64's for one not listed)."""
+    return STAT_LAYOUTS.get(arch, STAT_LAYOUTS["x86_64"])
+
+
+def stat_struct(data: bytes, arch: str = "x86_64") -> str:
     """strace's short form of a ``struct stat``: ``{st_mode=S_IFREG|0644, st_size=30, ...}``."""
-    mode = int.from_bytes(data[_ST_MODE], "little")
-    size = int.from_bytes(data[_ST_SIZE], "little", signed=True)
+    layout = stat_layout(arch)
+    mode = int.from_bytes(data[layout.mode], "little")
+    size = int.from_bytes(data[layout.st_size], "little", signed=True)
     return f"{{st_mode={file_mode(mode)}, st_size={size}, ...}}"
 
 

@@ -231,6 +231,11 @@ class Tracer:
             else:
                 await api.register(self._on_event, name)
 
+    def _arch(self) -> str:
+        """The traced guest's architecture (``--arch`` name)."""
+        session = self.plugins.session
+        return session.portal.arch.name if session is not None else "x86_64"
+
     async def stop(self) -> None:
         """Remove the tracer's hooks."""
         if any(h.handler == self._on_event for h in self.plugins.syscalls.registry):
@@ -434,7 +439,9 @@ class Tracer:
                     case "pipefds":
                         arg = Out(addr, sd.pipe_fds(await task.read_bytes(addr, 8)))
                     case "statbuf":
-                        arg = Out(addr, sd.stat_struct(await task.read_bytes(addr, sd.STAT_SIZE)))
+                        arch = self._arch()
+                        data = await task.read_bytes(addr, sd.stat_layout(arch).size)
+                        arg = Out(addr, sd.stat_struct(data, arch))
                     case _:  # wstatus: only when a child was reaped
                         if retval == 0:
                             continue
