@@ -100,7 +100,7 @@ class RamRegion(msgspec.Struct, frozen=True):
         """``mem=`` ranges around the region (the kernel never uses it; QEMU
         puts the initrd at the top of RAM, so the region sits in the middle),
         and where it is for the module (init passes ``sa_portal_*`` on)."""
-        mib = 1024 * 1024
+        mib = 2**20
         below, above = self.offset // mib, memory_mib - (self.offset + self.size) // mib
         return (
             f"mem={below}M@0 mem={above}M@{(self.offset + self.size) // mib}M "
@@ -111,7 +111,7 @@ class RamRegion(msgspec.Struct, frozen=True):
 def ram_region(memory_mib: int, shm_size: int) -> RamRegion:
     """The region in the middle of ``memory_mib`` MiB of RAM, or
     :class:`InvalidValue` if it does not leave the kernel half of it."""
-    ram = memory_mib * 1024 * 1024
+    ram = memory_mib * 2**20
     if shm_size > ram // 4:
         raise InvalidValue(
             f"shm_size {shm_size} is too big for {memory_mib} MiB of guest RAM holding the "
@@ -579,7 +579,7 @@ class Machine:
 
     def _create_shm(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        size = self.memory_mib * 1024 * 1024 if self.ram_region else self.shm_size
+        size = self.memory_mib * 2**20 if self.ram_region else self.shm_size
         try:
             os.ftruncate(fd, size)
         finally:
