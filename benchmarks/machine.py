@@ -1,7 +1,9 @@
-"""Boot-to-ready time and command round-trip time of the default guest."""
+"""Boot-to-ready time and command round-trip time of the default guest
+(``$SYSCALLS_ASYNC_BENCH_ARCH``: of another architecture's guest)."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -19,11 +21,12 @@ def _summary(samples: list[float], unit: float, label: str) -> str:
 
 async def boot(runs: int = 5) -> str:
     """Wall time from entering ``Machine()`` to the agent's ready frame."""
-    image = build_image()
+    arch = os.environ.get("SYSCALLS_ASYNC_BENCH_ARCH", "x86_64")
+    image = build_image(arch=arch)
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        async with Machine(image) as m:
+        async with Machine(image, arch=arch) as m:
             samples.append(time.perf_counter() - start)
             await m.run("true")
     return _summary(samples, 1, "boot to ready [s]")

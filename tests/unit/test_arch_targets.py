@@ -226,3 +226,27 @@ def test_mipsel_keeps_its_portal_in_the_middle_of_its_ram() -> None:
 def test_a_region_too_big_for_mipsels_ram_is_refused_before_boot() -> None:
     with pytest.raises(InvalidValue, match="too big for 256 MiB"):
         Machine(arch="mipsel", shm_size=128 << 20)
+
+
+def test_a_foreign_kernel_in_the_cache_is_used_without_asking_apt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SYSCALLS_ASYNC_CACHE", str(tmp_path))
+    monkeypatch.delenv("SYSCALLS_ASYNC_KERNEL_AARCH64", raising=False)
+    asked: list[str] = []
+
+    def latest(target: Any) -> str:
+        asked.append(target.name)
+        return "6.1.0-60-arm64"
+
+    monkeypatch.setattr(image, "_latest_release", latest)
+    aarch64 = target_for("aarch64")
+    # nothing cached: apt names the release
+    assert image.default_release(aarch64) == "6.1.0-60-arm64" and asked == ["aarch64"]
+    for release in ("6.1.0-9-arm64", "6.1.0-50-arm64", "6.1.0-50-amd64"):
+        (tmp_path / "kernel" / release).mkdir(parents=True)
+        (tmp_path / "kernel" / release / ".complete").touch()
+    # the newest cached one of that flavour (50 > 9), apt not asked; setup asks again
+    assert image.default_release(aarch64) == "6.1.0-50-arm64" and asked == ["aarch64"]
+    assert image.default_release(aarch64, refresh=True) == "6.1.0-60-arm64"
+    assert image.default_release(target_for("x86_64")) == image.DEFAULT_KERNEL

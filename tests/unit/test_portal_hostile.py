@@ -80,7 +80,8 @@ class FakeGuest:
             self.epoch[slot] += 1
             epoch = self.epoch[slot]
         self.seq[slot] += 2
-        g = ffi.from_buffer("struct sa_slot_guest *", bytearray(body.ljust(512, b"\0")[:512]))
+        size = C.SA_SLOT_GUEST_SIZE
+        g = ffi.from_buffer("struct sa_slot_guest *", bytearray(body.ljust(size, b"\0")[:size]))
         g.seq = self.seq[slot]
         g.epoch = epoch
         g.msg = msg
@@ -129,7 +130,7 @@ async def test_garbage_is_refused_and_counted(guest: FakeGuest) -> None:
     async with Portal(guest.path, handler) as portal:
         for i in range(2000):
             slot = rng.randrange(C.SA_SLOT_COUNT)
-            body = rng.randbytes(512)
+            body = rng.randbytes(C.SA_SLOT_GUEST_SIZE)
             msg = rng.choice([C.SA_MSG_EVENT, C.SA_MSG_RESPONSE, C.SA_MSG_ABANDON, 0, 99])
             seq = guest.publish(slot, body, msg)
             if i % 50 == 0:

@@ -219,18 +219,24 @@ class _Run:
         mem = plugins.mem
         hooked = self.options.hooked_count
 
-        async def read_path(regs: object, proto: object, syscall: object, filename: int) -> None:
-            await mem.read_str(filename)
-
         async with Session(plugins, machine=self.machine) as session:
+            # aarch64 has no access(2): sa_bench calls faccessat(AT_FDCWD, path, F_OK)
+            access, path_arg = "access", 0
+            if plugins.syscalls.get_syscall_info_by_name("access") is None:
+                access, path_arg = "faccessat", 1
+            call = ACCESS if path_arg == 0 else f'faccessat(AT_FDCWD, "{MISSING}", F_OK)'
+
+            async def read_path(regs: object, proto: object, syscall: object, *args: int) -> None:
+                await mem.read_str(args[path_arg])
+
             async with self._hooked(plugins, _empty, "ioctl", comm_filter=PROGRAM):
                 await self._time("b", GETPPID, self.options.count)
             async with self._hooked(plugins, _empty, "getppid", comm_filter=PROGRAM):
                 await self._time("c", GETPPID, hooked)
-            async with self._hooked(plugins, _empty, "access", comm_filter=PROGRAM):
-                await self._time("c_access", ACCESS, hooked)
-            async with self._hooked(plugins, read_path, "access", comm_filter=PROGRAM):
-                await self._time("d", ACCESS, hooked)
+            async with self._hooked(plugins, _empty, access, comm_filter=PROGRAM):
+                await self._time("c_access", call, hooked)
+            async with self._hooked(plugins, read_path, access, comm_filter=PROGRAM):
+                await self._time("d", call, hooked)
             async with self._hooked(
                 plugins, _empty, "getppid", on_enter=True, on_return=True, comm_filter=PROGRAM
             ):

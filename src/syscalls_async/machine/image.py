@@ -203,16 +203,24 @@ def _download(release: str, debs: Path, target: Target = X86_64) -> list[Path]:
     return found
 
 
-def default_release(target: Target = X86_64) -> str:
+def default_release(target: Target = X86_64, *, refresh: bool = False) -> str:
     """The kernel release a guest of ``target`` gets: x86_64 ``$SYSCALLS_ASYNC_KERNEL``
-    or :data:`DEFAULT_KERNEL`; another architecture the latest its Debian index
-    names (``$SYSCALLS_ASYNC_KERNEL_<ARCH>`` overrides)."""
+    or :data:`DEFAULT_KERNEL`; another architecture the one unpacked in the cache
+    already, else (or with ``refresh``: ``syscalls-async setup``) the latest its
+    Debian index names (``$SYSCALLS_ASYNC_KERNEL_<ARCH>`` overrides).  Asking apt
+    about a foreign architecture takes seconds, so a cached kernel is not asked
+    about on every boot."""
     if target is X86_64:
         return os.environ.get("SYSCALLS_ASYNC_KERNEL") or DEFAULT_KERNEL
     forced = os.environ.get(f"SYSCALLS_ASYNC_KERNEL_{target.name.upper()}")
     if forced:
         return forced
-    cached = sorted((cache_dir() / "kernel").glob(f"*-{target.kernel_flavour}/.complete"))
+    cached = sorted(
+        (cache_dir() / "kernel").glob(f"*-{target.kernel_flavour}/.complete"),
+        key=lambda p: [int(n) if n.isdigit() else n for n in re.split(r"[.-]", p.parent.name)],
+    )
+    if cached and not refresh:
+        return cached[-1].parent.name
     latest = _latest_release(target)
     if latest is None:
         if cached:  # offline: the newest one unpacked before
@@ -235,7 +243,7 @@ def fetch_kernel(
     with ``update`` (``syscalls-async setup``) may a failed download refresh
     the host's package lists and retry.
     """
-    release = release or default_release(target)
+    release = release or default_release(target, refresh=update)
     root = cache_dir() / "kernel" / release
     tree = KernelTree(release=release, root=str(root), arch=target.name)
     if (root / ".complete").exists():
