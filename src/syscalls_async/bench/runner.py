@@ -143,7 +143,9 @@ class _Run:
         try:
             await self._time("a", GETPPID, self.options.count)
         finally:
-            r = await self.machine.run(f"insmod {MODULE_PATH}", timeout=self.options.timeout)
+            # the arguments init loaded it with (mipsel: where its region is in RAM)
+            args = "$(cat /etc/syscalls_async.args 2>/dev/null)"
+            r = await self.machine.run(f"insmod {MODULE_PATH} {args}", timeout=self.options.timeout)
             if r.exit_status != 0:
                 raise BenchError(
                     f"could not reload the module: {r.stderr.decode(errors='replace')}"
