@@ -158,6 +158,11 @@ def test_failed_opens(tmp_path: Path) -> None:
 
 
 @pytest.mark.guest
+@pytest.mark.skipif(
+    ARCH == "mipsel",
+    reason="MIPS numbers FIOCLEX 0x6601 (0x5451 is no ioctl there): the example's 0x54xx "
+    "range has nothing that succeeds on a pipe",
+)
 def test_ioctl_filter() -> None:
     proc = run(
         "ioctl_filter.py",

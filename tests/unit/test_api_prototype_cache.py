@@ -111,3 +111,16 @@ def test_a_forged_or_foreign_cache_is_ignored_whole(
     # a pristine boot replaces what is not a valid cache
     assert remember_prototypes(image, make_table(), pristine=True)
     assert later_run_sees("openat") == OPENAT
+
+
+def test_a_mipsel_table_numbered_from_4000_is_a_valid_cache(image: Image) -> None:
+    # o32 numbers start at 4000 (ArchInfo.nr_base): such a table is no forgery
+    protos = [
+        SyscallPrototype("sys_unknown_4000", 4000, 0, (), (), known=False),
+        SyscallPrototype("sys_read", 4003, 3, ("unsigned int", "char *", "size_t"),
+                         ("fd", "buf", "count")),
+    ]  # fmt: skip
+    path = prototype_cache(image.directory)
+    path.write_bytes(msgspec.json.encode(PrototypeCache(image.digest, protos)))
+    table = load_prototypes(path, image.digest)
+    assert table is not None and table.by_nr(4003).name == "sys_read"

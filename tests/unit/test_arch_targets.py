@@ -203,6 +203,31 @@ def test_old_manifests_read_as_x86_64() -> None:
     assert msgspec.json.decode(old, type=image.Image).arch == "x86_64"
 
 
+def test_mipsel_keeps_its_portal_in_the_middle_of_its_ram() -> None:
+    # malta's QEMU has no ivshmem: the RAM is the shared file, the kernel
+    # leaves the region alone and init hands its place to the module
+    m = Machine(arch="mipsel", memory_mib=4096, smp=4)
+    assert (m.memory_mib, m.smp) == (256, 1)  # the board's limits
+    assert (m.shm_offset, m.shm_region_size) == (128 << 20, 16 << 20)
+    m._tmp, m._shm = Path("/t"), Path("/dev/shm/x")
+    m.image = image.Image(
+        kernel="k", initramfs="i", kernel_release="r", digest="d", has_module=True,
+        tools=[], built_at=0.0, arch="mipsel",
+    )  # fmt: skip
+    line = " ".join(m._qemu_args("tcg", Path("/t/i")))
+    assert "ivshmem" not in line
+    assert "memory-backend-file,id=ram,mem-path=/dev/shm/x,size=256M,share=on" in line
+    assert "-machine memory-backend=ram" in line
+    assert "mem=128M@0 mem=112M@144M sa_portal_phys=0x8000000 sa_portal_size=0x1000000" in line
+    x86 = Machine()
+    assert (x86.shm_offset, x86.shm_region_size) == (0, None)
+
+
+def test_a_region_too_big_for_mipsels_ram_is_refused_before_boot() -> None:
+    with pytest.raises(InvalidValue, match="too big for 256 MiB"):
+        Machine(arch="mipsel", shm_size=128 << 20)
+
+
 def test_a_foreign_kernel_in_the_cache_is_used_without_asking_apt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

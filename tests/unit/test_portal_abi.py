@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syscalls_async.errors import PortalVersionError
+from syscalls_async.errors import InvalidValue, PortalVersionError
 from syscalls_async.portal import FilterKind, GuestFilter, HookSpec
 from syscalls_async.portal.abi import C, check_layout, ffi, header_path, parse_header
 from syscalls_async.portal.hooks import encode_hooks
@@ -89,3 +89,22 @@ def test_invalid_hooks_are_refused_on_the_host(spec: HookSpec) -> None:
 def test_too_many_hooks() -> None:
     with pytest.raises(ValueError):
         encode_hooks([HookSpec(id=i, nr=0) for i in range(C.SA_MAX_HOOKS + 1)])
+
+
+def test_hook_numbers_lose_the_guests_base() -> None:
+    # mipsel: o32 number 4003 (read) is table entry 3; all/unknown stay as they are
+    raw = encode_hooks(
+        [
+            HookSpec(id=1, nr=4003),
+            HookSpec(id=2, nr=C.SA_NR_ALL),
+            HookSpec(id=3, nr=C.SA_NR_UNKNOWN),
+        ],
+        nr_base=4000,
+    )
+    h = ffi.from_buffer("struct sa_hook[]", raw)
+    assert [h[i].nr for i in range(3)] == [3, C.SA_NR_ALL, C.SA_NR_UNKNOWN]
+
+
+def test_a_number_below_the_guests_base_is_refused() -> None:
+    with pytest.raises(InvalidValue, match="start at 4000"):
+        encode_hooks([HookSpec(id=1, nr=3)], nr_base=4000)

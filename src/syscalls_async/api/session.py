@@ -280,6 +280,8 @@ class Session:
                 deadline_ms=self.deadline_ms,
                 doorbell=self.machine.doorbell_fd,
                 arch=arch_by_name(self.machine.arch),
+                shm_offset=self.machine.shm_offset,
+                shm_size=self.machine.shm_region_size,
                 **self._portal_args,
             )
         )
@@ -388,6 +390,8 @@ class Session:
             attach_timeout=self.reattach,
             doorbell=self.machine.doorbell_fd,
             arch=arch_by_name(self.machine.arch),
+            shm_offset=self.machine.shm_offset,
+            shm_size=self.machine.shm_region_size,
             **self._portal_args,
         )
         try:

@@ -36,6 +36,7 @@ import msgspec
 from ..errors import InvalidType, SyscallsAsyncError
 from ..machine import Image, current_image
 from ..portal.abi import C
+from ..portal.arch import ARCHS
 from ..syscalls.prototypes import PrototypeTable, SyscallPrototype
 from ..syscalls.registry import Hook, HookKwargs, HookOptions, Registry
 
@@ -240,8 +241,10 @@ def _check_prototypes(protos: list[SyscallPrototype]) -> None:
     """What the portal's decoder guarantees of a guest's table, checked again."""
     nrs: set[int] = set()
     names: set[str] = set()
+    # a table's numbers start at its architecture's base (mipsel: 4000)
+    bases = {a.nr_base for a in ARCHS.values()}
     for p in protos:
-        if not 0 <= p.nr < C.SA_MAX_SYSCALLS or p.nr in nrs:
+        if not any(b <= p.nr < b + C.SA_MAX_SYSCALLS for b in bases) or p.nr in nrs:
             raise _InvalidCache(f"bad or repeated syscall number {p.nr}")
         nrs.add(p.nr)
         if not p.known:

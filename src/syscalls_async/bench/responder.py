@@ -148,17 +148,21 @@ def serve(mm: mmap.mmap, nr: int, comm: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        usage = "usage: python -m syscalls_async.bench.responder SHM_PATH SYSCALL COMM"
+    if len(argv) not in (3, 5):
+        usage = (
+            "usage: python -m syscalls_async.bench.responder SHM_PATH SYSCALL COMM [OFFSET SIZE]"
+        )
         print(usage, file=sys.stderr)
         return 2
-    shm_path, name, comm = argv
+    shm_path, name, comm = argv[:3]
+    # the region within the file (mipsel: a range of the guest's RAM)
+    offset, size = (int(argv[3]), int(argv[4])) if len(argv) == 5 else (0, 0)
     signal.signal(signal.SIGTERM, _on_term)
     # a busy loop must not outlive the benchmark that started it
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     fd = os.open(shm_path, os.O_RDWR)
     try:
-        mm = mmap.mmap(fd, os.fstat(fd).st_size, mmap.MAP_SHARED)
+        mm = mmap.mmap(fd, size or os.fstat(fd).st_size, mmap.MAP_SHARED, offset=offset)
     finally:
         os.close(fd)
     try:

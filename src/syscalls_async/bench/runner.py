@@ -143,7 +143,9 @@ class _Run:
         try:
             await self._time("a", GETPPID, self.options.count)
         finally:
-            r = await self.machine.run(f"insmod {MODULE_PATH}", timeout=self.options.timeout)
+            # the arguments init loaded it with (mipsel: where its region is in RAM)
+            args = "$(cat /etc/syscalls_async.args 2>/dev/null)"
+            r = await self.machine.run(f"insmod {MODULE_PATH} {args}", timeout=self.options.timeout)
             if r.exit_status != 0:
                 raise BenchError(
                     f"could not reload the module: {r.stderr.decode(errors='replace')}"
@@ -159,6 +161,8 @@ class _Run:
             str(self.machine.shm_path),
             "getppid",
             PROGRAM,
+            str(self.machine.shm_offset),
+            str(self.machine.shm_region_size or 0),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
@@ -188,7 +192,13 @@ class _Run:
             return None
 
         shm, bell = self.machine.shm_path, self.machine.doorbell_fd
-        async with Portal(shm, empty, doorbell=bell) as portal:
+        async with Portal(
+            shm,
+            empty,
+            doorbell=bell,
+            shm_offset=self.machine.shm_offset,
+            shm_size=self.machine.shm_region_size,
+        ) as portal:
             await portal.set_hooks(
                 [HookSpec(id=1, nr=syscall_nr(portal.syscalls, "getppid"), comm=PROGRAM)]
             )

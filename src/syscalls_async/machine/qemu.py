@@ -48,6 +48,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import msgspec
 from qemu.qmp import QMPClient
 
 from .._aio import Interrupted, Supervisor, unless_set
@@ -86,6 +87,37 @@ def kernel_args(target: Target) -> str:
     if target.console == "ttyS0" and target.agent_tty == "/dev/ttyS1":
         return KERNEL_ARGS.replace("ttyS0", target.console)
     return KERNEL_ARGS.replace("ttyS0", target.console) + f" sa_agent={target.agent_tty}"
+
+
+class RamRegion(msgspec.Struct, frozen=True):
+    """Where the portal lies in a guest's RAM (boards without ivshmem)."""
+
+    #: guest physical address, equal to the offset in the RAM's backing file
+    offset: int
+    size: int
+
+    def kernel_args(self, memory_mib: int) -> str:
+        """``mem=`` ranges around the region (the kernel never uses it; QEMU
+        puts the initrd at the top of RAM, so the region sits in the middle),
+        and where it is for the module (init passes ``sa_portal_*`` on)."""
+        mib = 2**20
+        below, above = self.offset // mib, memory_mib - (self.offset + self.size) // mib
+        return (
+            f"mem={below}M@0 mem={above}M@{(self.offset + self.size) // mib}M "
+            f"sa_portal_phys={self.offset:#x} sa_portal_size={self.size:#x}"
+        )
+
+
+def ram_region(memory_mib: int, shm_size: int) -> RamRegion:
+    """The region in the middle of ``memory_mib`` MiB of RAM, or
+    :class:`InvalidValue` if it does not leave the kernel half of it."""
+    ram = memory_mib * 2**20
+    if shm_size > ram // 4:
+        raise InvalidValue(
+            f"shm_size {shm_size} is too big for {memory_mib} MiB of guest RAM holding the "
+            f"portal region: at most {ram // 4} (a quarter of it)"
+        )
+    return RamRegion(offset=ram // 2, size=shm_size)
 
 
 #: seconds a guest has to be ready: x86_64, and another architecture under TCG
@@ -153,10 +185,15 @@ class Machine:
         if limit and memory_mib > limit:
             log.warning("%s guests take at most %d MiB of RAM: using that", self.arch, limit)
             memory_mib = limit
+        if self.target.max_smp and smp > self.target.max_smp:
+            log.info("%s guests boot with at most %d CPUs", self.arch, self.target.max_smp)
+            smp = self.target.max_smp
         self.image = image
         self.smp = smp
         self.memory_mib = memory_mib
         self.shm_size = shm_size
+        #: where the portal lies in guest RAM (boards without ivshmem), or None
+        self.ram_region = ram_region(memory_mib, shm_size) if self.target.region_in_ram else None
         self.accel = accel
         if boot_timeout is None:
             boot_timeout = BOOT_TIMEOUT if self.target.native else FOREIGN_BOOT_TIMEOUT
@@ -193,6 +230,17 @@ class Machine:
         if self._shm is None:
             raise MachineError("the machine is not running")
         return self._shm
+
+    @property
+    def shm_offset(self) -> int:
+        """Where the portal region starts in :attr:`shm_path` (0 but on
+        boards whose region is a range of guest RAM: then that file is the RAM)."""
+        return self.ram_region.offset if self.ram_region else 0
+
+    @property
+    def shm_region_size(self) -> int | None:
+        """The portal region's size in :attr:`shm_path`, or None: the whole file."""
+        return self.ram_region.size if self.ram_region else None
 
     @property
     def doorbell_fd(self) -> int | None:
@@ -471,7 +519,7 @@ class Machine:
             "-initrd",
             str(initrd),
             "-append",
-            f"{kernel_args(target)} {self._kernel_args}".strip(),
+            " ".join(a for a in (kernel_args(target), self._region_args(), self._kernel_args) if a),
             "-chardev",
             f"socket,id=console,path={sock / 'console.sock'}",
             "-serial",
@@ -483,13 +531,29 @@ class Machine:
             f"socket,id=qmp,path={sock / 'qmp.sock'}",
             "-mon",
             "chardev=qmp,mode=control",
+            *self._portal_args(),
+            *(["-device", target.panic_device] if target.panic_device else []),
+            *self._doorbell_args(),
+        ]
+
+    def _portal_args(self) -> list[str]:
+        """The shared file as an ivshmem-plain BAR, or as the guest's RAM."""
+        if self.ram_region is not None:
+            return [
+                "-object",
+                f"memory-backend-file,id=ram,mem-path={self._shm},size={self.memory_mib}M,share=on",
+                "-machine",
+                "memory-backend=ram",
+            ]
+        return [
             "-object",
             f"memory-backend-file,id=portal,mem-path={self._shm},size={self.shm_size},share=on",
             "-device",
             "ivshmem-plain,memdev=portal",
-            *(["-device", target.panic_device] if target.panic_device else []),
-            *self._doorbell_args(),
         ]
+
+    def _region_args(self) -> str:
+        return self.ram_region.kernel_args(self.memory_mib) if self.ram_region else ""
 
     def _agent_serial(self) -> list[str]:
         """The agent's serial line: the board's second UART, or an 8250 on PCI."""
@@ -515,8 +579,9 @@ class Machine:
 
     def _create_shm(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        size = self.memory_mib * 2**20 if self.ram_region else self.shm_size
         try:
-            os.ftruncate(fd, self.shm_size)
+            os.ftruncate(fd, size)
         finally:
             os.close(fd)
 

@@ -20,7 +20,9 @@ Design choices per board:
   is no I/O port doorbell: the module writes ``bell_port`` 0 and the host
   polls (its sleeping phase is never entered).
 * mipsel (``malta``): console ttyS0 and agent ttyS1 are the board's two
-  UARTs; no doorbell either.
+  UARTs; no doorbell either, and no ivshmem (QEMU builds it only for boards
+  with MSI): the portal region is a range in the middle of the guest's RAM,
+  whose backing file the host maps (``region_in_ram``).
 """
 
 from __future__ import annotations
@@ -74,6 +76,14 @@ class Target(msgspec.Struct, frozen=True):
     files: dict[str, str]
     #: guest RAM this board takes at most (MiB), 0: no limit of its own
     max_memory_mib: int = 0
+    #: virtual CPUs this board boots with at most, 0: no limit of its own
+    max_smp: int = 0
+    #: the portal region is a range of the guest's own RAM, not an
+    #: ivshmem-plain BAR (QEMU has no ivshmem for this board): the RAM is
+    #: backed by the shared file, the kernel is told to leave the range
+    #: alone (``mem=`` around it) and the module maps it (see
+    #: :func:`syscalls_async.machine.qemu.ram_region`)
+    region_in_ram: bool = False
 
     @property
     def gcc(self) -> str:
@@ -197,6 +207,9 @@ MIPSEL = Target(
     },
     files={"/usr/mipsel-linux-gnu/lib/libc.a": "libc6-dev-mipsel-cross"},
     max_memory_mib=256,
+    # Debian's 4kc-malta kernel hangs early on QEMU's malta with -smp 2
+    max_smp=1,
+    region_in_ram=True,
 )
 
 #: every architecture a machine can boot, by ``--arch`` name, the default first

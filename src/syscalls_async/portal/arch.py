@@ -46,6 +46,11 @@ class ArchInfo(msgspec.Struct, frozen=True):
     #: 32-bit ABIs: a 64-bit argument takes an even/odd aligned register pair
     #: (ARM EABI, MIPS o32; see ``syscalls/abi32.py``); False on 64-bit ABIs
     pair_align: bool = False
+    #: the number user space passes for table entry 0 (MIPS o32: 4000). The
+    #: guest module names entries by table index; the portal adds this to
+    #: every number it reads (events, metadata) and takes it off the hook
+    #: table's, so everything above the portal sees the numbers user space uses
+    nr_base: int = 0
 
 
 #: x86_64 ``struct pt_regs``, the order the module copies it in
@@ -158,6 +163,7 @@ MIPSEL = ArchInfo(
     sp_reg="sp",
     symbol_prefix="sys_",
     pair_align=True,
+    nr_base=4000,
 )
 
 #: every architecture this host knows, by ``SA_ARCH_*`` id

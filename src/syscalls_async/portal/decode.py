@@ -125,12 +125,14 @@ _M = _A + C.SA_MAX_ARGS + 3  # matched[0]
 _R = _M + C.SA_MATCH_WORDS + 2  # regs[0]
 
 
-def event(data: bytes, slot: int, seq: int, nhooks: int) -> RawEvent:
+def event(data: bytes, slot: int, seq: int, nhooks: int, nr_base: int = 0) -> RawEvent:
     """An SA_MSG_EVENT slot copy (the guest part) as a :class:`RawEvent`.
 
     ``nr`` may lie beyond the guest's syscall table: such calls
     exist (the kernel answers them -ENOSYS) and reach all-syscall and unknown
-    hooks.  Negative numbers are refused: the guest never sends them."""
+    hooks.  The guest sends table indices: the event carries them plus
+    ``nr_base`` (``ArchInfo.nr_base``: o32's 4000), the number user space
+    passed.  A number that would be negative is refused: no task passes one."""
     if len(data) < max(_EVENT.size, _EFLAGS_OFF + 4):
         raise PortalProtocolError(f"slot {slot}: event of {len(data)} bytes")
     v = _EVENT.unpack_from(data)
@@ -140,8 +142,9 @@ def event(data: bytes, slot: int, seq: int, nhooks: int) -> RawEvent:
         raise PortalProtocolError(f"slot {slot}: message {msg} is not an event")
     if phase not in _PHASES:
         raise PortalProtocolError(f"slot {slot}: bad phase {phase}")
+    nr += nr_base
     if nr < 0:
-        raise PortalProtocolError(f"slot {slot}: syscall number {nr}")
+        raise PortalProtocolError(f"slot {slot}: syscall number {nr - nr_base}")
     if nregs > C.SA_MAX_REGS:
         raise PortalProtocolError(f"slot {slot}: {nregs} registers")
     if not eflags_ok(eflags, phase):

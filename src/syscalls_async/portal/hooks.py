@@ -109,20 +109,29 @@ def _encode_filter(dst: object, f: GuestFilter | None) -> None:
     ffi.memmove(dst.str, f.text, len(f.text))  # type: ignore[attr-defined]
 
 
-def encode_hooks(hooks: Sequence[HookSpec]) -> bytes:
-    """The hook table bytes for ``hooks`` (index in the sequence = table index)."""
+def encode_hooks(hooks: Sequence[HookSpec], nr_base: int = 0) -> bytes:
+    """The hook table bytes for ``hooks`` (index in the sequence = table index);
+    syscall numbers become the guest's table indices (``ArchInfo.nr_base``)."""
     if len(hooks) > C.SA_MAX_HOOKS:
         raise InvalidValue(f"at most {C.SA_MAX_HOOKS} hooks, not {len(hooks)}")
     table = ffi.new("struct sa_hook[]", max(len(hooks), 1))
     for h, spec in zip(table, hooks, strict=False):
-        if spec.nr < C.SA_NR_NONE or spec.nr32 < C.SA_NR_NONE or spec.nr32 in (NR_ALL, NR_UNKNOWN):
-            raise InvalidValue(f"bad syscall numbers {spec.nr}, {spec.nr32}")
+        if (
+            spec.nr < C.SA_NR_NONE
+            or 0 <= spec.nr < nr_base
+            or spec.nr32 < C.SA_NR_NONE
+            or spec.nr32 in (NR_ALL, NR_UNKNOWN)
+        ):
+            raise InvalidValue(
+                f"bad syscall numbers {spec.nr}, {spec.nr32}"
+                + (f" (this guest's numbers start at {nr_base})" if nr_base else "")
+            )
         if spec.nr == NR_NONE and spec.nr32 == NR_NONE:
             raise InvalidValue(f"hook {spec.id} names no syscall number in any ABI")
         if len(spec.args) > C.SA_MAX_ARGS:
             raise InvalidValue(f"at most {C.SA_MAX_ARGS} argument filters")
         h.id = spec.id & 0xFFFFFFFF
-        h.nr = spec.nr
+        h.nr = spec.nr - nr_base if spec.nr >= 0 else spec.nr
         h.nr32 = spec.nr32
         h.flags = (
             (C.SA_HOOK_ENABLED if spec.enabled else 0)

@@ -34,10 +34,14 @@ class HookTable:
         #: recent tables by generation: events name the one they matched in
         self.tables: dict[int, tuple[HookSpec, ...]] = {}
         self.lock = asyncio.Lock()
+        #: the guest's first syscall number (set on attach)
+        self.nr_base = 0
 
-    def attach(self, mm: mmap.mmap) -> None:
-        """Continue from the generation an earlier host left in the region."""
+    def attach(self, mm: mmap.mmap, nr_base: int = 0) -> None:
+        """Continue from the generation an earlier host left in the region;
+        ``nr_base``: the guest's first syscall number (``ArchInfo.nr_base``)."""
         self.gen = U32.unpack_from(mm, HOST_HOOKS_GEN_OFF)[0]
+        self.nr_base = nr_base
 
     def table_size(self, gen: int) -> int | None:
         """How many hooks table ``gen`` has, ``None`` if it is not a recent one."""
@@ -46,7 +50,7 @@ class HookTable:
 
     def publish(self, mm: mmap.mmap, hooks: Sequence[HookSpec]) -> int:
         """Write ``hooks`` as the next generation; returns that generation."""
-        table = encode_hooks(hooks)
+        table = encode_hooks(hooks, self.nr_base)
         gen = (self.gen + 1) & 0xFFFFFFFF
         self.tables = {g: t for g, t in self.tables.items() if gen - g < KEEP_TABLES}
         self.tables[gen] = tuple(hooks)

@@ -199,6 +199,9 @@ class Portal:
         from ``SA_RING_DATA_MIN`` to ``SA_RING_DATA_MAX`` (``None``: the
         guest's default, the largest); written before the first hook table,
         taken by each ring while it is empty.
+    :param shm_offset: where the region starts in the file, and
+    :param shm_size: its size (``None``: the rest of the file); for guests
+        whose region is a range of their own RAM (mipsel).
     :param observe_queue: how many observed events may wait for ``observer``;
         more are dropped and counted.
     :param arch: the architecture the machine was booted as: a region whose
@@ -218,6 +221,8 @@ class Portal:
         observe_queue: int = OBSERVE_QUEUE,
         doorbell: int | None = None,
         arch: ArchInfo | None = None,
+        shm_offset: int = 0,
+        shm_size: int | None = None,
     ) -> None:
         check_observe_options(ring_size, observe_queue)
         #: the architecture the guest must run (the machine's); None: any known
@@ -229,6 +234,10 @@ class Portal:
         #: what the rings brought and what was dropped or refused on the host
         self.ring_stats: RingStats = self._rings.stats
         self.shm_path = Path(shm_path)
+        #: where the region lies in that file (a range of guest RAM on guests
+        #: without ivshmem); None: the whole file
+        self.shm_offset = shm_offset
+        self.shm_size = shm_size
         self.handler = handler
         self.deadline_ms = deadline_ms
         self.poll = poll or PollPolicy()
@@ -412,7 +421,9 @@ class Portal:
         region.close(detach=self.failure is None)
 
     async def _attach(self) -> None:
-        region = await Region.attach(self.shm_path, self.attach_timeout)
+        region = await Region.attach(
+            self.shm_path, self.attach_timeout, self.shm_offset, self.shm_size
+        )
         try:
             check_arch(region.arch, self.expected_arch)
             await region.refuse_second_host()
@@ -427,7 +438,7 @@ class Portal:
         self.boot_id = region.boot_id
         self.arch = region.arch
         self._warned_counters = self.last_guest_counters
-        self._hooktable.attach(mm)
+        self._hooktable.attach(mm, region.arch.nr_base)
         self._slots = SlotChannel(region)
         U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
         self._rings.attach(mm)
@@ -656,7 +667,7 @@ class Portal:
                 raise PortalProtocolError(
                     f"slot {slot}: event names unknown hook table {m.hooks_gen}"
                 )
-            event = decode.event(m.data, slot, seq, len(table))
+            event = decode.event(m.data, slot, seq, len(table), self.arch.nr_base)
         except PortalProtocolError as exc:
             self.host_counters.refused += 1
             log.warning("event refused: %s", exc)

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..errors import PortalError, PortalVersionError
 from . import decode
 from .abi import HOST_HEARTBEAT_OFF, SLOT_SEQ_OFF, C, ffi, slot_offset
@@ -57,15 +59,22 @@ class Region:
         self.arch = arch_by_id(int(header.arch))
 
     @classmethod
-    async def attach(cls, path: Path, timeout: float) -> Region:
+    async def attach(
+        cls, path: Path, timeout: float, offset: int = 0, size: int | None = None
+    ) -> Region:
         """Map ``path`` and wait up to ``timeout`` s for a ready module whose
-        magic, version and layout this host knows (:class:`PortalVersionError`)."""
+        magic, version and layout this host knows (:class:`PortalVersionError`).
+
+        The region is the whole file, or ``size`` bytes from ``offset`` (a
+        guest whose region is a range of its own RAM, mapped from the file
+        that backs that RAM)."""
         fd = os.open(path, os.O_RDWR)
         try:
-            size = os.fstat(fd).st_size
+            if size is None:
+                size = os.fstat(fd).st_size - offset
             if size < C.SA_REGION_MIN_SIZE:
                 raise PortalVersionError(f"{path}: {size} bytes is too small")
-            mm = mmap.mmap(fd, size, mmap.MAP_SHARED)
+            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, offset=offset)
         finally:
             os.close(fd)
         try:
@@ -125,7 +134,12 @@ class Region:
     def syscalls(self) -> list[SyscallMeta]:
         """The guest's syscall metadata table, checked."""
         n = self.nr_syscalls
-        return decode.meta_table(self.mm[C.SA_META_OFF : C.SA_META_OFF + n * C.SA_META_SIZE], n)
+        table = decode.meta_table(self.mm[C.SA_META_OFF : C.SA_META_OFF + n * C.SA_META_SIZE], n)
+        base = self.arch.nr_base
+        if not base:
+            return table
+        # the numbers user space passes (the guest names entries by index)
+        return [msgspec.structs.replace(m, nr=m.nr + base) for m in table]
 
     def syscalls32(self) -> list[SyscallMeta]:
         """The compat ABI's metadata table (x86_64: ia32), checked; empty if none."""

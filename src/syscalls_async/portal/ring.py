@@ -201,7 +201,12 @@ _matched_memo = _Memo(_matched)
 
 
 def _record_at(
-    data: bytes, pos: int, length: int, ring: int, nhooks: Callable[[int], int | None]
+    data: bytes,
+    pos: int,
+    length: int,
+    ring: int,
+    nhooks: Callable[[int], int | None],
+    nr_base: int = 0,
 ) -> RawEvent:
     """The record of ``length`` bytes at ``pos`` of ``data`` (without copying it)."""
     if length < C.SA_REC_SIZE:
@@ -210,8 +215,9 @@ def _record_at(
     phase, nr, eflags, gen = v[2], v[3], v[_G + 1], v[_G]
     if phase not in _PHASES:
         raise PortalProtocolError(f"ring {ring}: bad phase {phase}")
+    nr += nr_base
     if nr < 0:
-        raise PortalProtocolError(f"ring {ring}: syscall number {nr}")
+        raise PortalProtocolError(f"ring {ring}: syscall number {nr - nr_base}")
     if not eflags_ok(eflags, phase):
         raise PortalProtocolError(f"ring {ring}: event flags {eflags:#x} in phase {phase}")
     n = nhooks(gen)
@@ -241,9 +247,10 @@ def _record_at(
 
 
 def records(
-    data: bytes, ring: int, nhooks: Callable[[int], int | None]
+    data: bytes, ring: int, nhooks: Callable[[int], int | None], nr_base: int = 0
 ) -> tuple[list[RawEvent], list[str]]:
     """Every record in a span copy: the events, and why each refused one was.
+    Numbers are the guest's table indices plus ``nr_base`` (``ArchInfo.nr_base``).
 
     A record whose length is not a multiple of 8, is shorter than 8 bytes, or
     leaves the copy ends the span (the rest cannot be framed)."""
@@ -260,7 +267,7 @@ def records(
             break
         if kind == C.SA_REC_EVENT:
             try:
-                events.append(_record_at(data, pos, length, ring, nhooks))
+                events.append(_record_at(data, pos, length, ring, nhooks, nr_base))
             except PortalProtocolError as exc:
                 refused.append(str(exc))
         elif kind != C.SA_REC_PAD:

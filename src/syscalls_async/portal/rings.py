@@ -106,7 +106,9 @@ class RingChannel:
             if span.refused:
                 self._refused(span.refused)
                 continue
-            events, refused = ring.records(span.data, i, self.hooktable.table_size)
+            events, refused = ring.records(
+                span.data, i, self.hooktable.table_size, self.hooktable.nr_base
+            )
             for why in refused:
                 self._refused(why)
             for event in events:
