@@ -178,6 +178,7 @@ async def _run(args: argparse.Namespace) -> int:
     command = _command(args, "run PLUGIN.py -- CMD [ARG...]")
     if command is None:
         return 2
+    plugins.arch = args.arch  # a plugin file may pick per-architecture numbers
     load_plugin_file(args.plugin)  # registration errors surface before booting
     async with Session(
         plugins,

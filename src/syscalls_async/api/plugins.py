@@ -17,17 +17,21 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import itertools
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import RegistrationError, StateError
+from ..machine.targets import DEFAULT_TARGET, target_for
 from .introspection import OSI, PortalAPI
 from .mem import Mem
 from .syscalls import SyscallsAPI
 
 if TYPE_CHECKING:
     from .session import Session
+
+log = logging.getLogger("syscalls")
 
 
 class Plugin:
@@ -39,7 +43,8 @@ class Plugin:
 
 
 class Plugins:
-    """``plugins.syscalls``, ``plugins.mem``, ``plugins.portal``, ``plugins.OSI``."""
+    """``plugins.syscalls``, ``plugins.mem``, ``plugins.portal``, ``plugins.OSI``
+    and ``plugins.arch``."""
 
     def __init__(self) -> None:
         self.syscalls = SyscallsAPI()
@@ -47,6 +52,38 @@ class Plugins:
         self.portal = PortalAPI()
         self.OSI = OSI()
         self.session: Session | None = None
+        self._arch = DEFAULT_TARGET
+        self._arch_read = False  # whether plugin code has asked for ``arch`` yet
+
+    @property
+    def arch(self) -> str:
+        """The guest's architecture (``--arch`` name: ``x86_64``, ``aarch64``,
+        ``armhf``, ``mipsel``), for what differs between architectures, such
+        as ioctl request numbers.
+
+        It is known before the guest boots, so a plugin file may read it while
+        it registers its hooks: ``syscalls-async run --arch A`` sets it before
+        importing the file, ``Session(arch=A)`` when it is created, and a
+        running session sets it from its portal.  Without any of them (e.g.
+        under :class:`~syscalls_async.testing.FakeGuest`) it is ``x86_64``.
+        """
+        self._arch_read = True
+        return self._arch
+
+    @arch.setter
+    def arch(self, name: str) -> None:
+        target_for(name)  # an unknown name is refused, listing the known ones
+        if self._arch_read and name != self._arch:
+            # hooks registered already may carry the other architecture's numbers
+            log.warning(
+                "plugin code read plugins.arch == %r before it became %r: hooks it "
+                "registered may use %s's numbers; set plugins.arch (syscalls-async run "
+                "--arch) before loading plugin files",
+                self._arch,
+                name,
+                self._arch,
+            )
+        self._arch = name
 
     def _bind(self, session: Session) -> None:
         if self.session is not None:

@@ -171,6 +171,8 @@ class Session:
         check_observe_options(ring_size, observe_queue)  # refused before any boot
         self.machine = machine
         target_for(arch)  # an unknown architecture is refused before any boot
+        # plugin files loaded from now on see the guest's architecture
+        plugins.arch = machine.arch if machine is not None else arch
         self._machine_args: dict[str, Any] = dict(
             image=image, smp=smp, memory_mib=memory_mib, console_log=console_log, add=add, arch=arch
         )
@@ -298,6 +300,7 @@ class Session:
             self._portal.syscalls, self._portal.arch, metas32=self._portal.syscalls32
         )
         self._cache_prototypes(table)
+        self.plugins.arch = self._portal.arch.name  # what the guest module runs
         self.plugins._bind(self)
         self._stack.callback(self.plugins._unbind)
         registry = self.plugins.syscalls.registry
