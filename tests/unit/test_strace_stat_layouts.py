@@ -87,7 +87,5 @@ def test_a_stat64_of_an_arch_without_one_is_not_decoded() -> None:
     assert sd.stat_layout("x86_64", "stat64buf") is None
     assert sd.stat_layout("aarch64", "stat64buf") is None
     assert sd.stat_layout("x86_64") == sd.STAT_LAYOUTS["x86_64"]
-    with pytest.raises(ValueError, match="stat64buf of x86_64"):
-        sd.stat_struct(bytes(104), "x86_64", "stat64buf")
-    with pytest.raises(ValueError, match="104-byte"):
-        sd.stat_struct(bytes(100), "armhf", "stat64buf")
+    assert sd.stat_struct(bytes(104), "x86_64", "stat64buf") == "{...}"
+    assert sd.stat_struct(bytes(100), "armhf", "stat64buf") == "{...}"

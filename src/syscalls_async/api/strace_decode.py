@@ -414,10 +414,11 @@ def stat_layout(arch: str, kind: str = "statbuf") -> StatLayout | None:
 
 
 def stat_struct(data: bytes, arch: str = "x86_64", kind: str = "statbuf") -> str:
-    """strace's short form of a ``struct stat``: ``{st_mode=S_IFREG|0644, st_size=30, ...}``."""
+    """strace's short form of a ``struct stat``: ``{st_mode=S_IFREG|0644, st_size=30, ...}``
+    (``{...}`` when ``arch`` has no such struct here or ``data`` is shorter than it)."""
     layout = stat_layout(arch, kind)
     if layout is None or len(data) < layout.size:
-        raise ValueError(f"no {layout.size if layout else 'known'}-byte {kind} of {arch}")
+        return "{...}"
     mode = int.from_bytes(data[layout.mode], "little")
     size = int.from_bytes(data[layout.st_size], "little", signed=True)
     return f"{{st_mode={file_mode(mode)}, st_size={size}, ...}}"
