@@ -370,31 +370,55 @@ def file_mode(mode: int) -> str:
 
 
 class StatLayout(NamedTuple):
-    """Where a ``struct stat`` of one architecture has what strace shows."""
+    """Where a ``struct stat`` (or ``stat64``) of one architecture has what strace shows."""
 
     size: int
     mode: slice
     st_size: slice
 
 
-#: ``struct stat`` of each architecture (by ``--arch`` name), as the stat calls fill it
+#: ``struct stat`` of each architecture (by ``--arch`` name), as the stat calls fill it;
+#: offsets and widths of the 32-bit ones from ``offsetof``/``sizeof`` over each
+#: arch's uapi ``asm/stat.h``, compiled with ``arm-linux-gnueabihf-gcc`` and
+#: ``mipsel-linux-gnu-gcc``
 STAT_LAYOUTS: dict[str, StatLayout] = {
     "x86_64": StatLayout(144, slice(24, 28), slice(48, 56)),
     # asm-generic: st_dev, st_ino (8 each), then st_mode
     "aarch64": StatLayout(128, slice(16, 20), slice(48, 56)),
+    # ARM: st_dev, st_ino (4 each), st_mode a 16-bit short; st_size a 32-bit long
+    "armhf": StatLayout(64, slice(8, 10), slice(20, 24)),
+    # MIPS o32: st_dev, st_pad0[3], st_ino (4 each), st_mode; st_size a 32-bit long
+    "mipsel": StatLayout(144, slice(20, 24), slice(48, 52)),
+}
+#: ``struct stat64`` (what ``stat64``, ``lstat64``, ``fstat64``, ``fstatat64`` fill)
+#: of the 32-bit architectures; the two differ from each other
+STAT64_LAYOUTS: dict[str, StatLayout] = {
+    # ARM EABI: st_dev (8), __pad0[4], __st_ino (4), st_mode; st_size after st_rdev, __pad3
+    "armhf": StatLayout(104, slice(16, 20), slice(48, 56)),
+    # MIPS o32: st_dev, st_pad0[3] (4 each), st_ino (8), st_mode; st_size after st_pad1[3]
+    "mipsel": StatLayout(104, slice(24, 28), slice(56, 64)),
 }
 #: x86_64 ``struct stat``: its size, and where st_mode and st_size are
 STAT_SIZE = STAT_LAYOUTS["x86_64"].size
 
 
-def stat_layout(arch: str) -> StatLayout:
-    """The ``struct stat`` of ``arch`` (x86_64's for one not listed)."""
-    return STAT_LAYOUTS.get(arch, STAT_LAYOUTS["x86_64"])
+def stat_layout(arch: str, kind: str = "statbuf") -> StatLayout | None:
+    """The ``struct stat`` (``kind`` ``statbuf``) or ``struct stat64``
+    (``stat64buf``) of ``arch``: x86_64's ``stat`` for an arch not listed,
+    None for a ``stat64`` of an arch without one here (shown as a pointer
+    rather than decoded wrong)."""
+    if kind == "stat64buf":
+        return STAT64_LAYOUTS.get(arch)
+    layout: StatLayout = STAT_LAYOUTS.get(arch, STAT_LAYOUTS["x86_64"])
+    return layout
 
 
-def stat_struct(data: bytes, arch: str = "x86_64") -> str:
-    """strace's short form of a ``struct stat``: ``{st_mode=S_IFREG|0644, st_size=30, ...}``."""
-    layout = stat_layout(arch)
+def stat_struct(data: bytes, arch: str = "x86_64", kind: str = "statbuf") -> str:
+    """strace's short form of a ``struct stat``: ``{st_mode=S_IFREG|0644, st_size=30, ...}``
+    (``{...}`` when ``arch`` has no such struct here or ``data`` is shorter than it)."""
+    layout = stat_layout(arch, kind)
+    if layout is None or len(data) < layout.size:
+        return "{...}"
     mode = int.from_bytes(data[layout.mode], "little")
     size = int.from_bytes(data[layout.st_size], "little", signed=True)
     return f"{{st_mode={file_mode(mode)}, st_size={size}, ...}}"
@@ -535,6 +559,10 @@ SPECS: dict[str, tuple[str, ...]] = {
     "lstat": ("path", "statbuf"),
     "fstat": ("fd", "statbuf"),
     "newfstatat": ("dirfd", "path", "statbuf", "atflags"),
+    "stat64": ("path", "stat64buf"),
+    "lstat64": ("path", "stat64buf"),
+    "fstat64": ("fd", "stat64buf"),
+    "fstatat64": ("dirfd", "path", "stat64buf", "atflags"),
     "statx": ("dirfd", "path", "atflags", "hex", "ptr"),
     "access": ("path", "access"),
     "faccessat": ("dirfd", "path", "access"),
@@ -617,7 +645,7 @@ FD_KINDS = frozenset({"fd", "dirfd"})
 #: the kinds read from the task's memory at entry
 MEMORY_KINDS = frozenset({"path", "str", "wbuf", "argv", "envp"})
 #: the kinds the call fills in for the task: read from its memory at return
-RETURN_KINDS = frozenset({"rbuf", "pipefds", "wstatus", "statbuf"})
+RETURN_KINDS = frozenset({"rbuf", "pipefds", "wstatus", "statbuf", "stat64buf"})
 
 
 def spec(name: str, types: Sequence[str], names: Sequence[str]) -> tuple[str, ...]:

@@ -439,10 +439,13 @@ class Tracer:
                         arg = Bytes(addr, text, data, retval)
                     case "pipefds":
                         arg = Out(addr, sd.pipe_fds(await task.read_bytes(addr, 8)))
-                    case "statbuf":
+                    case "statbuf" | "stat64buf":
                         arch = self._arch()
-                        data = await task.read_bytes(addr, sd.stat_layout(arch).size)
-                        arg = Out(addr, sd.stat_struct(data, arch))
+                        layout = sd.stat_layout(arch, kind)
+                        if layout is None:  # a stat64 of an arch whose layout is not known
+                            continue
+                        data = await task.read_bytes(addr, layout.size)
+                        arg = Out(addr, sd.stat_struct(data, arch, kind))
                     case _:  # wstatus: only when a child was reaped
                         if retval == 0:
                             continue
