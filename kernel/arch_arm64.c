@@ -207,8 +207,6 @@ void notrace sa_arch_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 #define SA_OOR_TAG 0x5341000000000000UL
 #define SA_OOR_MASK 0xffffffff00000000UL
 
-static struct tracepoint *sa_sys_enter;
-static bool sa_oor_on;
 
 static void notrace sa_oor_probe(void *data, struct pt_regs *regs, long id)
 {
@@ -230,38 +228,18 @@ static int sa_oor_number(const struct pt_regs *regs)
 	return (int)(u32)regs->orig_x0;
 }
 
-static void sa_find_sys_enter(struct tracepoint *tp, void *priv)
-{
-	if (!strcmp(tp->name, "sys_enter"))
-		sa_sys_enter = tp;
-}
-
 int sa_arch_oor_arm(bool on)
 {
-	int err;
-
-	if (on == sa_oor_on)
+	if (on == sa_sys_enter_hooked())
 		return 0;
 	if (on && sa_arm64_ni_nr < 0)
 		return -ENOENT;
-	if (!sa_sys_enter)
-		for_each_kernel_tracepoint(sa_find_sys_enter, NULL);
-	if (!sa_sys_enter)
-		return on ? -ENOENT : 0;
-	if (on) {
-		err = tracepoint_probe_register(sa_sys_enter, sa_oor_probe, NULL);
-	} else {
-		err = tracepoint_probe_unregister(sa_sys_enter, sa_oor_probe, NULL);
-		tracepoint_synchronize_unregister();
-	}
-	if (!err)
-		sa_oor_on = on;
-	return err;
+	return sa_sys_enter_hook(on, sa_oor_probe);
 }
 
 bool sa_arch_oor_armed(void)
 {
-	return sa_oor_on;
+	return sa_sys_enter_hooked();
 }
 
 /* Unimplemented entries are ftrace sites like the others. */

@@ -294,8 +294,6 @@ void sa_arch_ni_exit(void)
  */
 #define SA_OOR_TAG 0x524f4153UL         /* "SAOR" */
 
-static struct tracepoint *sa_sys_enter;
-static bool sa_oor_on;
 static int sa_mips_ni_nr = -1;          /* first entry holding sys_ni_syscall */
 
 static bool sa_mips_beyond(u32 nr)
@@ -318,42 +316,23 @@ static void notrace sa_oor_probe(void *data, struct pt_regs *regs, long id)
 	regs->regs[2] = SA_NR_BASE + sa_mips_ni_nr;
 }
 
-static void sa_find_sys_enter(struct tracepoint *tp, void *priv)
-{
-	if (!strcmp(tp->name, "sys_enter"))
-		sa_sys_enter = tp;
-}
-
 int sa_arch_oor_arm(bool on)
 {
-	int err;
 	unsigned int nr;
 
-	if (on == sa_oor_on)
+	if (on == sa_sys_enter_hooked())
 		return 0;
 	for (nr = 0; sa_mips_ni_nr < 0 && nr < SA_NSYS; nr++)
 		if (sa_mips_ni && sa_mips_table[nr] == sa_mips_ni)
 			sa_mips_ni_nr = nr;
 	if (on && sa_mips_ni_nr < 0)
 		return -ENOENT;
-	if (!sa_sys_enter)
-		for_each_kernel_tracepoint(sa_find_sys_enter, NULL);
-	if (!sa_sys_enter)
-		return on ? -ENOENT : 0;
-	if (on) {
-		err = tracepoint_probe_register(sa_sys_enter, sa_oor_probe, NULL);
-	} else {
-		err = tracepoint_probe_unregister(sa_sys_enter, sa_oor_probe, NULL);
-		tracepoint_synchronize_unregister();
-	}
-	if (!err)
-		sa_oor_on = on;
-	return err;
+	return sa_sys_enter_hook(on, sa_oor_probe);
 }
 
 bool sa_arch_oor_armed(void)
 {
-	return sa_oor_on;
+	return sa_sys_enter_hooked();
 }
 
 /* A number beyond the table that sa_oor_probe sent to the ni entry: put

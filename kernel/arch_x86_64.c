@@ -314,8 +314,6 @@ void sa_arch_ni_exit(void)
  * numbers beyond the ia32 list go the same way to its first unimplemented
  * entry (the ia32 entry code inlines the stub too).
  */
-static struct tracepoint *sa_sys_enter;
-static bool sa_oor_on;
 
 static void sa_ia32_oor(struct pt_regs *regs, u32 nr);
 
@@ -337,38 +335,18 @@ static void notrace sa_oor_probe(void *data, struct pt_regs *regs, long id)
 	regs->orig_ax = sa_x64_ni_nr;
 }
 
-static void sa_find_sys_enter(struct tracepoint *tp, void *priv)
-{
-	if (!strcmp(tp->name, "sys_enter"))
-		sa_sys_enter = tp;
-}
-
 int sa_arch_oor_arm(bool on)
 {
-	int err;
-
-	if (on == sa_oor_on)
+	if (on == sa_sys_enter_hooked())
 		return 0;
 	if (on && (!sa_ni_registered || sa_x64_ni_nr < 0))
 		return -ENOENT;
-	if (!sa_sys_enter)
-		for_each_kernel_tracepoint(sa_find_sys_enter, NULL);
-	if (!sa_sys_enter)
-		return on ? -ENOENT : 0;
-	if (on) {
-		err = tracepoint_probe_register(sa_sys_enter, sa_oor_probe, NULL);
-	} else {
-		err = tracepoint_probe_unregister(sa_sys_enter, sa_oor_probe, NULL);
-		tracepoint_synchronize_unregister();
-	}
-	if (!err)
-		sa_oor_on = on;
-	return err;
+	return sa_sys_enter_hook(on, sa_oor_probe);
 }
 
 bool sa_arch_oor_armed(void)
 {
-	return sa_oor_on;
+	return sa_sys_enter_hooked();
 }
 
 /* The frame a signal handler was started with holds the registers the

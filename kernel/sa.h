@@ -121,6 +121,10 @@ bool sa_hooks_match(struct sa_snapshot *snap, const struct sa_call *call,
 		    u32 phase, u64 *matched, u64 *observed);
 bool sa_gate_rejects(unsigned int nr);
 
+/* sys_enter.c: attach (on) or detach the arch's sys_enter probe */
+int sa_sys_enter_hook(bool on, void *probe);
+bool sa_sys_enter_hooked(void);
+
 /* ring.c: observe-only events */
 void sa_ring_init(void);
 void sa_ring_configure(void);
