@@ -34,6 +34,15 @@ const void *sa_find_table(unsigned long (*lookup)(const char *name),
 			  const char *const first[], unsigned int n);
 const struct syscall_metadata *sa_meta_by_entry(unsigned long fn);
 
+/*
+ * On a 32-bit ABI a 64-bit argument (loff_t, u64) takes two argument
+ * registers; true if the native ABI starts such a pair at an even register
+ * (ARM EABI, MIPS o32), leaving one unused before it. Optional (meta.c's
+ * weak default: false). The compat ABI (ia32) never aligns. Mirrors
+ * syscalls/abi32.py on the host, which reads the words the same way.
+ */
+bool sa_arch_pairs_aligned(void);
+
 /* Find the syscall table; lookup is kallsyms_lookup_name. */
 int sa_arch_init(unsigned long (*lookup)(const char *name));
 unsigned int sa_arch_nr_syscalls(void);

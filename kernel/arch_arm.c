@@ -113,6 +113,12 @@ unsigned long sa_arch_table_entry(unsigned int nr)
 	return nr < NR_syscalls ? sa_arm_fn[nr] : 0;
 }
 
+/* EABI: a 64-bit argument starts at an even register (r0:r1, r2:r3, r4:r5) */
+bool sa_arch_pairs_aligned(void)
+{
+	return true;
+}
+
 bool sa_arch_noreturn(int nr)
 {
 	return nr == __NR_exit || nr == __NR_exit_group;

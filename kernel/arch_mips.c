@@ -81,6 +81,12 @@ unsigned long sa_arch_table_entry(unsigned int nr)
 	return nr < SA_NSYS ? sa_mips_table[nr] : 0;
 }
 
+/* o32: a 64-bit argument starts at an even word (a0:a1, a2:a3, the stack pair) */
+bool sa_arch_pairs_aligned(void)
+{
+	return true;
+}
+
 bool sa_arch_noreturn(int nr)
 {
 	/* sigreturn and rt_sigreturn leave through syscall_exit with sp moved

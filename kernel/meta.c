@@ -11,8 +11,10 @@
 
 /* [0]: the native table, [1]: the compat ABI's */
 static DECLARE_BITMAP(sa_known[2], SA_MAX_SYSCALLS);
-/* per nr: which arguments are user strings (const char __user *; ftrace's
- * metadata spells it without __user) */
+/* per nr: which argument register words hold user strings (const char
+ * __user *; ftrace's metadata spells it without __user). A word index is the
+ * argument index on a 64-bit ABI; on a 32-bit one, arguments after a 64-bit
+ * one move up (sa_arg_word). */
 static u8 sa_strmask[2][SA_MAX_SYSCALLS];
 
 u8 sa_meta_strmask(bool compat, int nr)
@@ -36,12 +38,59 @@ static bool sa_copy_str(char *dst, const char *src, size_t size)
 	return src && strscpy(dst, src, size) < 0;
 }
 
+bool __weak sa_arch_pairs_aligned(void)
+{
+	return false;
+}
+
+/* The 64-bit types, as syscalls/abi32.py lists them (is_wide). */
+static const char *const sa_wide_types[] = {
+	"loff_t", "long long", "signed long long", "long long int", "s64", "__s64",
+	"__kernel_loff_t", "off64_t", "int64_t", "unsigned long long",
+	"unsigned long long int", "u64", "__u64", "__aligned_u64", "uint64_t",
+};
+
+static bool sa_type_wide(const char *t)
+{
+	if (!t || strchr(t, '*'))
+		return false;
+	for (;;) {
+		if (!strncmp(t, "const ", 6))
+			t += 6;
+		else if (!strncmp(t, "volatile ", 9))
+			t += 9;
+		else
+			break;
+	}
+	return match_string(sa_wide_types, ARRAY_SIZE(sa_wide_types), t) >= 0;
+}
+
+/*
+ * The register word of an argument of type t when the arguments before it
+ * end at word *next; moves *next past it. On a 32-bit ABI a 64-bit type
+ * takes two words, on an even one where the ABI aligns pairs.
+ */
+static unsigned int sa_arg_word(bool compat, const char *t, unsigned int *next)
+{
+	unsigned int word = *next;
+
+	if ((compat || BITS_PER_LONG == 32) && sa_type_wide(t)) {
+		if (!compat && sa_arch_pairs_aligned() && word % 2)
+			word++;
+		*next = word + 2;
+	} else {
+		*next = word + 1;
+	}
+	return word;
+}
+
 /* name: what the entry is called (NULL: the metadata's own name) */
 static void sa_meta_one(bool compat, int nr, const struct syscall_metadata *m,
 			const char *name)
 {
 	struct sa_meta *out = sa_meta_entry(compat, nr);
 	bool cut = false;
+	unsigned int next = 0;
 	int i;
 
 	out->nr = nr;
@@ -50,12 +99,15 @@ static void sa_meta_one(bool compat, int nr, const struct syscall_metadata *m,
 	out->nargs = m->nb_args;
 	cut |= sa_copy_str(out->name, name ?: m->name, sizeof(out->name));
 	for (i = 0; i < m->nb_args; i++) {
-		cut |= sa_copy_str(out->types[i], m->types ? m->types[i] : NULL,
+		const char *t = m->types ? m->types[i] : NULL;
+		unsigned int word = sa_arg_word(compat, t, &next);
+
+		cut |= sa_copy_str(out->types[i], t,
 				   sizeof(out->types[i]));
 		cut |= sa_copy_str(out->names[i], m->args ? m->args[i] : NULL,
 				   sizeof(out->names[i]));
-		if (m->types && m->types[i] && !strcmp(m->types[i], "const char *"))
-			sa_strmask[compat][nr] |= BIT(i);
+		if (t && !strcmp(t, "const char *") && word < SA_MAX_ARGS)
+			sa_strmask[compat][nr] |= BIT(word);
 	}
 	out->flags = SA_META_KNOWN | (cut ? SA_META_TRUNCATED : 0);
 	set_bit(nr, sa_known[compat]);

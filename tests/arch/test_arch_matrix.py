@@ -87,6 +87,27 @@ async def test_read_a_string_argument(arch: str, arch_session: Session, arch_cal
     assert "/etc/group" in await arch_calls.wait(1)
 
 
+async def test_observed_string_after_a_64_bit_argument(
+    arch: str, arch_session: Session, arch_calls: Calls
+) -> None:
+    """fanotify_mark(fd, flags, u64 mask, dfd, pathname): on a 32-bit ABI the
+    mask takes a register pair, so the pathname the guest captures for an
+    observe-only hook is in the sixth register, not the fifth."""
+    mem = arch_session.plugins.mem
+
+    async def watch(regs: Any, proto: Any, syscall: Any, *args: int) -> None:
+        captured = syscall.strings[4]
+        arch_calls.add((args[2], args[3], captured and captured.text, await mem.read_str(args[4])))
+
+    await arch_session.plugins.syscalls.register(
+        watch, "fanotify_mark", comm_filter="send_syscall", read_only=True
+    )
+    pair = "0 0" if arch_by_name(arch).word_size == 4 else "0"  # the mask's words
+    # fd 3 is no fanotify fd: the call fails, but its arguments were captured
+    await arch_session.run(f"send_syscall fanotify_mark 3 0 {pair} ffffff9c /etc/group")
+    assert await arch_calls.wait(1) == [(0, -100, "/etc/group", "/etc/group")]
+
+
 def _unknown_nr(session: Session) -> int:
     """A number of the guest's table without metadata (an unimplemented entry)."""
     table = session.plugins.syscalls.registry.prototypes

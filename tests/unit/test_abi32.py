@@ -51,6 +51,22 @@ def test_arguments_after_a_pair_move_up_by_the_padding() -> None:
     assert lay is not None and lay.slots == ((0,), (2, 3), (4,))
 
 
+def test_captured_strings_per_word_become_per_argument() -> None:
+    # fanotify_mark(fd, flags, u64 mask, dfd, pathname): the guest captures
+    # pathname from r5; syscall.strings[4] is the pathname argument's
+    lay = layout(("int", "unsigned int", "__u64", "int", "const char *"), ARM)
+    assert lay is not None and lay.slots == ((0,), (1,), (2, 3), (4,), (5,))
+    words = (None, None, None, None, None, "path")
+    assert lay.per_argument(words) == (None, None, None, None, "path", None)
+    # a free word beyond a short prototype keeps its index; a pair has no string
+    short = layout(("int", "const char *"), ARM)
+    assert short is not None
+    assert short.per_argument(("a", "b", None, None, "e")) == ("a", "b", None, None, "e", None)
+    pair = layout(READAHEAD, ARM)
+    assert pair is not None
+    assert pair.per_argument(("x", "y", "z", "w", "v")) == ("x", None, "v", None, None, None)
+
+
 def test_explicit_halves_are_plain_words() -> None:
     lay = layout(LLSEEK, ARM)
     assert lay is not None and lay.slots == ((0,), (1,), (2,), (3,), (4,))

@@ -372,7 +372,9 @@ class ObservedTrap:
         )
 
     def capture(self, addr: int) -> tuple[int, CapturedString] | None:
-        """The argument index and string captured at ``addr``, if any."""
+        """The register word and string captured at ``addr``, if any (the
+        guest captures per register word: on a 32-bit ABI an argument after
+        a 64-bit one is a word further on)."""
         for i, s in enumerate(self.event.strings):
             if s is not None and self.event.args[i] == addr:
                 return i, s
@@ -396,11 +398,11 @@ class ObservedTrap:
             raise self._refuse(f"the string at {addr:#x} (not a captured string argument)")
         i, s = found
         if s.fault:
-            raise GuestMemoryError(addr, 14, f"string capture of argument {i}")
+            raise GuestMemoryError(addr, 14, f"string capture of argument register {i}")
         if s.truncated and max_len > len(s.data):
             raise self._refuse(
-                f"argument {i}'s string past its first {len(s.data)} bytes (the capture was "
-                f"truncated; syscall.strings[{i}] holds those bytes)"
+                f"the string at {addr:#x} past its first {len(s.data)} bytes (the capture was "
+                "truncated; syscall.strings holds those bytes)"
             )
         return s.data[:max_len]
 

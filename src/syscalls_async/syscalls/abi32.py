@@ -26,13 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import InvalidValue
 from ..portal.arch import ArchInfo
 
 if TYPE_CHECKING:
     from .prototypes import Domain
+
+T = TypeVar("T")
 
 #: types of 64 bits on every ABI: a register pair on a 32-bit one
 WIDE_SIGNED = frozenset({
@@ -135,6 +137,19 @@ class ArgLayout:
             j = self.free(i)
             out.append(0 if j is None else words[j] & m)
         return out
+
+    def per_argument(self, per_word: Sequence[T | None]) -> tuple[T | None, ...]:
+        """What ``per_word`` holds for each register word, per argument: the
+        prototype's arguments (None for a pair), then the free words beyond
+        them; ``ARG_WORDS`` items.  The guest's captured strings come per
+        register word; ``syscall.strings[i]`` is argument ``i``'s."""
+
+        def at(word: int | None) -> T | None:
+            return per_word[word] if word is not None and word < len(per_word) else None
+
+        out = [at(slot[0]) if len(slot) == 1 else None for slot in self.slots]
+        out += [at(self.free(i)) for i in range(len(out), ARG_WORDS)]
+        return tuple(out)
 
     def width(self, index: int) -> int:
         """Bits of argument ``index`` (0: it is in no register)."""

@@ -47,7 +47,8 @@ from .._text import printable
 from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.arch import X86_64, ArchInfo, compat_abi
 from ..portal.trap import TrapProtocol as Trap
-from ..portal.types import GuestCounters, Phase, RawEvent
+from ..portal.types import CapturedString, GuestCounters, Phase, RawEvent
+from .abi32 import ArgLayout
 from .event import Args, Regs, SyscallEvent, Task
 from .filters import STRING_READ
 from .policy import FailClosed, Policy
@@ -148,7 +149,10 @@ class Dispatcher:
                 if hook.string_filters:
                     if strings is None:
                         strings = {}
-                    matched = await self._host_match(hook, raw, trap, strings, values)
+                    # captured strings per register word (all-syscall hooks) or
+                    # per argument, as the filters are
+                    captured = raw.strings if hook.proto is None else event.strings
+                    matched = await self._host_match(hook, raw, trap, strings, values, captured)
                 else:
                     matched = _plain_match(hook, raw, values)
                 guest = hook.id in trap.hook_ids
@@ -179,6 +183,7 @@ class Dispatcher:
         trap: Trap,
         strings: dict[int, bytes | None],
         values: Sequence[int],
+        captured_strings: Sequence[CapturedString | None],
     ) -> bool:
         if hook.comm is not None and raw.comm != hook.comm:
             return False
@@ -193,7 +198,7 @@ class Dispatcher:
                 continue
             addr = values[i]
             if raw.observed:
-                captured = raw.strings[i] if i < len(raw.strings) else None
+                captured = captured_strings[i] if i < len(captured_strings) else None
                 if captured is None or captured.truncated:
                     # no capture to check (or not all of it): the guest saw more
                     return hook.id in trap.hook_ids
@@ -369,9 +374,18 @@ def _user_event(raw: RawEvent, proto: SyscallPrototype, abi: str) -> SyscallEven
         retval=RETVAL.value(raw.retval) if raw.phase is Phase.RETURN else 0,
         restarted=raw.restarted,
         observed=raw.observed,
-        strings=raw.strings + (None,) * (6 - len(raw.strings)),
+        strings=_arg_strings(raw.strings, proto.layout),
         abi=abi,
     )
+
+
+def _arg_strings(
+    per_word: tuple[CapturedString | None, ...], layout: ArgLayout | None
+) -> tuple[CapturedString | None, ...]:
+    """The guest's captured strings (per register word) per argument."""
+    if layout is None:  # a 64-bit ABI: argument i is register word i
+        return per_word + (None,) * (6 - len(per_word))
+    return layout.per_argument(per_word)
 
 
 def _apply(trap: Trap, raw: RawEvent, event: SyscallEvent) -> None:
