@@ -23,6 +23,23 @@ static inline long raw_syscall(long nr, const long a[6])
 			  : "rcx", "r11", "memory");
 	return ret;
 }
+#elif defined(__i386__)
+/* int 0x80 (the ia32 entry): number in eax, arguments in ebx, ecx, edx, esi,
+ * edi, ebp; ebp is the frame pointer, so it is saved around the call by hand */
+static inline long raw_syscall(long nr, const long a[6])
+{
+	long ret;
+
+	__asm__ volatile ("push %%ebp\n\t"
+			  "mov %7, %%ebp\n\t"
+			  "int $0x80\n\t"
+			  "pop %%ebp"
+			  : "=a"(ret)
+			  : "0"(nr), "b"(a[0]), "c"(a[1]), "d"(a[2]), "S"(a[3]),
+			    "D"(a[4]), "m"(a[5])
+			  : "memory");
+	return ret;
+}
 #elif defined(__aarch64__)
 /* number in x8, arguments in x0-x5, result in x0 */
 static inline long raw_syscall(long nr, const long a[6])

@@ -10,8 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "syscall_names.h"	/* generated from the guest kernel's unistd_64.h */
 #include "raw_syscall.h"
+
+/* send_syscall32 (guest/ia32/) builds this file with its own program name
+ * and the kernel's 32-bit numbers (syscall_names32.h, unistd_32.h). */
+#ifndef SA_PROG
+#define SA_PROG "send_syscall"
+#define SA_NAMES syscall_names
+#include "syscall_names.h"	/* generated from the guest kernel's unistd_64.h */
+#endif
 
 static long lookup(const char *name)
 {
@@ -22,9 +29,9 @@ static long lookup(const char *name)
 		return nr;
 	if (!strncmp(name, "sys_", 4))
 		name += 4;
-	for (size_t i = 0; i < sizeof(syscall_names) / sizeof(syscall_names[0]); i++)
-		if (!strcmp(syscall_names[i].name, name))
-			return syscall_names[i].nr;
+	for (size_t i = 0; i < sizeof(SA_NAMES) / sizeof(SA_NAMES[0]); i++)
+		if (!strcmp(SA_NAMES[i].name, name))
+			return SA_NAMES[i].nr;
 	return -1;
 }
 
@@ -34,12 +41,12 @@ int main(int argc, char **argv)
 	long nr, ret;
 
 	if (argc < 2 || argc > 8) {
-		fprintf(stderr, "usage: send_syscall NAME|NR [ARG...] (at most 6 args)\n");
+		fprintf(stderr, "usage: " SA_PROG " NAME|NR [ARG...] (at most 6 args)\n");
 		return 2;
 	}
 	nr = lookup(argv[1]);
 	if (nr < 0) {
-		fprintf(stderr, "send_syscall: unknown syscall '%s'\n", argv[1]);
+		fprintf(stderr, SA_PROG ": unknown syscall '%s'\n", argv[1]);
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -49,7 +56,7 @@ int main(int argc, char **argv)
 		args[i - 2] = (*argv[i] && !*end) ? (long)v : (long)argv[i];
 	}
 	ret = raw_syscall(nr, args);
-	printf("send_syscall: syscall returned %ld\n", ret);
+	printf(SA_PROG ": syscall returned %ld\n", ret);
 	fflush(stdout);
 	return (int)(ret & 0xff);
 }

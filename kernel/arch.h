@@ -37,8 +37,8 @@ const struct syscall_metadata *sa_meta_by_entry(unsigned long fn);
 /*
  * On a 32-bit ABI a 64-bit argument (loff_t, u64) takes two argument
  * registers; true if the native ABI starts such a pair at an even register
- * (ARM EABI, MIPS o32), leaving one unused before it. Optional (meta.c's
- * weak default: false). The compat ABI (ia32) never aligns. Mirrors
+ * (ARM EABI, MIPS o32), leaving one unused before it. Optional
+ * (arch_optional.c: false). The compat ABI (ia32) never aligns. Mirrors
  * syscalls/abi32.py on the host, which reads the words the same way.
  */
 bool sa_arch_pairs_aligned(void);
@@ -85,8 +85,8 @@ int sa_arch_kprobe_cb(struct kprobe *p, struct pt_regs *regs);
 /*
  * Table entries ftrace cannot hook that the arch catches another way
  * (x86_64: the shared stub of unimplemented syscalls, by a kprobe that
- * redirects to the same wrapper). Optional: without it these entries stay
- * unhookable.
+ * redirects to the same wrapper). Optional (arch_optional.c: there is no
+ * other way; every entry is hooked like the others).
  */
 int sa_arch_ni_init(void);                 /* 0 if the other way exists */
 bool sa_arch_ni_entry(unsigned int nr);    /* entry nr is caught that way */

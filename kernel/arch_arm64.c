@@ -242,33 +242,6 @@ bool sa_arch_oor_armed(void)
 	return sa_sys_enter_hooked();
 }
 
-/* Unimplemented entries are ftrace sites like the others. */
-int sa_arch_ni_init(void)
-{
-	return -ENOENT;
-}
-
-bool sa_arch_ni_entry(unsigned int nr)
-{
-	return false;
-}
-
-/* nothing to arm: no entry is caught that way */
-int sa_arch_ni_arm(bool on)
-{
-	return 0;
-}
-
-bool sa_arch_ni_armed(void)
-{
-	return false;
-}
-
-void sa_arch_ni_exit(void)
-{
-	sa_arch_oor_arm(false);
-}
-
 /*
  * What became of an interrupted call (arch/arm64/kernel/signal.c,
  * do_signal): a restart moves pc back over the 4-byte svc and puts orig_x0

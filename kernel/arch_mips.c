@@ -258,34 +258,6 @@ int notrace sa_arch_kprobe_cb(struct kprobe *p, struct pt_regs *regs)
 	return 1;               /* resume at the new pc, no single-step */
 }
 
-/* No separate mechanism for unimplemented entries: sys_ni_syscall is an
- * ordinary function with its own kprobe like any other entry. */
-int sa_arch_ni_init(void)
-{
-	return -ENOENT;
-}
-
-bool sa_arch_ni_entry(unsigned int nr)
-{
-	return false;
-}
-
-/* nothing to arm: the ni entries' own probes are the redirect backend's */
-int sa_arch_ni_arm(bool on)
-{
-	return 0;
-}
-
-bool sa_arch_ni_armed(void)
-{
-	return false;
-}
-
-void sa_arch_ni_exit(void)
-{
-	sa_arch_oor_arm(false);
-}
-
 /*
  * Numbers outside the table: handle_sys answers them -ENOSYS itself
  * (illegal_syscall, assembler), so no probe sees them there. The sys_enter

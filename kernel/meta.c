@@ -38,11 +38,6 @@ static bool sa_copy_str(char *dst, const char *src, size_t size)
 	return src && strscpy(dst, src, size) < 0;
 }
 
-bool __weak sa_arch_pairs_aligned(void)
-{
-	return false;
-}
-
 /* The 64-bit types, as syscalls/abi32.py lists them (is_wide). */
 static const char *const sa_wide_types[] = {
 	"loff_t", "long long", "signed long long", "long long int", "s64", "__s64",
