@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from syscalls_async.errors import InvalidValue
+from syscalls_async.errors import InvalidValue, RegistrationError
 from syscalls_async.portal.arch import ARMHF, MIPSEL, X86_64, ArchInfo
 from syscalls_async.portal.types import Phase, RawEvent, SyscallMeta
 from syscalls_async.syscalls import Dispatcher, Registry, ValueFilter
@@ -272,3 +272,46 @@ def test_a_filter_on_a_pair_is_checked_on_the_host() -> None:
     assert calls == [POS]
     assert dispatcher.stats.filtered_on_host == 1
     assert dispatcher.stats.guest_disagreed == 0
+
+
+SYNC_FILE_RANGE = _meta(
+    4305,
+    "sys_sync_file_range",
+    ("int", "loff_t", "loff_t", "unsigned int"),
+    ("fd", "offset", "nbytes", "flags"),
+)
+
+
+def test_an_argument_beyond_the_words_cannot_be_filtered() -> None:
+    # MIPS o32: fd a0, offset a2:a3, nbytes in the two stack words, flags the 7th word
+    table = PrototypeTable.from_meta([SYNC_FILE_RANGE], MIPSEL)
+    assert table.by_nr(4305).layout == ArgLayout(((0,), (2, 3), (4, 5), ()))
+    registry = Registry()
+    registry.add(_nothing, "sync_file_range", arg_filters=[None, None, None, 2])
+    with pytest.raises(RegistrationError, match=r"argument 3 \(unsigned int flags\).*beyond"):
+        registry.bind(table)
+
+
+def test_a_handler_taking_an_unseen_argument_is_warned(caplog: pytest.LogCaptureFixture) -> None:
+    table = PrototypeTable.from_meta([SYNC_FILE_RANGE], MIPSEL)
+
+    def takes_flags(regs: Regs, proto: SyscallPrototype, syscall: SyscallEvent,
+                    fd: int, offset: int, nbytes: int, flags: int) -> None:  # fmt: skip
+        pass
+
+    def stops_before(regs: Regs, proto: SyscallPrototype, syscall: SyscallEvent,
+                     fd: int, offset: int) -> None:  # fmt: skip
+        pass
+
+    registry = Registry()
+    registry.add(stops_before, "sync_file_range")
+    registry.bind(table)
+    assert "beyond" not in caplog.text
+    registry.add(takes_flags, "sync_file_range")
+    registry.bind(table)
+    assert "unsigned int flags lies beyond the 6 argument words" in caplog.text
+    assert "the handler gets 0 for it" in caplog.text
+
+
+def _nothing(regs: Regs, proto: SyscallPrototype, syscall: SyscallEvent) -> None:
+    pass

@@ -29,6 +29,7 @@ import msgspec
 from ..errors import RegistrationError
 from ..portal.abi import COMM_MAX, C
 from ..portal.hooks import NR_ALL, NR_NONE, NR_UNKNOWN, GuestFilter, HookSpec
+from .abi32 import ARG_WORDS
 from .filters import BoundFilter, ValueFilter, coerce
 from .names import Target, TargetKind, parse_target
 from .policy import OnError, Policy, failure_policy
@@ -39,6 +40,8 @@ log = logging.getLogger("syscalls")
 _warned_truncated: set[str] = set()
 #: hooks left out of the compat ABI, already warned about (once per process)
 _warned_compat: set[tuple[str, str]] = set()
+#: hooks whose handler gets an argument the events do not carry, already warned about
+_warned_unseen: set[tuple[str, str]] = set()
 
 MAX_ARGS = C.SA_MAX_ARGS
 #: the guest's hook table has this many entries; registered hooks are counted against it,
@@ -360,6 +363,36 @@ class Hook:
                 f"{where}: the handler requires {self.signature.required - 3} syscall "
                 f"arguments, but {proto.short_name} has {proto.nargs}"
             )
+        self._check_unseen(proto, where)
+
+    def _check_unseen(self, proto: SyscallPrototype, where: str) -> None:
+        """Arguments a 32-bit ABI passes beyond the argument words an event
+        carries (MIPS o32's 7th word: sync_file_range's flags): a filter on
+        one is refused, a handler that takes one is warned (it reads 0)."""
+        layout = proto.layout
+        if layout is None:
+            return
+        unseen = [i for i, slot in enumerate(layout.slots) if not slot]
+        if not unseen:
+            return
+        what = ", ".join(f"{proto.types[i]} {proto.names[i]}" for i in unseen)
+        for i in unseen:
+            if i < len(self.filters) and self.filters[i] is not None:
+                raise RegistrationError(
+                    f"{where}: argument {i} ({proto.types[i]} {proto.names[i]}) of "
+                    f"{proto.short_name} lies beyond the {ARG_WORDS} argument words an "
+                    "event carries on this guest's ABI, so it cannot be filtered; filter "
+                    "on the other arguments, or in the handler on what it can see"
+                )
+        if self.signature.passed_args(proto.nargs) > unseen[0]:
+            key = (where, proto.name)
+            if key not in _warned_unseen:
+                _warned_unseen.add(key)
+                log.warning(
+                    "%s: %s's %s lies beyond the %d argument words an event carries on "
+                    "this guest's ABI: the handler gets 0 for it",
+                    where, proto.short_name, what, ARG_WORDS,
+                )  # fmt: skip
 
     def _compat_misfit(
         self, native: SyscallPrototype, compat: SyscallPrototype, where: str
