@@ -49,7 +49,7 @@
 
 /* SA_CDEF_BEGIN */
 #define SA_MAGIC 0x54524f5043535953
-#define SA_VERSION 6
+#define SA_VERSION 7
 
 /* sa_guest_header.arch: the guest's architecture (host: portal/arch.py) */
 #define SA_ARCH_X86_64 1
@@ -351,7 +351,15 @@ struct sa_slot_guest {
 	uint64_t next;              /* where to continue a chunked request */
 	uint32_t eflags;            /* SA_EV_*, events */
 	uint32_t pad1;
-	uint8_t pad[504];
+	/* event: the user strings the prototype marks, captured when the event
+	 * was written (as a ring record's, per register word, SA_STR_*): their
+	 * bytes follow each other from the start of the g2h area, which the
+	 * guest writes before the event and not again until the host's first
+	 * request. The host reads them with the event. */
+	uint16_t str_len[6];
+	uint8_t str_flags[6];
+	uint8_t pad2[2];
+	uint8_t pad[484];
 };
 
 struct sa_slot_host {
@@ -393,8 +401,8 @@ struct sa_ring_header {
 	uint8_t pad1[4024];
 };
 
-/* followed by the captured strings, in argument order, str_len[i] bytes
- * each (no NUL), then padding to a multiple of 8 */
+/* followed by the captured strings, in register word order, str_len[i]
+ * bytes each (no NUL), then padding to a multiple of 8 */
 struct sa_ring_rec {
 	uint32_t len;               /* bytes of the whole record, multiple of 8 */
 	uint32_t type;              /* SA_REC_* */
@@ -471,6 +479,7 @@ SA_STATIC_ASSERT(SA_SLOT_HOST_OFF == SA_SLOT_GUEST_OFF + SA_SLOT_GUEST_SIZE, "sl
 SA_STATIC_ASSERT(SA_SLOT_G2H_OFF == SA_SLOT_HOST_OFF + SA_SLOT_HOST_SIZE, "slot g2h off");
 SA_STATIC_ASSERT(SA_SLOT_H2G_OFF == SA_SLOT_G2H_OFF + SA_SLOT_G2H_SIZE, "slot h2g off");
 SA_STATIC_ASSERT(SA_SLOT_H2G_OFF + SA_SLOT_H2G_SIZE == SA_SLOT_SIZE, "slot size");
+SA_STATIC_ASSERT(SA_MAX_ARGS * SA_STR_CAP <= SA_SLOT_G2H_SIZE, "an event's strings fit in g2h");
 SA_STATIC_ASSERT(SA_SLOTS_OFF + SA_SLOT_COUNT * SA_SLOT_SIZE <= SA_HOOK_DROPS_OFF, "slots overlap drops");
 SA_STATIC_ASSERT(SA_HOOK_DROPS_OFF + SA_MAX_HOOKS * 8 <= SA_RINGS_OFF, "drops overlap rings");
 SA_STATIC_ASSERT(SA_RING_STRIDE == SA_RING_HDR_SIZE + SA_RING_DATA_MAX, "ring stride");

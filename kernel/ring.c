@@ -89,9 +89,14 @@ void sa_ring_configure(void)
 	}
 }
 
-/* Capture the strings the prototype marks; returns the bytes used in buf. */
-static size_t sa_capture(const struct sa_call *call, u8 mask, char *buf,
-			 struct sa_ring_rec *rec)
+/*
+ * Capture the strings of the argument words in mask into buf (room for
+ * SA_MAX_ARGS * SA_STR_CAP bytes; NULL: none could be had), one after the
+ * other, with their lengths and SA_STR_* flags; returns the bytes used.
+ * May fault pages in: task context, nothing held.
+ */
+size_t sa_capture_strings(const struct sa_call *call, u8 mask, char *buf,
+			  u16 *len, u8 *flags)
 {
 	size_t used = 0;
 	unsigned int i;
@@ -102,19 +107,19 @@ static size_t sa_capture(const struct sa_call *call, u8 mask, char *buf,
 		if (!(mask & BIT(i)))
 			continue;
 		if (!buf) {
-			rec->str_flags[i] = SA_STR_FAULT;
+			flags[i] = SA_STR_FAULT;
 			continue;
 		}
 		n = strncpy_from_user(buf + used, sa_uptr(call->args[i]),
 				      SA_STR_CAP);
 		if (n < 0) {
-			rec->str_flags[i] = SA_STR_FAULT;
+			flags[i] = SA_STR_FAULT;
 			continue;
 		}
-		rec->str_len[i] = n;
+		len[i] = n;
 		/* no NUL within the bound: the string is longer (or exactly
 		 * SA_STR_CAP bytes, which the capture cannot tell apart) */
-		rec->str_flags[i] = SA_STR_CAPTURED | (n == SA_STR_CAP ? SA_STR_TRUNCATED : 0);
+		flags[i] = SA_STR_CAPTURED | (n == SA_STR_CAP ? SA_STR_TRUNCATED : 0);
 		used += n;
 	}
 	return used;
@@ -185,7 +190,7 @@ void sa_ring_write(const struct sa_call *call, u32 phase, const u64 *matched, u3
 	if (mask)
 		strs = kmalloc(SA_MAX_ARGS * SA_STR_CAP, GFP_KERNEL);
 	if (mask)
-		slen = sa_capture(call, mask, strs, &rec);
+		slen = sa_capture_strings(call, mask, strs, rec.str_len, rec.str_flags);
 	rec.len = ALIGN(sizeof(rec) + slen, 8);
 	rec.type = SA_REC_EVENT;
 	rec.phase = phase;

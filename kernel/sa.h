@@ -129,6 +129,8 @@ bool sa_sys_enter_hooked(void);
 void sa_ring_init(void);
 void sa_ring_configure(void);
 void sa_ring_write(const struct sa_call *call, u32 phase, const u64 *matched, u32 gen);
+size_t sa_capture_strings(const struct sa_call *call, u8 mask, char *buf,
+			  u16 *len, u8 *flags);
 
 /* slots.c */
 struct sa_verdict {

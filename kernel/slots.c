@@ -116,6 +116,15 @@ static void sa_write_event(struct sa_slot *s, const struct sa_call *call,
 			   u32 phase, const u64 *matched, u32 gen)
 {
 	struct sa_slot_guest *g = s->g;
+	u8 mask = sa_meta_strmask(call->compat, call->nr);
+	u16 str_len[SA_MAX_ARGS] = {};
+	u8 str_flags[SA_MAX_ARGS] = {};
+
+	/* the strings first, into the g2h area the host reads only once the
+	 * event is published: a page fault may sleep here, never inside the
+	 * seqlock's write (the host would see the slot mid-write meanwhile) */
+	if (mask)
+		sa_capture_strings(call, mask, s->g2h, str_len, str_flags);
 
 	sa_slot_begin(s);
 	g->epoch = s->epoch;
@@ -133,6 +142,8 @@ static void sa_write_event(struct sa_slot *s, const struct sa_call *call,
 	g->nregs = sa_arch_copy_regs(call->regs, g->regs, SA_MAX_REGS);
 	sa_resp_clear(g);
 	g->eflags = phase == SA_PHASE_RETURN ? call->eflags : call->eflags & SA_EV_COMPAT;
+	memcpy(g->str_len, str_len, sizeof(g->str_len));
+	memcpy(g->str_flags, str_flags, sizeof(g->str_flags));
 	sa_slot_publish(s, SA_MSG_EVENT);
 	sa_count(events);
 }

@@ -12,6 +12,7 @@ from ..errors import PortalProtocolError, PortalVersionError
 from .abi import C, ffi, packed
 from .arch import arch_by_id
 from .types import (
+    CapturedString,
     FdInfo,
     GuestCounters,
     Mapping,
@@ -168,6 +169,60 @@ def event(data: bytes, slot: int, seq: int, nhooks: int, nr_base: int = 0) -> Ra
         restarted=bool(eflags & C.SA_EV_RESTARTED),
         compat=bool(eflags & C.SA_EV_COMPAT),
     )
+
+
+#: a slot event's or ring record's capture marks: str_len[6] then str_flags[6]
+_MARKS = struct.Struct(f"<{C.SA_MAX_ARGS}H{C.SA_MAX_ARGS}B")
+_MARKS_OFF = ffi.offsetof("struct sa_slot_guest", "str_len")
+_STR_KNOWN = C.SA_STR_CAPTURED | C.SA_STR_TRUNCATED | C.SA_STR_FAULT
+NO_STRINGS: tuple[CapturedString | None, ...] = (None,) * C.SA_MAX_ARGS
+
+
+def string_marks(data: bytes) -> tuple[int, ...] | None:
+    """The capture marks of an event slot copy (``str_len`` then
+    ``str_flags``, per register word), or ``None`` if it captured nothing."""
+    marks = _MARKS.unpack_from(data, _MARKS_OFF)
+    return marks if any(marks) else None
+
+
+def strings_length(marks: tuple[int, ...]) -> int:
+    """How many bytes of strings ``marks`` claim (bounded: each at most ``SA_STR_CAP``)."""
+    return sum(min(n, C.SA_STR_CAP) for n in marks[: C.SA_MAX_ARGS])
+
+
+def captured_strings(
+    marks: tuple[int, ...], body: bytes, where: str
+) -> tuple[CapturedString | None, ...]:
+    """The strings ``marks`` (``str_len[6]``, ``str_flags[6]``) describe, one
+    after the other in ``body``; per register word, ``None`` where none was
+    captured.  Lengths, flags and NULs are checked: the guest wrote them."""
+    out: list[CapturedString | None] = []
+    pos = 0
+    for i in range(C.SA_MAX_ARGS):
+        n = marks[i]
+        flags = marks[C.SA_MAX_ARGS + i]
+        if flags & ~_STR_KNOWN:
+            raise PortalProtocolError(f"{where}: string {i}: flags {flags:#x}")
+        captured = bool(flags & C.SA_STR_CAPTURED)
+        if n > C.SA_STR_CAP or (n and not captured):
+            raise PortalProtocolError(f"{where}: string {i}: {n} bytes (flags {flags:#x})")
+        if pos + n > len(body):
+            raise PortalProtocolError(f"{where}: string {i}: {n} bytes do not fit")
+        if not flags:
+            out.append(None)
+            continue
+        data = body[pos : pos + n]
+        pos += n
+        if b"\0" in data:
+            raise PortalProtocolError(f"{where}: string {i} holds a NUL")
+        out.append(
+            CapturedString(
+                data,
+                truncated=bool(flags & C.SA_STR_TRUNCATED),
+                fault=bool(flags & C.SA_STR_FAULT) or not captured,
+            )
+        )
+    return tuple(out)
 
 
 def meta_table(data: bytes, count: int) -> list[SyscallMeta]:

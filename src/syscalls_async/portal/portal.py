@@ -108,7 +108,7 @@ from .ring import RingStats
 from .rings import OBSERVE_QUEUE, RingChannel, check_observe_options
 from .slots import AbandonMsg, EventMsg, ResponseMsg, SlotChannel, UnknownMsg
 from .trap import ObservedTrap, Response, Trap
-from .types import GuestCounters, HostCounters, SyscallMeta
+from .types import GuestCounters, HostCounters, RawEvent, SyscallMeta
 
 log = logging.getLogger("syscalls.portal")
 
@@ -668,6 +668,9 @@ class Portal:
                     f"slot {slot}: event names unknown hook table {m.hooks_gen}"
                 )
             event = decode.event(m.data, slot, seq, len(table), self.arch.nr_base)
+            marks = decode.string_marks(m.data)
+            if marks is not None:
+                event = self._with_strings(event, marks)
         except PortalProtocolError as exc:
             self.host_counters.refused += 1
             log.warning("event refused: %s", exc)
@@ -683,6 +686,16 @@ class Portal:
         task = trap._task = self._spawn(self._run(trap, before))
         self._slot_tasks[slot].add(task)
         task.add_done_callback(self._slot_tasks[slot].discard)
+
+    def _with_strings(self, event: RawEvent, marks: tuple[int, ...]) -> RawEvent:
+        """The event with the strings the guest captured when it wrote it (in
+        the slot's g2h area, which it writes again only for our requests)."""
+        assert self._slots is not None
+        body = self._slots.payload(event.slot, event.seq, decode.strings_length(marks))
+        if body is None:  # written again meanwhile: the task moved on, nothing to read
+            return event
+        strings = decode.captured_strings(marks, body, f"slot {event.slot}")
+        return msgspec.structs.replace(event, strings=strings)
 
     def _gave_up(self, trap: Trap, why: str) -> None:
         """The guest task of an unanswered trap no longer waits: its verdict is late."""

@@ -21,7 +21,7 @@ import msgspec
 
 from ..errors import PortalProtocolError
 from .abi import MASK64, C, ffi, packed, ring_offset
-from .decode import CALL_FIELDS, eflags_ok, text
+from .decode import CALL_FIELDS, NO_STRINGS, captured_strings, eflags_ok, text
 from .types import CapturedString, Phase, RawEvent
 
 _U32 = struct.Struct("<I")
@@ -32,8 +32,6 @@ _DROPS_OFF = ffi.offsetof("struct sa_ring_header", "drops")
 _SIZE_OFF = ffi.offsetof("struct sa_ring_header", "size")
 TAIL_OFF = ffi.offsetof("struct sa_ring_header", "tail")
 _PHASES = {int(p): p for p in Phase}
-_NO_STRINGS: tuple[CapturedString | None, ...] = (None,) * C.SA_MAX_ARGS
-_STR_KNOWN = C.SA_STR_CAPTURED | C.SA_STR_TRUNCATED | C.SA_STR_FAULT
 
 _REC_FIELDS = [
     ("len", "I"),
@@ -131,39 +129,13 @@ def _matched(words: tuple[int, ...], nhooks: int) -> tuple[int, ...]:
 
 
 def _strings(
-    v: tuple[int, ...], data: bytes, start: int, end: int
+    v: tuple[int, ...], data: bytes, start: int, end: int, ring: int
 ) -> tuple[CapturedString | None, ...]:
     """The captured strings of a record whose string bytes are ``data[start:end]``."""
-    if not any(v[_SL : _SF + C.SA_MAX_ARGS]):
-        return _NO_STRINGS  # the common case: a syscall without string arguments
-    body = data[start:end]
-    out: list[CapturedString | None] = []
-    pos = 0
-    for i in range(C.SA_MAX_ARGS):
-        n = int(v[_SL + i])
-        flags = int(v[_SF + i])
-        if flags & ~_STR_KNOWN:
-            raise PortalProtocolError(f"string {i}: flags {flags:#x}")
-        captured = bool(flags & C.SA_STR_CAPTURED)
-        if n > C.SA_STR_CAP or (n and not captured):
-            raise PortalProtocolError(f"string {i}: {n} bytes (flags {flags:#x})")
-        if pos + n > len(body):
-            raise PortalProtocolError(f"string {i}: {n} bytes do not fit in the record")
-        if not flags:
-            out.append(None)
-            continue
-        data = body[pos : pos + n]
-        pos += n
-        if b"\0" in data:
-            raise PortalProtocolError(f"string {i} holds a NUL")
-        out.append(
-            CapturedString(
-                data,
-                truncated=bool(flags & C.SA_STR_TRUNCATED),
-                fault=bool(flags & C.SA_STR_FAULT) or not captured,
-            )
-        )
-    return tuple(out)
+    marks = v[_SL : _SF + C.SA_MAX_ARGS]
+    if not any(marks):
+        return NO_STRINGS  # the common case: a syscall without string arguments
+    return captured_strings(marks, data[start:end], f"ring {ring}")
 
 
 def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> RawEvent:
@@ -242,7 +214,7 @@ def _record_at(
         restarted=bool(eflags & C.SA_EV_RESTARTED),
         compat=bool(eflags & C.SA_EV_COMPAT),
         observed=True,
-        strings=_strings(v, data, pos + C.SA_REC_SIZE, pos + length),
+        strings=_strings(v, data, pos + C.SA_REC_SIZE, pos + length, ring),
     )
 
 

@@ -115,6 +115,9 @@ class Trap:
         self._args: dict[int, int] = {}
         #: when the host last heard from the guest task (the event, a response)
         self._heard = time.monotonic()
+        #: the handlers wrote guest memory: the strings captured with the
+        #: event may no longer be what is there
+        self._wrote = False
 
     # -- verdict --------------------------------------------------------------
 
@@ -182,6 +185,10 @@ class Trap:
         check_address(addr, 1, "string read")
         # a string cannot run past the end of the address space
         max_len = min(max_len, (1 << 64) - addr)
+        captured = self._captured(addr, max_len)
+        if captured is not None:
+            self.portal.host_counters.captured_reads += 1
+            return captured
         out = bytearray()
         while len(out) < max_len:
             n = min(max_len - len(out), C.SA_SLOT_G2H_SIZE)
@@ -194,6 +201,24 @@ class Trap:
             if not r.truncated:
                 break
         return bytes(out)
+
+    def _captured(self, addr: int, max_len: int) -> bytes | None:
+        """The string at ``addr`` from the event's captures, if the guest
+        captured it whole (or at least ``max_len`` bytes of it) and no
+        handler has written guest memory since: what a read would return,
+        without the round trip (the task has not run since the capture)."""
+        if self._wrote:
+            return None
+        e = self.event
+        for i, s in enumerate(e.strings):
+            if (
+                s is not None
+                and not s.fault
+                and e.args[i] == addr
+                and (not s.truncated or max_len <= len(s.data))
+            ):
+                return s.data[:max_len]
+        return None
 
     async def read_str(self, addr: int, max_len: int = STR_MAX) -> str:
         """The NUL-terminated string at ``addr``, decoded as UTF-8 (surrogateescape)."""
@@ -221,6 +246,7 @@ class Trap:
     async def write_bytes(self, addr: int, data: bytes) -> None:
         """Write ``data`` into the task's memory at ``addr``."""
         check_address(addr, len(data), "write")
+        self._wrote = True
         done = 0
         while done < len(data) or not data:
             chunk = data[done : done + C.SA_SLOT_H2G_SIZE]

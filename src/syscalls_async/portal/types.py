@@ -84,8 +84,9 @@ class RawEvent(msgspec.Struct, frozen=True):
     #: an observe-only event from a ring (``slot`` is then the ring's index):
     #: the task did not wait, nothing can change the call
     observed: bool = False
-    #: observed events: per argument, the user string captured (``None``:
-    #: the prototype marks no string there)
+    #: per argument register word, the user string the guest captured when
+    #: it wrote the event (``None``: the prototype marks no string there);
+    #: observed events and blocking ones alike
     strings: tuple[CapturedString | None, ...] = ()
 
 
@@ -202,6 +203,9 @@ class HostCounters(msgspec.Struct):
     #: deadline passed, or it was killed) before the verdict was written, or
     #: just as it was written; the syscall went on without it
     late_verdicts: int = 0
+    #: string reads of a blocking trap answered from the strings the guest
+    #: captured with its event (no round trip to the guest)
+    captured_reads: int = 0
     #: events that waited for their slot's previous handlers to end (at most one
     #: handler runs per slot; a guest republishing faster than that waits)
     slot_busy: int = 0
