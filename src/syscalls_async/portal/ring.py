@@ -52,6 +52,10 @@ _M = _A + C.SA_MAX_ARGS + 3  # matched[0]
 _G = _M + C.SA_MATCH_WORDS  # hooks_gen
 _SL = _G + 2  # str_len[0]
 _SF = _SL + C.SA_MAX_ARGS  # str_flags[0]
+_SE = _SF + C.SA_MAX_ARGS  # past str_flags
+_R = _A + C.SA_MAX_ARGS  # retval (then pc, sp)
+_RESTARTED = C.SA_EV_RESTARTED
+_COMPAT = C.SA_EV_COMPAT
 
 
 class RingStats(msgspec.Struct):
@@ -134,7 +138,7 @@ def _strings(
     v: tuple[int, ...], data: bytes, start: int, end: int
 ) -> tuple[CapturedString | None, ...]:
     """The captured strings of a record whose string bytes are ``data[start:end]``."""
-    if not any(v[_SL : _SF + C.SA_MAX_ARGS]):
+    if not any(v[_SL:_SE]):
         return _NO_STRINGS  # the common case: a syscall without string arguments
     body = data[start:end]
     out: list[CapturedString | None] = []
@@ -213,36 +217,41 @@ def _record_at(
         raise PortalProtocolError(f"ring {ring}: record of {length} bytes")
     v = _REC.unpack_from(data, pos)
     phase, nr, eflags, gen = v[2], v[3], v[_G + 1], v[_G]
-    if phase not in _PHASES:
+    kind = _PHASES.get(phase)
+    if kind is None:
         raise PortalProtocolError(f"ring {ring}: bad phase {phase}")
     nr += nr_base
     if nr < 0:
         raise PortalProtocolError(f"ring {ring}: syscall number {nr - nr_base}")
-    if not eflags_ok(eflags, phase):
+    # no flags (the common case) needs no check
+    if eflags and not eflags_ok(eflags, phase):
         raise PortalProtocolError(f"ring {ring}: event flags {eflags:#x} in phase {phase}")
     n = nhooks(gen)
     if n is None:
         raise PortalProtocolError(f"ring {ring}: record names unknown hook table {gen}")
+    # positional, in RawEvent's field order (slot, epoch, seq, phase, nr, pid,
+    # tgid, comm, args, retval, pc, sp, matched, regs, hooks_gen, restarted,
+    # compat, observed, strings): keywords cost a third more per record
     return RawEvent(
-        slot=ring,
-        epoch=0,
-        seq=0,
-        phase=_PHASES[phase],
-        nr=nr,
-        pid=v[4],
-        tgid=v[5],
-        comm=_comm(v[6]),
-        args=v[_A : _A + C.SA_MAX_ARGS],
-        retval=v[_A + C.SA_MAX_ARGS],
-        pc=v[_A + C.SA_MAX_ARGS + 1],
-        sp=v[_A + C.SA_MAX_ARGS + 2],
-        matched=_matched_memo(v[_M : _M + C.SA_MATCH_WORDS], n),
-        regs=(),
-        hooks_gen=gen,
-        restarted=bool(eflags & C.SA_EV_RESTARTED),
-        compat=bool(eflags & C.SA_EV_COMPAT),
-        observed=True,
-        strings=_strings(v, data, pos + C.SA_REC_SIZE, pos + length),
+        ring,
+        0,
+        0,
+        kind,
+        nr,
+        v[4],
+        v[5],
+        _comm(v[6]),
+        v[_A:_R],
+        v[_R],
+        v[_R + 1],
+        v[_R + 2],
+        _matched_memo(v[_M:_G], n),
+        (),
+        gen,
+        bool(eflags & _RESTARTED),
+        bool(eflags & _COMPAT),
+        True,
+        _strings(v, data, pos + C.SA_REC_SIZE, pos + length),
     )
 
 
