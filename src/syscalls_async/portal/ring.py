@@ -180,19 +180,20 @@ def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> RawEv
 
 class _Memo:
     """A bounded cache of a pure function of guest bytes: a guest sending ever
-    new values empties it, never grows it past ``limit`` entries."""
+    new values empties it, never grows it past ``limit`` entries.  Callers on
+    the hot path try ``cache.get(key)`` first (no call when it is there)."""
 
-    def __init__(self, fn: Callable[..., Any], limit: int = 256) -> None:
+    def __init__(self, fn: Callable[[Any], Any], limit: int = 256) -> None:
         self.fn = fn
         self.limit = limit
         self.cache: dict[Any, Any] = {}
 
-    def __call__(self, *key: Any) -> Any:
+    def __call__(self, key: Any) -> Any:
         try:
             return self.cache[key]
         except KeyError:
             pass
-        value = self.fn(*key)  # raises for invalid input: nothing is cached then
+        value = self.fn(key)  # raises for invalid input: nothing is cached then
         if len(self.cache) >= self.limit:
             self.cache.clear()
         self.cache[key] = value
@@ -201,7 +202,12 @@ class _Memo:
 
 # the same task names and matched-hook words come again and again
 _comm = _Memo(text)
-_matched_memo = _Memo(_matched)
+_matched_memo = _Memo(lambda key: _matched(*key))
+_comms = _comm.cache
+_matches = _matched_memo.cache
+_REC_SIZE = C.SA_REC_SIZE
+_REC_EVENT = C.SA_REC_EVENT
+_REC_PAD = C.SA_REC_PAD
 
 
 def _record_at(
@@ -213,7 +219,7 @@ def _record_at(
     nr_base: int = 0,
 ) -> RawEvent:
     """The record of ``length`` bytes at ``pos`` of ``data`` (without copying it)."""
-    if length < C.SA_REC_SIZE:
+    if length < _REC_SIZE:
         raise PortalProtocolError(f"ring {ring}: record of {length} bytes")
     v = _REC.unpack_from(data, pos)
     phase, nr, eflags, gen = v[2], v[3], v[_G + 1], v[_G]
@@ -229,6 +235,13 @@ def _record_at(
     n = nhooks(gen)
     if n is None:
         raise PortalProtocolError(f"ring {ring}: record names unknown hook table {gen}")
+    comm = _comms.get(v[6])
+    if comm is None:
+        comm = _comm(v[6])
+    key = (v[_M:_G], n)
+    matched = _matches.get(key)
+    if matched is None:
+        matched = _matched_memo(key)
     # positional, in RawEvent's field order (slot, epoch, seq, phase, nr, pid,
     # tgid, comm, args, retval, pc, sp, matched, regs, hooks_gen, restarted,
     # compat, observed, strings): keywords cost a third more per record
@@ -240,18 +253,19 @@ def _record_at(
         nr,
         v[4],
         v[5],
-        _comm(v[6]),
+        comm,
         v[_A:_R],
         v[_R],
         v[_R + 1],
         v[_R + 2],
-        _matched_memo(v[_M:_G], n),
+        matched,
         (),
         gen,
         bool(eflags & _RESTARTED),
         bool(eflags & _COMPAT),
         True,
-        _strings(v, data, pos + C.SA_REC_SIZE, pos + length),
+        # the common case, a syscall without string arguments, without a call
+        _strings(v, data, pos + _REC_SIZE, pos + length) if any(v[_SL:_SE]) else _NO_STRINGS,
     )
 
 
@@ -274,12 +288,12 @@ def records(
         if length < 8 or length % 8 or length > len(data) - pos:
             refused.append(f"ring {ring}: record length {length} at {pos} of {len(data)}")
             break
-        if kind == C.SA_REC_EVENT:
+        if kind == _REC_EVENT:
             try:
                 events.append(_record_at(data, pos, length, ring, nhooks, nr_base))
             except PortalProtocolError as exc:
                 refused.append(str(exc))
-        elif kind != C.SA_REC_PAD:
+        elif kind != _REC_PAD:
             refused.append(f"ring {ring}: record type {kind}")
         pos += length
     return events, refused

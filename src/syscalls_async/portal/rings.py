@@ -151,8 +151,14 @@ class RingChannel:
         """Queue one span's events for the observer, in chunks; those that find
         the queue full (``bound`` events waiting) are dropped and counted."""
         self.stats.records += len(events)
-        ids = self._hook_ids
-        traps = [ObservedTrap(e, ids(e.hooks_gen, e.matched)) for e in events]
+        known = self._ids
+        traps = []
+        for e in events:
+            key = (e.hooks_gen, e.matched)
+            ids = known.get(key)
+            if ids is None:
+                ids = self._hook_ids(*key)
+            traps.append(ObservedTrap(e, ids))
         room = max(0, self.bound - (self.queued - self.done))
         if len(traps) > room:
             self._dropped(traps[room:])
