@@ -5,6 +5,9 @@ playing the shared region and this script playing the guest module:
 
 - ``dispatch``: the dispatcher alone, one empty ``async def`` hook on getppid,
   against a fake trap (µs per event);
+- ``dispatch_observed``: the same with a ``read_only`` hook and an observed
+  event; ``dispatch_batch``: observed events through ``observe_batch`` in
+  chunks of 256, a ``batch=True`` hook (µs per event);
 - ``portal``: a blocking event published into a slot, found by the poller's
   scan, run through the dispatcher and answered (µs per event, up to the
   verdict written);
@@ -91,6 +94,21 @@ async def dispatch_observed(n: int) -> float:
     for _ in range(n):
         await d(trap)
     return (time.process_time() - t) / n * 1e6
+
+
+async def dispatch_batch(n: int) -> float:
+    """µs per observed event through ``observe_batch`` in chunks of 256, a batch
+    hook whose handler reads each event's name and arguments."""
+    d = _dispatcher(batch=True)
+    chunk = [ObservedTrap(_observed(fake_event("getppid")), (1,))] * 256
+    _seen[0] = 0
+    rounds = max(1, n // len(chunk))
+    t = time.process_time()
+    for _ in range(rounds):
+        await d.observe_batch(chunk)
+    spent = time.process_time() - t
+    assert _seen[0] == rounds * len(chunk)
+    return spent / (rounds * len(chunk)) * 1e6
 
 
 def _observed(event: Any) -> Any:
@@ -263,6 +281,7 @@ async def main(n: int, names: list[str], rounds: int = 3) -> None:
     cases = (
         ("dispatch", dispatch, n, "µs/event"),
         ("dispatch_observed", dispatch_observed, n, "µs/event"),
+        ("dispatch_batch", dispatch_batch, n * 4, "µs/event"),
         ("portal", portal, n, "µs/event"),
         ("rings", rings, n * 4, "events/s"),
         ("rings_batch", rings_batch, n * 4, "events/s"),
