@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 from test_observe import COMM, ENOENT, PREFIX, WAIT, children
 
-from syscalls_async import Session
+from syscalls_async import ObservedSyscall, Session
 from syscalls_async.api import Plugins
 from syscalls_async.errors import ObserveOnlyError
 from syscalls_async.machine import Machine
 from syscalls_async.portal import CapturedString
 from syscalls_async.syscalls import ValueFilter
-from syscalls_async.syscalls.batch import ObservedSyscall
 
 
 class Batches:

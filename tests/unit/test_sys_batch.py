@@ -18,6 +18,7 @@ import anyio
 import pytest
 from test_portal_ring import Region
 
+from syscalls_async import ObservedSyscall
 from syscalls_async.api.mem import Mem
 from syscalls_async.api.syscalls import SyscallsAPI
 from syscalls_async.errors import ObserveOnlyError, RegistrationError
@@ -27,7 +28,6 @@ from syscalls_async.portal.rings import CHUNK, RingChannel
 from syscalls_async.portal.trap import ObservedTrap
 from syscalls_async.portal.types import CapturedString
 from syscalls_async.syscalls import Dispatcher, Registry, ValueFilter
-from syscalls_async.syscalls.batch import ObservedSyscall
 from syscalls_async.testing.fake import bundled_prototypes
 
 OPENAT, GETPPID, UNKNOWN = 257, 110, 5000
