@@ -41,8 +41,10 @@ Semantics:
   messages are refused and counted in :attr:`Portal.host_counters`.
 - Observe-only hooks (``HookSpec.observe``) do not stop the guest task: their
   events come through the per-CPU rings, which the poller drains fully on
-  every pass (:meth:`Portal.drain_rings`), and go to ``observer`` one at a
-  time through a bounded queue (``observe_queue`` events).  An event that
+  every pass (:meth:`Portal.drain_rings`), and go through a bounded queue
+  (``observe_queue`` events, in chunks of up to 256 in ring order) to
+  ``batch_observer`` a chunk at a time if it is set, else to ``observer``
+  one event at a time.  An event that
   finds the queue full is dropped and counted (``ring_stats.queue_drops``,
   per hook in :meth:`Portal.hook_drops`); records that did not fit in their
   ring were dropped and counted by the guest (per ring in
