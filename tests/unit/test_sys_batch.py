@@ -431,3 +431,15 @@ def test_a_batch_hook_is_a_read_only_observing_hook_in_the_guest_table() -> None
     assert spec.observe and hook.batch and hook.read_only
     assert registry.candidates(GETPPID, True, observed=True) == []
     assert registry.candidates(GETPPID, True, observed=True, batch=True) == [hook]
+
+
+def test_a_view_of_a_built_event_with_fewer_words_reads_the_rest_as_zero() -> None:
+    import msgspec
+
+    from syscalls_async.syscalls.batch import SyscallKind
+    from syscalls_async.testing import fake_event
+
+    raw = msgspec.structs.replace(fake_event("openat"), args=(M64 - 99, 0x1000), observed=True)
+    view = ObservedSyscall(raw, SyscallKind(bundled_prototypes().by_nr(OPENAT), "x86_64"))
+    assert view.words == (M64 - 99, 0x1000, 0, 0, 0, 0)
+    assert view.args == (-100, 0x1000, 0, 0) and view.strings == (None,) * 6

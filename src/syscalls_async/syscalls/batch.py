@@ -28,7 +28,9 @@ from .abi32 import ArgLayout
 from .event import Task
 from .prototypes import RETVAL, SyscallPrototype
 
-_NO_STRINGS: tuple[CapturedString | None, ...] = (None,) * C.SA_MAX_ARGS
+_NARGS = C.SA_MAX_ARGS
+_ZEROS = (0,) * _NARGS
+_NO_STRINGS: tuple[CapturedString | None, ...] = (None,) * _NARGS
 _signed = RETVAL.value
 
 
@@ -126,12 +128,15 @@ class ObservedSyscall:
 
     @property
     def words(self) -> tuple[int, ...]:
-        return self._raw.args
+        words = self._raw.args
+        return words if len(words) == _NARGS else (words + _ZEROS)[:_NARGS]
 
     @property
     def args(self) -> tuple[int, ...]:
         kind = self._kind
         words = self._raw.args
+        if len(words) != _NARGS:  # a ring record always has six; a built event may not
+            words = (words + _ZEROS)[:_NARGS]
         if kind.layout is not None:
             words = tuple(kind.layout.join(list(words)))
         return tuple([convert(words[i]) for i, convert in enumerate(kind.converters)])
