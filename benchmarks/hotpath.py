@@ -5,11 +5,18 @@ playing the shared region and this script playing the guest module:
 
 - ``dispatch``: the dispatcher alone, one empty ``async def`` hook on getppid,
   against a fake trap (µs per event);
+- ``dispatch_observed``: the same with a ``read_only`` hook and an observed
+  event; ``dispatch_batch``: observed events through ``observe_batch`` in
+  chunks of 256, a ``batch=True`` hook (µs per event);
 - ``portal``: a blocking event published into a slot, found by the poller's
   scan, run through the dispatcher and answered (µs per event, up to the
   verdict written);
-- ``ring``: records written into a ring, drained, decoded and handed to a
-  trivial read_only handler (events/s).
+- ``rings``: records written into two rings, drained, decoded and handed to a
+  trivial read_only handler, one event at a time (events/s);
+- ``rings_batch``: the same with a ``read_only=True, batch=True`` handler
+  that reads each event's name and first argument (events/s).
+
+``python -m benchmarks.hotpath [N] [NAME ...]`` runs only the named ones.
 
 Times are the process's CPU time (other load on the host disturbs them less than
 wall time); compare before/after in one run.
@@ -44,10 +51,24 @@ async def _empty(regs: Any, proto: Any, syscall: Any) -> None:
     pass
 
 
-def _dispatcher(read_only: bool = False) -> Dispatcher:
+#: what the batch handler of ``rings_batch`` saw
+_seen = [0]
+
+
+async def _batch(events: Any) -> None:
+    """A batch handler that touches what a watcher would: each event's name and arguments."""
+    for event in events:
+        if event.name and event.args is not None:
+            _seen[0] += 1
+
+
+def _dispatcher(read_only: bool = False, batch: bool = False) -> Dispatcher:
     table = bundled_prototypes()
     registry = Registry()
-    registry.add(_empty, "on_sys_getppid_enter", read_only=read_only)
+    if batch:
+        registry.add(_batch, "on_sys_getppid_enter", read_only=True, batch=True)
+    else:
+        registry.add(_empty, "on_sys_getppid_enter", read_only=read_only)
     registry.bind(table)
     return Dispatcher(registry, table)
 
@@ -73,6 +94,21 @@ async def dispatch_observed(n: int) -> float:
     for _ in range(n):
         await d(trap)
     return (time.process_time() - t) / n * 1e6
+
+
+async def dispatch_batch(n: int) -> float:
+    """µs per observed event through ``observe_batch`` in chunks of 256, a batch
+    hook whose handler reads each event's name and arguments."""
+    d = _dispatcher(batch=True)
+    chunk = [ObservedTrap(_observed(fake_event("getppid")), (1,))] * 256
+    _seen[0] = 0
+    rounds = max(1, n // len(chunk))
+    t = time.process_time()
+    for _ in range(rounds):
+        await d.observe_batch(chunk)
+    spent = time.process_time() - t
+    assert _seen[0] == rounds * len(chunk)
+    return spent / (rounds * len(chunk)) * 1e6
 
 
 def _observed(event: Any) -> Any:
@@ -172,14 +208,18 @@ class _Region:
         return int(struct.unpack_from("<Q", self.mm, ring_offset(ring) + TAIL_OFF)[0])
 
 
-async def _with_portal(fn: Callable[[Portal, _Region], Any], *, read_only: bool = False) -> float:
+async def _with_portal(
+    fn: Callable[[Portal, _Region], Any], *, read_only: bool = False, batch: bool = False
+) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         region = _Region(Path(tmp) / "shm")
         acker = asyncio.create_task(region.ack())
-        d = _dispatcher(read_only)
+        d = _dispatcher(read_only, batch)
         try:
             async with Portal(region.path) as portal:
+                # as a Session wires them
                 portal.handler = portal.observer = d
+                portal.batch_observer = d.observe_batch
                 specs, _ = d.registry.table()
                 await portal.set_hooks(specs)
                 result: float = await fn(portal, region)
@@ -207,9 +247,10 @@ async def portal(n: int) -> float:
     return await _with_portal(run)
 
 
-async def rings(n: int) -> float:
+async def rings(n: int, *, batched: bool = False) -> float:
     """Observed events/s: records drained from the rings and handled."""
     batch = 2000
+    _seen[0] = 0
 
     async def run(p: Portal, region: _Region) -> float:
         gen = p.hooks_generation
@@ -224,23 +265,39 @@ async def rings(n: int) -> float:
             spent += time.process_time() - t
             done += batch
         assert p.ring_stats.records == done and not p.ring_stats.refused
+        assert not batched or _seen[0] == done
         return done / spent
 
-    return await _with_portal(run, read_only=True)
+    return await _with_portal(run, read_only=True, batch=batched)
 
 
-async def main(n: int, rounds: int = 3) -> None:
+async def rings_batch(n: int) -> float:
+    """Observed events/s with a batch handler (``read_only=True, batch=True``)."""
+    return await rings(n, batched=True)
+
+
+async def main(n: int, names: list[str], rounds: int = 3) -> None:
     """Each figure is the best of ``rounds`` (the least disturbed by other load)."""
-    for name, fn, count, unit in (
+    cases = (
         ("dispatch", dispatch, n, "µs/event"),
         ("dispatch_observed", dispatch_observed, n, "µs/event"),
+        ("dispatch_batch", dispatch_batch, n * 4, "µs/event"),
         ("portal", portal, n, "µs/event"),
         ("rings", rings, n * 4, "events/s"),
-    ):
+        ("rings_batch", rings_batch, n * 4, "events/s"),
+    )
+    unknown = set(names) - {c[0] for c in cases}
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {sorted(unknown)}; known: {[c[0] for c in cases]}")
+    for name, fn, count, unit in cases:
+        if names and name not in names:
+            continue
         runs = [await fn(count) for _ in range(rounds)]
         best = max(runs) if unit == "events/s" else min(runs)
         print(f"{name:18} {best:10.2f} {unit}  (runs: {', '.join(f'{r:.2f}' for r in runs)})")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000))
+    argv = sys.argv[1:]
+    count = int(argv.pop(0)) if argv and argv[0].isdigit() else 20000
+    asyncio.run(main(count, argv))

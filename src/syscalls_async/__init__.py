@@ -33,7 +33,7 @@ from .errors import (
     TrapGone,
     UsageError,
 )
-from .syscalls import FailClosed, Hook, ValueFilter
+from .syscalls import FailClosed, Hook, ObservedSyscall, ValueFilter
 
 __all__ = [
     # the plugin API, most used first
@@ -43,6 +43,7 @@ __all__ = [
     "ValueFilter",
     "FailClosed",
     "Hook",
+    "ObservedSyscall",
     # errors, most generic to most explicit: each family's base, then its members
     "SyscallsAsyncError",
     "UsageError",

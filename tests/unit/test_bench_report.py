@@ -91,6 +91,16 @@ def _cases() -> dict[str, Latency]:
 def _throughput() -> dict[str, Throughput]:
     return {
         "g": Throughput("observe", "getppid()", False, reason=OBSERVE_ONLY_MISSING),
+        "g_batch": Throughput(
+            "observe batch",
+            "getppid()",
+            True,
+            90000.0,
+            120000.0,
+            0,
+            made_one_process=95000.0,
+            made_two_processes=125000.0,
+        ),
         "g0": Throughput("blocking", "getppid()", True, 4000.0, 6000.0),
     }
 
@@ -108,6 +118,9 @@ def test_figures_are_issue_7s_ratios_reported_with_their_targets() -> None:
     observed = figs["(g) observe-only events/s, 2 processes"]
     assert (observed.value, observed.met, observed.target) == (None, None, ">= 200000")
     assert observed.note == OBSERVE_ONLY_MISSING
+    batch = figs["(g_batch) observe-only batch handler events/s, 2 processes"]
+    assert (batch.value, batch.met) == (120000.0, False)
+    assert "the guest made 125,000/s" in batch.note
 
 
 def test_a_zero_denominator_gives_no_ratio_rather_than_an_error() -> None:
@@ -137,6 +150,8 @@ def test_the_text_report_has_every_case_throughput_and_target() -> None:
         assert f"({key})" in text
     assert "(g) observe: not available" in text
     assert "(g0) blocking, getppid(): 1 process 4,000, 2 processes 6,000" in text
+    assert "(g_batch) observe batch, getppid(): 1 process 90,000, 2 processes 120,000" in text
+    assert "the guest made 1 process 95,000, 2 processes 125,000 per second" in text
     assert "5.0% of one core" in text
     assert "(c)/(r) p50" in text and "NOT met" in text
 

@@ -50,7 +50,7 @@ def test_an_unknown_keyword_names_itself_and_the_accepted_ones(form: str) -> Non
     msg = str(info.value)
     assert "unknown keyword argument 'readonly' (did you mean read_only?)" in msg
     assert "accepted: name_or_pattern, on_enter, on_return, comm_filter" in msg
-    assert "read_only, enabled, on_error" in msg
+    assert "read_only, batch, enabled, on_error" in msg
     assert api.hooks == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -308,3 +309,26 @@ async def test_a_read_only_hook_gets_the_observed_copy_with_its_strings() -> Non
     assert "truncated" in str(failed.value.__cause__)
     assert verdict.continued and verdict.handlers_run == 1
     assert got == [(True, CapturedString(b"/etc/hostname"), "/etc/hostname")]
+
+
+async def test_a_batch_hook_gets_each_event_of_the_kit_as_a_batch_of_one() -> None:
+    """The README's batch example, run by the kit (which hands events one at a time)."""
+    own = Plugins()
+    opened: Counter[str] = Counter()
+
+    @own.syscalls.syscall("openat", comm_filter="make", read_only=True, batch=True)
+    async def count_paths(events: Any) -> None:
+        assert len(events) == 1
+        for event in events:
+            path = event.strings[1]
+            if path is not None and not path.fault:
+                opened[path.text] += 1
+        with pytest.raises(ObserveOnlyError, match="batch handler"):
+            await own.mem.read_str(events[0].args[1])
+
+    with FakeGuest(own) as guest:
+        for path in ("/a", "/b", "/a"):
+            verdict = await guest.syscall("openat", -100, path, 0, 0, comm="make")
+            assert verdict.continued and verdict.handlers_run == 1
+        assert (await guest.syscall("openat", -100, "/c", 0, 0, comm="cc")).handlers_run == 0
+    assert opened == {"/a": 2, "/b": 1}

@@ -326,6 +326,7 @@ class Session:
                 )
             )
         self._portal.handler = self._portal.observer = self._handler()
+        self._portal.batch_observer = self._batch_handler()
         registry.listeners.append(self._changed)
         self._stack.callback(registry.listeners.remove, self._changed)
         # background work ends first on the way out (aclose runs once: the
@@ -341,6 +342,13 @@ class Session:
         if self._recorder is None:
             return self.dispatcher
         return self._recorder.tap(self.dispatcher)
+
+    def _batch_handler(self) -> Callable[[Sequence[Trap]], Awaitable[None]] | None:
+        """What the portal hands each chunk of observed events to: the dispatcher's
+        batch path; ``None`` when recording (the recorder takes one event at a
+        time, and the dispatcher then runs batch hooks on batches of one)."""
+        assert self.dispatcher is not None
+        return self.dispatcher.observe_batch if self._recorder is None else None
 
     async def _stop(self) -> None:
         await self._stack.aclose()
@@ -407,6 +415,7 @@ class Session:
             raise
         self._stack.push_async_callback(portal.aclose)
         portal.handler = portal.observer = self._handler()
+        portal.batch_observer = self._batch_handler()
         self._portal = portal
         if self._host_counters is not None:
             self._late_earlier += self._host_counters.late_verdicts

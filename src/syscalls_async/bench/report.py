@@ -98,6 +98,11 @@ class Throughput(msgspec.Struct, frozen=True):
     #: events the guest could not hand over (null: the path never drops)
     drops: int | None = None
     reason: str | None = None
+    #: observe-only: events/s the guest made (its timed loops), whatever the
+    #: host took; ``one_process``/``two_processes`` are what the host handled
+    #: (at most this)
+    made_one_process: float | None = None
+    made_two_processes: float | None = None
 
 
 def events_per_second(samples: list[Sample]) -> float:
@@ -239,6 +244,19 @@ def figures(
             observed.reason or "",
         ),
     ]
+    batch = throughput.get("g_batch")
+    if batch is not None:
+        out.append(
+            _figure(
+                "(g_batch) observe-only batch handler events/s, 2 processes",
+                batch.two_processes,
+                200_000,
+                False,
+                batch.reason
+                or f"the guest made {_num(batch.made_two_processes, 0)}/s: the host "
+                "handles at most that",
+            )
+        )
     return out
 
 
@@ -270,6 +288,12 @@ def format_report(report: BenchReport) -> str:
                 f"  ({key}) {t.title}, {t.call}: 1 process {_num(t.one_process, 0)}, "
                 f"2 processes {_num(t.two_processes, 0)} ({drops})"
             )
+            if t.made_two_processes is not None:
+                lines.append(
+                    f"  {'':<{len(key) + 2}} the guest made 1 process "
+                    f"{_num(t.made_one_process, 0)}, 2 processes "
+                    f"{_num(t.made_two_processes, 0)} per second"
+                )
         else:
             lines.append(f"  ({key}) {t.title}: not available ({t.reason})")
     lines.append(

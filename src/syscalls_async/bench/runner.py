@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -259,6 +260,7 @@ class _Run:
                 await self._time("h", GETPPID, self.options.idle_count, idle=True)
                 idle = msgspec.structs.replace(idle, bell=_gained(before, session.portal))
             self.throughput["g"] = await self._observe_only(session)
+            self.throughput["g_batch"] = await self._observe_only(session, batch=True)
             self.guest_counters = msgspec.structs.asdict(session.portal.guest_counters())
         return idle
 
@@ -273,44 +275,54 @@ class _Run:
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         return HostIdle(seconds=round(wall, 3), cpu_fraction=cpu / wall)
 
-    async def _observe_only(self, session: Session) -> Throughput:
-        """(g): an observe-only (read_only) hook with a handler that counts.
+    async def _observe_only(self, session: Session, *, batch: bool = False) -> Throughput:
+        """(g): an observe-only (read_only) hook with a handler that counts; with
+        ``batch`` (g_batch) a ``batch=True`` hook whose handler counts each batch.
 
         Events handed to it per second, with 1 and 2 processes: the events over
         the longer of the guest's timed loops (the rate they were made at) and
         the span from the first to the last handler call (the rate the host
-        took them at); and the drops."""
+        took them at); the rate the guest made them at; and the drops."""
         calls: list[float] = []
 
         def count(regs: object, proto: object, syscall: object) -> None:
             calls.append(time.perf_counter())
+
+        async def count_batch(events: Sequence[object]) -> None:
+            calls.extend(itertools.repeat(time.perf_counter(), len(events)))
 
         def dropped() -> int:
             stats = session.stats
             return sum(stats.ring_drops) + stats.queue_drops
 
         n = self.options.hooked_count
-        self.say(f"(g) observe-only hook, trivial handler: 1 and 2 processes x {n} calls")
+        key, what = ("g_batch", "batch handler") if batch else ("g", "trivial handler")
+        self.say(f"({key}) observe-only hook, {what}: 1 and 2 processes x {n} calls")
         rates: list[float] = []
+        made: list[float] = []
         drops = dropped()
+        handler = count_batch if batch else count
+        options: dict[str, Any] = {"batch": True} if batch else {}
         async with self._hooked(
-            session.plugins, count, "getppid", comm_filter=PROGRAM, read_only=True
+            session.plugins, handler, "getppid", comm_filter=PROGRAM, read_only=True, **options
         ):
             for processes in (1, 2):
                 del calls[:]
-                made = await self._events_per_second(processes)
+                made.append(await self._events_per_second(processes))
                 await session.flush_observed()
                 if not calls:
                     raise BenchError("the observe-only hook saw no event")
-                span = max(len(calls) / made, calls[-1] - calls[0])
+                span = max(len(calls) / made[-1], calls[-1] - calls[0])
                 rates.append(len(calls) / span)
         return Throughput(
-            title="observe-only hook, trivial handler",
+            title=f"observe-only hook, {what}",
             call=GETPPID,
             available=True,
             one_process=rates[0],
             two_processes=rates[1],
             drops=dropped() - drops,
+            made_one_process=made[0],
+            made_two_processes=made[1],
         )
 
 
@@ -351,7 +363,7 @@ async def run_bench(
         idle = await run.plugin_api()
         order = [k for k in CASES if k in run.cases]
         cases = {k: run.cases[k] for k in order}
-        throughput = {k: run.throughput[k] for k in ("g", "g0")}
+        throughput = {k: run.throughput[k] for k in ("g", "g_batch", "g0")}
         accel = machine.accel if machine.target.native else "tcg"
         if accel is None and machine.image is not None:
             accel = await choose_accel(QEMU, machine.image.kernel)  # decided at boot: cached

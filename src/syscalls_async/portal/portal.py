@@ -41,8 +41,10 @@ Semantics:
   messages are refused and counted in :attr:`Portal.host_counters`.
 - Observe-only hooks (``HookSpec.observe``) do not stop the guest task: their
   events come through the per-CPU rings, which the poller drains fully on
-  every pass (:meth:`Portal.drain_rings`), and go to ``observer`` one at a
-  time through a bounded queue (``observe_queue`` events).  An event that
+  every pass (:meth:`Portal.drain_rings`), and go through a bounded queue
+  (``observe_queue`` events, in chunks of up to 256 in ring order) to
+  ``batch_observer`` a chunk at a time if it is set, else to ``observer``
+  one event at a time.  An event that
   finds the queue full is dropped and counted (``ring_stats.queue_drops``,
   per hook in :meth:`Portal.hook_drops`); records that did not fit in their
   ring were dropped and counted by the guest (per ring in
@@ -114,6 +116,8 @@ log = logging.getLogger("syscalls.portal")
 
 Handler = Callable[[Trap], Awaitable[None]]
 Observer = Callable[[ObservedTrap], Awaitable[None]]
+#: takes a chunk of observed events (at most ``rings.CHUNK``, in ring order) at once
+BatchObserver = Callable[[Sequence[ObservedTrap]], Awaitable[None]]
 #: a response's fields, read with one precompiled unpack (cffi field access
 #: cost ≈ 4 µs a response; the layout is checked against cffi at import)
 _RESPONSE = packed(
@@ -195,6 +199,9 @@ class Portal:
         the portal reads a duplicate and never closes this one); ``None``
         polls with sleeps when idle.
     :param observer: called with each observed event (observe-only hooks).
+    :param batch_observer: if set, called instead of ``observer`` with each
+        chunk of observed events (up to 256, in ring order): one call per
+        chunk, not per event.
     :param ring_size: data bytes of each observe-only ring, a power of two
         from ``SA_RING_DATA_MIN`` to ``SA_RING_DATA_MAX`` (``None``: the
         guest's default, the largest); written before the first hook table,
@@ -217,6 +224,7 @@ class Portal:
         poll: PollPolicy | None = None,
         attach_timeout: float = 30.0,
         observer: Observer | None = None,
+        batch_observer: BatchObserver | None = None,
         ring_size: int | None = None,
         observe_queue: int = OBSERVE_QUEUE,
         doorbell: int | None = None,
@@ -228,6 +236,7 @@ class Portal:
         #: the architecture the guest must run (the machine's); None: any known
         self.expected_arch = arch
         self.observer = observer
+        self.batch_observer = batch_observer
         self.ring_size = ring_size
         self._hooktable = HookTable()
         self._rings = RingChannel(self._hooktable, observe_queue)
@@ -535,9 +544,11 @@ class Portal:
         return self._rings.drain(mm)
 
     async def _observe_loop(self) -> None:
-        """Hand observed events to the observer, one at a time, in ring order.
+        """Hand observed events to the observer in ring order: each chunk the
+        rings queued to ``batch_observer`` at once if there is one, else one
+        event at a time to ``observer``.
 
-        Events already queued are taken without a pass of the event loop each;
+        Chunks already queued are taken without a pass of the event loop each;
         the loop gets a turn at least every ``_OBSERVE_BATCH`` events (and
         whenever a handler awaits), so blocking traps are not held up."""
         rings = self._rings
@@ -546,27 +557,44 @@ class Portal:
         async with recv:
             while True:
                 try:
-                    trap = recv.receive_nowait()
+                    chunk = recv.receive_nowait()
                 except anyio.WouldBlock:
                     rings.progress.set()
                     try:
-                        trap = await recv.receive()
+                        chunk = await recv.receive()
                     except anyio.EndOfStream:
                         return
                     run = 0
                 except anyio.EndOfStream:
                     return
-                try:
-                    if self.observer is not None:
-                        await self.observer(trap)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    self.host_counters.handler_errors += 1
-                    log.exception("observer failed on %s", trap.event)
-                finally:
-                    rings.done += 1
-                run += 1
+                if self.batch_observer is not None:
+                    try:
+                        await self.batch_observer(chunk)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        self.host_counters.handler_errors += 1
+                        log.exception("observer failed on %d events", len(chunk))
+                    finally:
+                        rings.done += len(chunk)
+                    run += len(chunk)
+                else:
+                    for trap in chunk:
+                        try:
+                            if self.observer is not None:
+                                await self.observer(trap)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception:
+                            self.host_counters.handler_errors += 1
+                            log.exception("observer failed on %s", trap.event)
+                        finally:
+                            rings.done += 1
+                        run += 1
+                        if run >= _OBSERVE_BATCH:
+                            rings.progress.set()
+                            await asyncio.sleep(0)
+                            run = 0
                 if run >= _OBSERVE_BATCH:
                     rings.progress.set()
                     await asyncio.sleep(0)

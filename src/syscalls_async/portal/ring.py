@@ -50,6 +50,10 @@ _M = _A + C.SA_MAX_ARGS + 3  # matched[0]
 _G = _M + C.SA_MATCH_WORDS  # hooks_gen
 _SL = _G + 2  # str_len[0]
 _SF = _SL + C.SA_MAX_ARGS  # str_flags[0]
+_SE = _SF + C.SA_MAX_ARGS  # past str_flags
+_R = _A + C.SA_MAX_ARGS  # retval (then pc, sp)
+_RESTARTED = C.SA_EV_RESTARTED
+_COMPAT = C.SA_EV_COMPAT
 
 
 class RingStats(msgspec.Struct):
@@ -132,7 +136,7 @@ def _strings(
     v: tuple[int, ...], data: bytes, start: int, end: int, ring: int
 ) -> tuple[CapturedString | None, ...]:
     """The captured strings of a record whose string bytes are ``data[start:end]``."""
-    marks = v[_SL : _SF + C.SA_MAX_ARGS]
+    marks = v[_SL:_SE]
     if not any(marks):
         return NO_STRINGS  # the common case: a syscall without string arguments
     return captured_strings(marks, data[start:end], f"ring {ring}")
@@ -148,19 +152,20 @@ def record(data: bytes, ring: int, nhooks: Callable[[int], int | None]) -> RawEv
 
 class _Memo:
     """A bounded cache of a pure function of guest bytes: a guest sending ever
-    new values empties it, never grows it past ``limit`` entries."""
+    new values empties it, never grows it past ``limit`` entries.  Callers on
+    the hot path try ``cache.get(key)`` first (no call when it is there)."""
 
-    def __init__(self, fn: Callable[..., Any], limit: int = 256) -> None:
+    def __init__(self, fn: Callable[[Any], Any], limit: int = 256) -> None:
         self.fn = fn
         self.limit = limit
         self.cache: dict[Any, Any] = {}
 
-    def __call__(self, *key: Any) -> Any:
+    def __call__(self, key: Any) -> Any:
         try:
             return self.cache[key]
         except KeyError:
             pass
-        value = self.fn(*key)  # raises for invalid input: nothing is cached then
+        value = self.fn(key)  # raises for invalid input: nothing is cached then
         if len(self.cache) >= self.limit:
             self.cache.clear()
         self.cache[key] = value
@@ -169,7 +174,12 @@ class _Memo:
 
 # the same task names and matched-hook words come again and again
 _comm = _Memo(text)
-_matched_memo = _Memo(_matched)
+_matched_memo = _Memo(lambda key: _matched(*key))
+_comms = _comm.cache
+_matches = _matched_memo.cache
+_REC_SIZE = C.SA_REC_SIZE
+_REC_EVENT = C.SA_REC_EVENT
+_REC_PAD = C.SA_REC_PAD
 
 
 def _record_at(
@@ -181,40 +191,53 @@ def _record_at(
     nr_base: int = 0,
 ) -> RawEvent:
     """The record of ``length`` bytes at ``pos`` of ``data`` (without copying it)."""
-    if length < C.SA_REC_SIZE:
+    if length < _REC_SIZE:
         raise PortalProtocolError(f"ring {ring}: record of {length} bytes")
     v = _REC.unpack_from(data, pos)
     phase, nr, eflags, gen = v[2], v[3], v[_G + 1], v[_G]
-    if phase not in _PHASES:
+    kind = _PHASES.get(phase)
+    if kind is None:
         raise PortalProtocolError(f"ring {ring}: bad phase {phase}")
     nr += nr_base
     if nr < 0:
         raise PortalProtocolError(f"ring {ring}: syscall number {nr - nr_base}")
-    if not eflags_ok(eflags, phase):
+    # no flags (the common case) needs no check
+    if eflags and not eflags_ok(eflags, phase):
         raise PortalProtocolError(f"ring {ring}: event flags {eflags:#x} in phase {phase}")
     n = nhooks(gen)
     if n is None:
         raise PortalProtocolError(f"ring {ring}: record names unknown hook table {gen}")
+    comm = _comms.get(v[6])
+    if comm is None:
+        comm = _comm(v[6])
+    key = (v[_M:_G], n)
+    matched = _matches.get(key)
+    if matched is None:
+        matched = _matched_memo(key)
+    # positional, in RawEvent's field order (slot, epoch, seq, phase, nr, pid,
+    # tgid, comm, args, retval, pc, sp, matched, regs, hooks_gen, restarted,
+    # compat, observed, strings): keywords cost a third more per record
     return RawEvent(
-        slot=ring,
-        epoch=0,
-        seq=0,
-        phase=_PHASES[phase],
-        nr=nr,
-        pid=v[4],
-        tgid=v[5],
-        comm=_comm(v[6]),
-        args=v[_A : _A + C.SA_MAX_ARGS],
-        retval=v[_A + C.SA_MAX_ARGS],
-        pc=v[_A + C.SA_MAX_ARGS + 1],
-        sp=v[_A + C.SA_MAX_ARGS + 2],
-        matched=_matched_memo(v[_M : _M + C.SA_MATCH_WORDS], n),
-        regs=(),
-        hooks_gen=gen,
-        restarted=bool(eflags & C.SA_EV_RESTARTED),
-        compat=bool(eflags & C.SA_EV_COMPAT),
-        observed=True,
-        strings=_strings(v, data, pos + C.SA_REC_SIZE, pos + length, ring),
+        ring,
+        0,
+        0,
+        kind,
+        nr,
+        v[4],
+        v[5],
+        comm,
+        v[_A:_R],
+        v[_R],
+        v[_R + 1],
+        v[_R + 2],
+        matched,
+        (),
+        gen,
+        bool(eflags & _RESTARTED),
+        bool(eflags & _COMPAT),
+        True,
+        # the common case, a syscall without string arguments, without a call
+        _strings(v, data, pos + _REC_SIZE, pos + length, ring) if any(v[_SL:_SE]) else NO_STRINGS,
     )
 
 
@@ -237,12 +260,12 @@ def records(
         if length < 8 or length % 8 or length > len(data) - pos:
             refused.append(f"ring {ring}: record length {length} at {pos} of {len(data)}")
             break
-        if kind == C.SA_REC_EVENT:
+        if kind == _REC_EVENT:
             try:
                 events.append(_record_at(data, pos, length, ring, nhooks, nr_base))
             except PortalProtocolError as exc:
                 refused.append(str(exc))
-        elif kind != C.SA_REC_PAD:
+        elif kind != _REC_PAD:
             refused.append(f"ring {ring}: record type {kind}")
         pos += length
     return events, refused

@@ -3,15 +3,19 @@
 :mod:`.ring` knows one ring's layout; a :class:`RingChannel` consumes all of
 them for one host: it drains every ring from its consumer position to its
 producer position, turns each record into an :class:`ObservedTrap` and queues
-it on a bounded memory object stream.  The overflow policy is drop-newest: an
-event that finds the queue full is dropped and counted (``stats.queue_drops``
-and per hook), never waited for, so a slow observer cannot stop the poller.
+it on a memory object stream, in chunks of at most :data:`CHUNK` events in
+ring order (one item per chunk, not per event: the observer may take a chunk
+at once, :attr:`Portal.batch_observer`).  The queue is bounded in events
+(``observe_queue``), and the overflow policy is drop-newest: an event that
+finds the queue full is dropped and counted (``stats.queue_drops`` and per
+hook), never waited for, so a slow observer cannot stop the poller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import mmap
 
 import anyio
@@ -32,6 +36,9 @@ log = logging.getLogger("syscalls.portal")
 OBSERVE_QUEUE = 65536
 #: (table generation, matched positions) -> hook ids kept at most
 _IDS_MEMO = 256
+#: observed events queued as one item at most (the observer loop gives the
+#: event loop a turn after each chunk)
+CHUNK = 256
 
 
 def check_observe_options(ring_size: int | None, observe_queue: int) -> None:
@@ -68,9 +75,13 @@ class RingChannel:
         self._hook_drops: dict[int, int] = {}
         self._hook_drops_seen: tuple[int, ...] = (0,) * C.SA_MAX_HOOKS
         self._ids: dict[tuple[int, tuple[int, ...]], tuple[int, ...]] = {}
-        self.send: MemoryObjectSendStream[ObservedTrap]
-        self.recv: MemoryObjectReceiveStream[ObservedTrap]
-        self.send, self.recv = anyio.create_memory_object_stream[ObservedTrap](observe_queue)
+        #: events that may wait for the observer at once
+        self.bound = observe_queue
+        # chunks of events; the bound in events is kept by _queue (each chunk
+        # holds at least one, so the stream never holds more than `bound` items)
+        self.send: MemoryObjectSendStream[list[ObservedTrap]]
+        self.recv: MemoryObjectReceiveStream[list[ObservedTrap]]
+        self.send, self.recv = anyio.create_memory_object_stream[list[ObservedTrap]](math.inf)
         #: observed events queued for the observer so far, and handled so far
         self.queued = self.done = 0
         #: set when the observer caught up or took a batch
@@ -111,8 +122,8 @@ class RingChannel:
             )
             for why in refused:
                 self._refused(why)
-            for event in events:
-                self._observed(event)
+            if events:
+                self._queue(events)
             taken += len(events) + len(refused)
         return taken
 
@@ -136,24 +147,41 @@ class RingChannel:
             self._ids[key] = ids
         return ids
 
-    def _observed(self, event: RawEvent) -> None:
-        trap = ObservedTrap(event, self._hook_ids(event.hooks_gen, event.matched))
-        self.stats.records += 1
-        try:
-            self.send.send_nowait(trap)
-        except anyio.WouldBlock:
-            self.stats.queue_drops += 1
+    def _queue(self, events: list[RawEvent]) -> None:
+        """Queue one span's events for the observer, in chunks; those that find
+        the queue full (``bound`` events waiting) are dropped and counted."""
+        self.stats.records += len(events)
+        known = self._ids
+        traps = []
+        for e in events:
+            key = (e.hooks_gen, e.matched)
+            ids = known.get(key)
+            if ids is None:
+                ids = self._hook_ids(*key)
+            traps.append(ObservedTrap(e, ids))
+        room = max(0, self.bound - (self.queued - self.done))
+        if len(traps) > room:
+            self._dropped(traps[room:])
+            del traps[room:]
+        for start in range(0, len(traps), CHUNK):
+            self.send.send_nowait(traps[start : start + CHUNK])
+        self.queued += len(traps)
+
+    def _dropped(self, traps: list[ObservedTrap]) -> None:
+        before = self.stats.queue_drops
+        self.stats.queue_drops += len(traps)
+        drops = self._hook_drops
+        for trap in traps:
             for hid in trap.hook_ids:
-                self._hook_drops[hid] = self._hook_drops.get(hid, 0) + 1
-            n = self.stats.queue_drops
-            if _rare(n):
-                log.warning(
-                    "observed event dropped on the host: its handlers' queue is full "
-                    "[%d dropped so far]",
-                    n,
-                )
-            return
-        self.queued += 1
+                drops[hid] = drops.get(hid, 0) + 1
+        n = self.stats.queue_drops
+        # as _rare for each count passed: one of the first 16, or a power of two
+        if before < 16 or n.bit_length() > before.bit_length():
+            log.warning(
+                "observed event(s) dropped on the host: their handlers' queue is full "
+                "[%d dropped so far]",
+                n,
+            )
 
     def ring_drops(self, mm: mmap.mmap | bytearray | None) -> tuple[int, ...]:
         """Per ring: records the guest dropped since attach (``mm``: read now;

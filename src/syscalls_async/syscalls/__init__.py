@@ -7,6 +7,7 @@ Users mostly need :class:`ValueFilter` from here::
 
 from __future__ import annotations
 
+from .batch import ObservedSyscall
 from .dispatch import Dispatcher, DispatchStats, current_trap
 from .event import Regs, SyscallEvent, Task
 from .filters import ValueFilter
@@ -19,6 +20,7 @@ __all__ = [
     "ValueFilter",
     "FailClosed",
     "SyscallEvent",
+    "ObservedSyscall",
     "SyscallPrototype",
     "Regs",
     "Task",

@@ -29,6 +29,19 @@ change to the call raises :class:`ReadOnlyHookError` at that point, is not
 applied, and is counted (``read_only_refused``) and logged.  String filters
 of an observed event are checked on the captured strings; where a capture
 was truncated the guest's check (on more of the string) stands.
+
+A ``read_only`` hook registered with ``batch=True`` takes its events in
+batches (:mod:`.batch`): :meth:`Dispatcher.observe_batch` takes a chunk of
+observed events, runs the one-event-at-a-time hooks on each as
+:meth:`__call__` does, checks each batch hook's filters on the host (the same
+checks, without an ``await``) and then calls each batch hook once with the
+events that passed, as read-only :class:`~.batch.ObservedSyscall` views.  A
+batch call has the budget of one event; one that raises or outlives it is
+counted and logged as any handler (``handler_errors``, ``handler_timeouts``;
+a read_only hook's policy is always "continue").  ``plugins.mem`` in a batch
+handler raises :class:`ObserveOnlyError`.  An observed event handed to
+:meth:`__call__` alone (a recording session, the testing kit) reaches the
+batch hooks as a batch of one.
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ from ..portal.arch import X86_64, ArchInfo, compat_abi
 from ..portal.trap import TrapProtocol as Trap
 from ..portal.types import CapturedString, GuestCounters, Phase, RawEvent
 from .abi32 import ArgLayout
+from .batch import BATCH_TRAP, ObservedSyscall, SyscallKind
 from .event import Args, Regs, SyscallEvent, Task
 from .filters import STRING_READ
 from .policy import FailClosed, Policy
@@ -59,6 +73,12 @@ log = logging.getLogger("syscalls")
 
 #: The trap whose handlers run in this context (``plugins.mem`` reads through it).
 current_trap: contextvars.ContextVar[Trap] = contextvars.ContextVar("current_trap")
+
+#: (nr, phase, compat) -> observed-event plans kept at most (the guest picks nr)
+_PLANS = 1024
+#: what observe_batch knows of one (nr, phase, ABI): the one-at-a-time hooks,
+#: the batch hooks, and the syscall's kind (None without batch hooks)
+_Plan = tuple[list[Hook], list[Hook], SyscallKind | None]
 
 
 class DispatchStats(msgspec.Struct):
@@ -118,9 +138,14 @@ class Dispatcher:
         self.on_error = on_error
         self.on_fatal = on_fatal
         self.stats = DispatchStats()
+        self._plans: dict[tuple[int, Phase, bool], _Plan] = {}
+        self._plans_version = -1
 
-    async def __call__(self, trap: Trap) -> None:
+    async def __call__(self, trap: Trap, *, _in_batch: bool = False) -> None:
         raw = trap.event
+        if raw.observed and not _in_batch and self.registry.has_batch:
+            await self.observe_batch((trap,))
+            return
         enter = raw.phase is Phase.ENTER
         compat = raw.compat
         hooks = self.registry.candidates(raw.nr, enter, raw.observed, compat)
@@ -175,6 +200,150 @@ class Dispatcher:
             # refused every change, and its guest task did not wait)
             if not raw.observed:
                 _apply(trap, raw, event)
+
+    async def observe_batch(self, traps: Sequence[Trap]) -> None:
+        """Run the observe-only hooks on a chunk of observed events (ring order):
+        the one-event-at-a-time hooks on each event, then each batch hook once
+        with the events that passed its filters."""
+        registry = self.registry
+        if not registry.has_batch:
+            for trap in traps:
+                try:
+                    await self(trap, _in_batch=True)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self._dispatch_failed(trap)
+            return
+        if self._plans_version != registry.version:
+            self._plans.clear()
+            self._plans_version = registry.version
+        plans = self._plans
+        stats = self.stats
+        pending: dict[int, tuple[Hook, list[ObservedSyscall]]] = {}
+        for trap in traps:
+            raw = trap.event
+            plan = plans.get((raw.nr, raw.phase, raw.compat))
+            if plan is None:
+                plan = self._plan(raw)
+            single, batch, kind = plan
+            if single:
+                try:
+                    await self(trap, _in_batch=True)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self._dispatch_failed(trap)
+            if not batch:
+                continue
+            assert kind is not None
+            if not single:
+                stats.events += 1
+                stats.observed_events += 1
+            view = None
+            for hook in batch:
+                if not hook.enabled:
+                    continue  # disabled while this chunk was being handled
+                if not hook.unfiltered and not self._observed_match(hook, raw, kind, trap):
+                    stats.filtered_on_host += 1
+                    continue
+                if view is None:
+                    view = ObservedSyscall(raw, kind)
+                entry = pending.get(hook.id)
+                if entry is None:
+                    pending[hook.id] = (hook, [view])
+                else:
+                    entry[1].append(view)
+        for hook, events in pending.values():
+            if hook.enabled:
+                await self._call_batch(hook, tuple(events))
+
+    def _dispatch_failed(self, trap: Trap) -> None:
+        """The dispatcher itself failed on one observed event of a chunk (not a
+        handler: those are counted in _call): counted, logged, the chunk goes on."""
+        self.stats.handler_errors += 1
+        log.exception("dispatching observed event %s failed", trap.event)
+
+    def _plan(self, raw: RawEvent) -> _Plan:
+        enter = raw.phase is Phase.ENTER
+        single = self.registry.candidates(raw.nr, enter, True, raw.compat)
+        batch = self.registry.candidates(raw.nr, enter, True, raw.compat, batch=True)
+        kind = None
+        if batch:
+            arch = self.compat_arch if raw.compat else self.arch
+            kind = SyscallKind(self.prototypes.for_abi(raw.compat).by_nr(raw.nr), arch.name)
+        if len(self._plans) >= _PLANS:
+            self._plans.clear()
+        plan = self._plans[(raw.nr, raw.phase, raw.compat)] = (single, batch, kind)
+        return plan
+
+    def _observed_match(self, hook: Hook, raw: RawEvent, kind: SyscallKind, trap: Trap) -> bool:
+        """:meth:`_host_match` of an observed event for a batch hook (strings are
+        the captured ones: nothing to await); counts a disagreeing guest."""
+        matched = _observed_filters(hook, raw, kind, trap)
+        guest = hook.id in trap.hook_ids
+        if matched != guest and not (guest and hook.host_only_filters):
+            self.stats.guest_disagreed += 1
+            log.debug("guest prefilter disagreed on %s for %s", hook.name, raw)
+        return matched
+
+    async def _call_batch(self, hook: Hook, events: tuple[ObservedSyscall, ...]) -> None:
+        """Run one batch handler under one event's budget; a failure is counted
+        and logged (its policy is "continue": it is read_only)."""
+        self.stats.handler_calls += 1
+        token = current_trap.set(BATCH_TRAP)
+        deadline: asyncio.Timeout | None = None
+        try:
+            result = hook.handler(events)
+            if isinstance(result, CoroutineType):
+                done, yielded = first_step(result)
+                if not done:
+                    deadline = asyncio.timeout_at(self._due())
+                    async with deadline:
+                        await resume(result, yielded)
+            elif inspect.isawaitable(result):
+                deadline = asyncio.timeout_at(self._due())
+                async with deadline:
+                    await result
+        except TimeoutError as exc:
+            if deadline is None or not deadline.expired():
+                self._batch_failed(hook, events, exc)
+            else:
+                self.stats.handler_timeouts += 1
+                log.error(
+                    "batch handler %s outlived the %gs budget of its batch of %d events; cancelled",
+                    hook.name,
+                    self.handler_timeout,
+                    len(events),
+                )
+                self._fatal(TimeoutError(f"batch handler {hook.name} timed out"))
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self._batch_failed(hook, events, exc)
+            raise
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._batch_failed(hook, events, exc)
+        finally:
+            current_trap.reset(token)
+
+    def _due(self) -> float | None:
+        budget = self.handler_timeout
+        return None if budget is None else asyncio.get_running_loop().time() + budget
+
+    def _batch_failed(
+        self, hook: Hook, events: tuple[ObservedSyscall, ...], exc: BaseException
+    ) -> None:
+        self.stats.handler_errors += 1
+        first = f", the first {events[0]!r}" if events else ""
+        log.error(
+            "batch handler %s failed on a batch of %d events%s",
+            hook.name,
+            len(events),
+            first,
+            exc_info=exc,
+        )
+        self._fatal(exc)
 
     async def _host_match(
         self,
@@ -356,6 +525,42 @@ def _plain_match(hook: Hook, raw: RawEvent, values: Sequence[int]) -> bool:
     for i, f in enumerate(hook.arg_filters32 if raw.compat else hook.arg_filters):
         if f is not None and not f.matches(values[i]):
             return False
+    if raw.phase is Phase.RETURN and hook.retval_filter is not None:
+        return hook.retval_filter.matches(raw.retval)
+    return True
+
+
+def _observed_filters(hook: Hook, raw: RawEvent, kind: SyscallKind, trap: Trap) -> bool:
+    """The host's check of ``hook``'s filters on an observed event (as
+    :meth:`Dispatcher._host_match`: string filters on the captured strings, and
+    the guest's check where a capture was truncated or is missing)."""
+    if hook.comm is not None and raw.comm != hook.comm:
+        return False
+    if hook.pid is not None and raw.tgid != hook.pid:
+        return False
+    filters = hook.arg_filters32 if raw.compat else hook.arg_filters
+    if filters:
+        # a syscall hook's filters are on the prototype's arguments, an
+        # all-syscall hook's on the registers
+        values: Sequence[int] = raw.args
+        # the guest captures strings per register word, as the registers are
+        captured_strings: Sequence[CapturedString | None] = raw.strings
+        if hook.proto is not None and kind.layout is not None:
+            values = kind.layout.join(list(raw.args) + [0] * (6 - len(raw.args)))
+            captured_strings = kind.layout.per_argument(raw.strings)
+        for i, f in enumerate(filters):
+            if f is None:
+                continue
+            if not f.is_string:
+                if not f.matches(values[i]):
+                    return False
+                continue
+            captured = captured_strings[i] if i < len(captured_strings) else None
+            if captured is None or captured.truncated:
+                # no capture to check (or not all of it): the guest saw more
+                return hook.id in trap.hook_ids
+            if captured.fault or not f.matches_string(captured.data):
+                return False
     if raw.phase is Phase.RETURN and hook.retval_filter is not None:
         return hook.retval_filter.matches(raw.retval)
     return True

@@ -67,6 +67,9 @@ class HookOptions(msgspec.Struct, frozen=True, kw_only=True):
     retval_filter: Any = None
     #: the handler only watches: changing the call raises ReadOnlyHookError
     read_only: bool = False
+    #: with read_only: the handler gets the observed events in batches,
+    #: ``handler(events)`` (a sequence of :class:`~.batch.ObservedSyscall`)
+    batch: bool = False
     #: False: registered, but off in the guest until enable_syscall
     enabled: bool = True
     #: the failure policy of this hook (None: the session's)
@@ -97,6 +100,7 @@ class HookKwargs(TypedDict, total=False):
     arg_filters: Sequence[Any] | None
     retval_filter: Any
     read_only: bool
+    batch: bool
     enabled: bool
     on_error: OnError | None
 
@@ -142,6 +146,28 @@ class _Signature:
         return nargs if self.var else max(0, min(nargs, self.capacity - 3))
 
 
+def _batch_signature(handler: Handler, where: str) -> _Signature:
+    """A batch handler's signature: ``handler(events)``, one positional parameter."""
+    try:
+        sig = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return _Signature(1, 1, False)  # builtins etc.: trust the caller
+    params = list(sig.parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    var = any(p.kind is p.VAR_POSITIONAL for p in params)
+    kw_required = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if kw_required or len(required) > 1 or not (positional or var):
+        shown = ", ".join(p.name for p in positional) or "no positional parameter"
+        raise RegistrationError(
+            f"{where}: with batch=True the handler is called as h(events), one sequence of "
+            f"observed syscalls per batch, but {_name(handler)} takes ({shown})"
+            + (f" and requires keyword-only {kw_required}" if kw_required else "")
+            + "; write `async def handler(events)` (or drop batch for h(regs, proto, syscall, ...))"
+        )
+    return _Signature(1, 1, False)
+
+
 def _name(handler: Handler) -> str:
     return str(
         getattr(handler, "__qualname__", None) or getattr(handler, "__name__", repr(handler))
@@ -176,6 +202,10 @@ class Hook:
     signature: _Signature
     enabled: bool = True
     read_only: bool = False
+    #: a read_only hook whose handler takes a batch of events: ``handler(events)``
+    batch: bool = False
+    #: no filter at all (comm, pid, arguments, return value): nothing to check on the host
+    unfiltered: bool = False
     #: this hook's failure policy; None: the session's
     on_error: Policy | None = None
     # filled in by resolve()
@@ -314,6 +344,12 @@ class Hook:
         )
         self.string_filters = any(
             f is not None and f.is_string for f in (*self.arg_filters, *self.arg_filters32)
+        )
+        self.unfiltered = (
+            self.comm is None
+            and self.pid is None
+            and self.retval_filter is None
+            and not any(f is not None for f in (*self.arg_filters, *self.arg_filters32))
         )
         layout = self.proto.layout if self.proto is not None else None
         self.host_only_filters = layout is not None and any(
@@ -542,7 +578,11 @@ class Registry:
         self._ids = itertools.count(1)
         self.prototypes: PrototypeTable | None = None
         self.listeners: list[Callable[[], None]] = []
-        self._candidates: dict[tuple[int | None, bool, bool, bool], list[Hook]] = {}
+        self._candidates: dict[tuple[int | None, bool, bool, bool, bool], list[Hook]] = {}
+        #: some enabled hook takes batches (batch=True)
+        self.has_batch = False
+        #: grows with every change of the hooks (what caches of them compare)
+        self.version = 0
 
     def __iter__(self) -> Iterator[Hook]:
         return iter(list(self._hooks.values()))
@@ -586,7 +626,7 @@ class Registry:
                 "pointer argument"
             )
         enter, ret = _directions(target, options.on_enter, options.on_return, retval is not None)
-        for flag in ("read_only", "enabled"):
+        for flag in ("read_only", "batch", "enabled"):
             if not isinstance(getattr(options, flag), bool):
                 raise RegistrationError(
                     f"{where}: {flag} must be True or False, not {getattr(options, flag)!r}"
@@ -597,6 +637,15 @@ class Registry:
                 f"{where}: a read_only hook never changes the call, so it cannot fail closed "
                 "(drop read_only or on_error)"
             )
+        if options.batch and not options.read_only:
+            raise RegistrationError(
+                f"{where}: batch=True needs read_only=True: a batch handler gets the events "
+                "after the guest tasks went on, so it can only watch (add read_only=True; or "
+                "drop batch to get each event while its task waits, and change the call)"
+            )
+        signature = (
+            _batch_signature(handler, where) if options.batch else _Signature.of(handler, where)
+        )
         hook = Hook(
             id=next(self._ids),
             handler=handler,
@@ -607,9 +656,10 @@ class Registry:
             pid=_check_pid(options.pid_filter),
             filters=_check_arg_filters(options.arg_filters),
             retval=retval,
-            signature=_Signature.of(handler, where),
+            signature=signature,
             enabled=options.enabled,
             read_only=options.read_only,
+            batch=options.batch,
             on_error=on_error,
         )
         if self.prototypes is not None:
@@ -674,18 +724,24 @@ class Registry:
         return [h.spec() for h in hooks], hooks
 
     def candidates(
-        self, nr: int, enter: bool, observed: bool = False, compat: bool = False
+        self,
+        nr: int,
+        enter: bool,
+        observed: bool = False,
+        compat: bool = False,
+        batch: bool = False,
     ) -> list[Hook]:
         """Enabled hooks that may handle syscall ``nr`` in this direction, in order:
-        the blocking ones, or with ``observed`` the observe-only (read_only) ones;
-        ``compat``: ``nr`` is the compat ABI's (x86_64: ia32).
+        the blocking ones, or with ``observed`` the observe-only (read_only) ones
+        that take one event at a time (with ``batch`` too: those that take
+        batches); ``compat``: ``nr`` is the compat ABI's (x86_64: ia32).
 
         ``nr`` may lie beyond the guest's table (all-syscall and unknown hooks
         see those calls); all such numbers share one cache entry, so a guest
         cannot grow the cache by sending many."""
         table = self.prototypes.for_abi(compat) if self.prototypes is not None else None
         beyond = table is not None and nr not in table
-        key = (None if beyond else nr, enter, observed, compat)
+        key = (None if beyond else nr, enter, observed, compat, batch)
         cached = self._candidates.get(key)
         if cached is None:
             known = table.by_nr(nr).known if table is not None else True
@@ -696,6 +752,7 @@ class Registry:
                 and h.resolved
                 and (h.enter if enter else h.ret)
                 and h.read_only == observed
+                and h.batch == batch
                 and (
                     (h.spec_nr32 if compat else h.spec_nr) == nr
                     or h.spec_nr == NR_ALL
@@ -707,5 +764,7 @@ class Registry:
 
     def _changed(self) -> None:
         self._candidates.clear()
+        self.has_batch = any(h.batch and h.enabled for h in self._hooks.values())
+        self.version += 1
         for listener in list(self.listeners):
             listener()

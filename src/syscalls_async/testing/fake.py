@@ -580,8 +580,10 @@ class FakeGuest:
         writes their ring record before it waits), then the blocking ones."""
         del self._failures[:]
         before = self.dispatcher.stats.handler_calls
-        if not event.observed and self.registry.candidates(
-            event.nr, event.phase is Phase.ENTER, observed=True
+        enter = event.phase is Phase.ENTER
+        if not event.observed and (
+            self.registry.candidates(event.nr, enter, observed=True)
+            or self.registry.candidates(event.nr, enter, observed=True, batch=True)
         ):
             ids = tuple(h.id for h in self.registry)
             await self.dispatcher(ObservedTrap(self.observed(event), ids))
