@@ -97,8 +97,8 @@ from ..errors import (
     PortalProtocolError,
     TrapGone,
 )
-from . import decode
-from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi, packed
+from . import cscan, decode
+from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, MASK64, C, ffi, packed
 from .arch import X86_64, ArchInfo, check_arch
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec
@@ -174,6 +174,12 @@ class PollPolicy(msgspec.Struct, frozen=True):
     slice kept that thread off the CPU for milliseconds after the verdict was
     written (measured at load 1.5: the first call after idle took 2.9 ms
     instead of about 1.1 ms; less gain under heavier load; BENCHMARKS.md).
+
+    ``c_wait``: with the C scan, a spinning pass whose event loop has nothing
+    else ready waits up to that long (seconds) in C for news (the doorbell
+    word or a ring's head moving), so an event is seen within a fraction of a
+    microsecond instead of a loop turn later; the loop's I/O and timers then
+    wait up to that long.  0: never.
     """
 
     spin: float = 0.05
@@ -182,6 +188,7 @@ class PollPolicy(msgspec.Struct, frozen=True):
     bell_spin: float = 0.002
     fallback: float = MAX_BEAT_GAP
     yield_after: float | None = 50e-6
+    c_wait: float = 50e-6
 
 
 class Portal:
@@ -473,47 +480,95 @@ class Portal:
     # -- the poller -----------------------------------------------------------
 
     async def _poll_loop(self) -> None:
+        """Poll the region until it is lost or the poller is cancelled.
+
+        Each pass: move the heartbeat, drain the rings if a head moved, scan
+        the slots if the doorbell word moved (or a slot was mid-write), check
+        that the module is still there; then wait as :class:`PollPolicy` says.
+        With the C scan (:mod:`.cscan`) the pass's checks are one C call, and
+        while the loop has nothing else to run the spin waits for news in C
+        (``PollPolicy.c_wait``) instead of a turn of the event loop per look."""
         region = self._region
-        assert region is not None
+        slots = self._slots
+        assert region is not None and slots is not None
         mm = region.mm
+        policy = self.poll
+        fast = slots.impl == "c"
+        lib: Any = cscan.lib() if fast else None
+        state: Any = None
+        ready: Any = None
+        if lib is not None:
+            state = cscan.ffi.new("struct sa_pass_state *")
+            state.region = region.cpointer()
+            state.size = len(mm)
+            state.boot_id = region.boot_id
+            # not the word now: the first pass scans, as with last_bell = -1
+            state.last_bell = (U64.unpack_from(mm, DOORBELL_OFF)[0] + 1) & MASK64
+            if policy.c_wait > 0:
+                # asyncio's own queue of ready callbacks (CPython's event
+                # loops; another loop without it never waits in C)
+                ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        wait_ns = int(policy.c_wait * 1e9)
         last_bell = -1
         last_activity = last_counters = time.monotonic()
-        sleep = self.poll.min_sleep
-        yield_after = self.poll.yield_after
+        sleep = policy.min_sleep
+        yield_after = policy.yield_after
         rescan = False
+        news = 0  # what the C wait found, for the next pass
+        turned = True  # the last pass gave the event loop a turn
         while True:
-            region.beat()
-            if self.drain_rings():
-                last_activity = time.monotonic()
-                sleep = self.poll.min_sleep
-            bell = U64.unpack_from(mm, DOORBELL_OFF)[0]
-            if bell != last_bell or rescan:
-                if bell != last_bell:
-                    # only news counts as activity: a slot a guest leaves
-                    # mid-write forever must not keep the poller busy
-                    last_activity = time.monotonic()
-                    sleep = self.poll.min_sleep
+            if lib is None:
+                region.beat()
+                drained = self.drain_rings()
+                bell = U64.unpack_from(mm, DOORBELL_OFF)[0]
+                moved = bell != last_bell
                 last_bell = bell
+                flags = cscan.PASS_GONE
+            else:
+                flags = lib.sa_pass(state) | news
+                news = 0
+                drained = self.drain_rings() if flags & cscan.PASS_RINGS else 0
+                moved = bool(flags & cscan.PASS_BELL)
+            now = time.monotonic()
+            if drained or moved:
+                # only news counts as activity: a slot a guest leaves
+                # mid-write forever must not keep the poller busy
+                last_activity = now
+                sleep = policy.min_sleep
+            if moved or rescan:
                 rescan = self._scan()
-            lost = region.gone()
+            lost = region.gone() if flags & cscan.PASS_GONE else ""
             if lost:
                 self._lost(PortalLost(lost))
                 return
-            if time.monotonic() - last_counters >= _COUNTERS_PERIOD:
-                last_counters = time.monotonic()
+            if now - last_counters >= _COUNTERS_PERIOD:
+                last_counters = now
                 self._check_counters(mm)
             doorbell = self._bell if self._bell is not None and self._bell.alive else None
-            spin = self.poll.bell_spin if doorbell is not None else self.poll.spin
-            quiet = time.monotonic() - last_activity
+            spin = policy.bell_spin if doorbell is not None else policy.spin
+            quiet = now - last_activity
             if quiet < spin:
                 if yield_after is not None and quiet >= yield_after:
                     os.sched_yield()
+                if ready is not None and turned and not ready:
+                    # nothing else to run: look for news in C (the GIL
+                    # released) instead of a loop turn per look; news is
+                    # taken by the next pass at once, but the loop gets a
+                    # turn at least every second pass
+                    ns = min(wait_ns, int((spin - quiet) * 1e9))
+                    news = lib.sa_wait_news(state, ns)
+                    if news:
+                        turned = False
+                        continue
+                turned = True
                 await asyncio.sleep(0)
             elif doorbell is not None:
+                if lib is not None:
+                    last_bell = int(state.last_bell)
                 await doorbell.sleep(mm, functools.partial(self._news, mm, last_bell))
             else:
                 await asyncio.sleep(sleep)
-                sleep = min(sleep * 2, self.poll.max_sleep)
+                sleep = min(sleep * 2, policy.max_sleep)
 
     def _news(self, mm: mmap.mmap, last_bell: int) -> bool:
         """The poller's last look before it sleeps: True if any message source
