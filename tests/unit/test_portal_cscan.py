@@ -4,6 +4,7 @@ pass's checks against what the Python poller reads."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_portal_hostile import FakeGuest, valid_event
 
-from syscalls_async.portal import cscan
+from syscalls_async.portal import Portal, cscan
 from syscalls_async.portal.abi import HOST_HEARTBEAT_OFF, C, ffi, ring_offset, slot_offset
 from syscalls_async.portal.region import Region
 from syscalls_async.portal.slots import EventMsg, ResponseMsg, SlotChannel
@@ -264,3 +265,28 @@ def test_the_object_is_built_once_per_source_into_the_cache(
     assert first.is_relative_to(tmp_path / "cscan")
     stamp = first.stat().st_mtime_ns
     assert cscan.build(cc) == first and first.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("forced", [False, True])
+async def test_the_portal_says_which_scan_it_runs(
+    fake: FakeGuest, monkeypatch: pytest.MonkeyPatch, forced: bool
+) -> None:
+    if forced:
+        monkeypatch.setenv(cscan.ENV, "0")
+    elif cscan.lib() is None:
+        pytest.skip(f"no C scan here: {cscan.status()}")
+    cscan.reset()
+    try:
+        acker = asyncio.create_task(fake.ack_hooks())
+        try:
+            async with Portal(fake.path, attach_timeout=1.0) as portal:
+                if forced:
+                    assert portal.scan_impl == f"python ({cscan.ENV}=0)"
+                    assert portal._slots is not None and portal._slots.impl == "python"
+                else:
+                    assert portal.scan_impl == "c"
+        finally:
+            acker.cancel()
+    finally:
+        monkeypatch.undo()
+        cscan.reset()

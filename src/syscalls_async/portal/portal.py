@@ -179,7 +179,8 @@ class PollPolicy(msgspec.Struct, frozen=True):
     else ready waits up to that long (seconds) in C for news (the doorbell
     word or a ring's head moving), so an event is seen within a fraction of a
     microsecond instead of a loop turn later; the loop's I/O and timers then
-    wait up to that long.  0: never.
+    wait up to that long.  Only before ``yield_after``: from then on every
+    pass gives the CPU away as above.  0: never.
     """
 
     spin: float = 0.05
@@ -267,6 +268,9 @@ class Portal:
         #: the region's mapping while attached (the poller's hot path reads it directly)
         self._mm: mmap.mmap | None = None
         self._slots: SlotChannel | None = None
+        #: which slot scan the poller runs: "c" (:mod:`.cscan`), or "python
+        #: (why)" when the C one could not be built or was turned off (set on attach)
+        self.scan_impl = ""
         #: the poller and the observer loop run in its task group
         self._supervisor = Supervisor("portal")
         #: handler tasks of blocking traps (plain asyncio tasks: see the docstring)
@@ -447,6 +451,7 @@ class Portal:
         self._warned_counters = self.last_guest_counters
         self._hooktable.attach(mm, region.arch.nr_base)
         self._slots = SlotChannel(region)
+        self.scan_impl = "c" if self._slots.impl == "c" else cscan.status()
         U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
         self._rings.attach(mm)
         region.set_attached(self.deadline_ms)
@@ -550,13 +555,13 @@ class Portal:
             if quiet < spin:
                 if yield_after is not None and quiet >= yield_after:
                     os.sched_yield()
-                if ready is not None and turned and not ready:
-                    # nothing else to run: look for news in C (the GIL
-                    # released) instead of a loop turn per look; news is
-                    # taken by the next pass at once, but the loop gets a
-                    # turn at least every second pass
-                    ns = min(wait_ns, int((spin - quiet) * 1e9))
-                    news = lib.sa_wait_news(state, ns)
+                # nothing else to run: look for news in C (the GIL released)
+                # instead of a loop turn per look, until the spin starts to
+                # give the CPU away; news is taken by the next pass at once,
+                # but the loop gets a turn at least every second pass
+                until = spin if yield_after is None else min(spin, yield_after)
+                if ready is not None and turned and not ready and quiet < until:
+                    news = lib.sa_wait_news(state, min(wait_ns, int((until - quiet) * 1e9)))
                     if news:
                         turned = False
                         continue
