@@ -82,7 +82,7 @@ import logging
 import mmap
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -273,10 +273,9 @@ class Portal:
         self.scan_impl = ""
         #: the poller and the observer loop run in its task group
         self._supervisor = Supervisor("portal")
-        #: handler tasks of blocking traps (plain asyncio tasks: see the docstring)
-        self._tasks: set[asyncio.Task[None]] = set()
         self._active: dict[int, Trap] = {}
-        #: handler tasks per slot not yet ended (one runs, a newer one may wait)
+        #: handler tasks of blocking traps per slot, not yet ended (one runs, a
+        #: newer one may wait; plain asyncio tasks: see the docstring)
         self._slot_tasks: list[set[asyncio.Task[None]]] = [set() for _ in range(C.SA_SLOT_COUNT)]
         #: epoch of the last verdict written per slot: an abandon naming it came too late
         self._answered: dict[int, int] = {}
@@ -419,8 +418,9 @@ class Portal:
         await self._supervisor.aclose()
         for trap in list(self._active.values()):
             trap._cancel_handler()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        tasks = self._tasks
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         for trap in list(self._active.values()):
             self._finish(trap)
         region, self._region, self._mm, self._slots = self._region, None, None, None
@@ -658,12 +658,10 @@ class Portal:
             if grew > 0:
                 log.warning("guest: %s (%s: %d)", what.format(n=grew), name, getattr(now, name))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        # A trap's handler task, owned by the portal: aclose() cancels and awaits them all.
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    @property
+    def _tasks(self) -> set[asyncio.Task[None]]:
+        """Every trap's handler task not yet ended: aclose() cancels and awaits them."""
+        return set().union(*self._slot_tasks)
 
     async def _guarded_poll(self) -> None:
         try:
@@ -740,9 +738,11 @@ class Portal:
         before = {t for t in self._slot_tasks[slot] if not t.done()}
         if before:
             self.host_counters.slot_busy += 1
-        task = trap._task = self._spawn(self._run(trap, before))
-        self._slot_tasks[slot].add(task)
-        task.add_done_callback(self._slot_tasks[slot].discard)
+        # one set per slot holds the task until it ends (one done callback)
+        task = trap._task = asyncio.get_running_loop().create_task(self._run(trap, before))
+        tasks = self._slot_tasks[slot]
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def _gave_up(self, trap: Trap, why: str) -> None:
         """The guest task of an unanswered trap no longer waits: its verdict is late."""
