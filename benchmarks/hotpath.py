@@ -11,6 +11,10 @@ playing the shared region and this script playing the guest module:
 - ``portal``: a blocking event published into a slot, found by the poller's
   scan, run through the dispatcher and answered (µs per event, up to the
   verdict written);
+- ``portal_polled``: the same, but the event is found by the poller's own
+  passes (the doorbell word moved, as the module moves it), not by a scan
+  the benchmark calls: the poller's per-pass cost is in it;
+- ``scan``: the slot channel alone, one scan that finds one new event;
 - ``rings``: records written into two rings, drained, decoded and handed to a
   trivial read_only handler, one event at a time (events/s);
 - ``rings_batch``: the same with a ``read_only=True, batch=True`` handler
@@ -173,6 +177,11 @@ class _Region:
         self.mm[off : off + len(raw)] = raw
         return self.seq[slot]
 
+    def bell(self) -> None:
+        """Bump the doorbell word, as the module does for every slot message."""
+        off = C.SA_GUEST_OFF + ffi.offsetof(_G, "doorbell")
+        struct.pack_into("<Q", self.mm, off, struct.unpack_from("<Q", self.mm, off)[0] + 1)
+
     def host_seq(self, slot: int) -> int:
         off = slot_offset(slot) + C.SA_SLOT_HOST_OFF + _HOST_SEQ
         return int(struct.unpack_from("<I", self.mm, off)[0])
@@ -247,6 +256,50 @@ async def portal(n: int) -> float:
     return await _with_portal(run)
 
 
+async def portal_polled(n: int) -> float:
+    """µs per blocking event found by the poller itself: publish, ring the
+    doorbell word (as the guest does for every slot message), let the poller's
+    passes find it, dispatch, verdict."""
+
+    async def run(p: Portal, region: _Region) -> float:
+        gen = p.hooks_generation
+        t = time.process_time()
+        for i in range(n):
+            slot = i % C.SA_SLOT_COUNT
+            seq = region.publish(slot, gen)
+            region.bell()
+            while region.host_seq(slot) != seq:  # noqa: ASYNC110 - shared memory has no event
+                await asyncio.sleep(0)
+        return (time.process_time() - t) / n * 1e6
+
+    return await _with_portal(run)
+
+
+async def scan(n: int) -> float:
+    """µs per slot scan that finds one new event (the slot channel alone)."""
+    from syscalls_async.portal.region import Region
+    from syscalls_async.portal.slots import SlotChannel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fake = _Region(Path(tmp) / "shm")
+        region = await Region.attach(fake.path, 1.0)
+        try:
+            ch = SlotChannel(region)
+            publish = [fake.publish(i % C.SA_SLOT_COUNT, 1) for i in range(C.SA_SLOT_COUNT)]
+            assert len(ch.scan()) == len(publish)
+            spent = 0.0
+            for i in range(n):
+                fake.publish(i % C.SA_SLOT_COUNT, 1)
+                t = time.process_time()
+                ch.scan()
+                spent += time.process_time() - t
+            return spent / n * 1e6
+        finally:
+            region.close(detach=False)
+            fake.mm.close()
+            fake.f.close()
+
+
 async def rings(n: int, *, batched: bool = False) -> float:
     """Observed events/s: records drained from the rings and handled."""
     batch = 2000
@@ -283,6 +336,8 @@ async def main(n: int, names: list[str], rounds: int = 3) -> None:
         ("dispatch_observed", dispatch_observed, n, "µs/event"),
         ("dispatch_batch", dispatch_batch, n * 4, "µs/event"),
         ("portal", portal, n, "µs/event"),
+        ("portal_polled", portal_polled, n, "µs/event"),
+        ("scan", scan, n, "µs/scan"),
         ("rings", rings, n * 4, "events/s"),
         ("rings_batch", rings_batch, n * 4, "events/s"),
     )

@@ -51,6 +51,7 @@ from .machine.agent import MAX_INPUT
 from .machine.files import DEFAULT_GUEST_DIR, guest_path, parse_add
 from .machine.hosttools import ensure_host_tools
 from .machine.targets import DEFAULT_TARGET, TARGETS
+from .portal import cscan
 from .syscalls import FailClosed
 from .syscalls.policy import parse_errno
 from .testing.replay import replay
@@ -194,6 +195,7 @@ async def _run(args: argparse.Namespace) -> int:
         result = _with_collected(result, await _collect(session.machine, args))
     if args.stats:
         print(f"syscalls-async: {session.stats}", file=sys.stderr)
+        print(f"syscalls-async: portal scan: {cscan.status()}", file=sys.stderr)
     return _print_result(result)
 
 

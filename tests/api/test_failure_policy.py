@@ -84,6 +84,7 @@ def test_run_fail_closed_on_the_command_line(tmp_path: Path) -> None:
     assert proc.stdout == f"{RET} -13\n"
     assert proc.returncode == 256 - errno.EACCES
     assert "failed_closed=1" in proc.stderr and "handler_errors=1" in proc.stderr
+    assert "syscalls-async: portal scan: " in proc.stderr  # "c" or "python (why)"
 
 
 class _ClosedPipe:

@@ -48,6 +48,7 @@ def test_wheel_carries_what_an_installed_package_needs(wheel: zipfile.ZipFile) -
     assert sources - names == set()
     assert {
         "syscalls_async/py.typed",
+        "syscalls_async/portal/cscan.c",
         "syscalls_async/testing/prototypes-6.1.0-amd64.json",
         "syscalls_async/testing/pytest_plugin.py",
     } <= names

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import random
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from syscalls_async.errors import (
     PortalVersionError,
     TrapGone,
 )
-from syscalls_async.portal import Portal, Trap
+from syscalls_async.portal import Portal, Trap, cscan
 from syscalls_async.portal import trap as trap_module
 from syscalls_async.portal.abi import C, ffi, slot_offset
 
@@ -102,6 +102,18 @@ def valid_event(gen: int, nr: int = 39) -> bytes:
     g.nr = nr
     g.comm = b"evil"
     return bytes(ffi.buffer(g))
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def scan_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test here runs with the C scan and with the Python one (the fallback)."""
+    if request.param == "python":
+        monkeypatch.setenv(cscan.ENV, "0")
+    cscan.reset()
+    if request.param == "c" and cscan.lib() is None:
+        pytest.skip(f"no C scan here: {cscan.status()}")
+    yield str(request.param)
+    cscan.reset()
 
 
 @pytest.fixture

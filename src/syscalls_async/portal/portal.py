@@ -84,7 +84,7 @@ import logging
 import mmap
 import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -99,8 +99,8 @@ from ..errors import (
     PortalProtocolError,
     TrapGone,
 )
-from . import decode
-from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, C, ffi, packed
+from . import cscan, decode
+from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, MASK64, C, ffi, packed
 from .arch import X86_64, ArchInfo, check_arch
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec
@@ -178,6 +178,13 @@ class PollPolicy(msgspec.Struct, frozen=True):
     slice kept that thread off the CPU for milliseconds after the verdict was
     written (measured at load 1.5: the first call after idle took 2.9 ms
     instead of about 1.1 ms; less gain under heavier load; BENCHMARKS.md).
+
+    ``c_wait``: with the C scan, a spinning pass whose event loop has nothing
+    else ready waits up to that long (seconds) in C for news (the doorbell
+    word or a ring's head moving), so an event is seen within a fraction of a
+    microsecond instead of a loop turn later; the loop's I/O and timers then
+    wait up to that long.  Only before ``yield_after``: from then on every
+    pass gives the CPU away as above.  0: never.
     """
 
     spin: float = 0.05
@@ -186,6 +193,7 @@ class PollPolicy(msgspec.Struct, frozen=True):
     bell_spin: float = 0.002
     fallback: float = MAX_BEAT_GAP
     yield_after: float | None = 50e-6
+    c_wait: float = 50e-6
 
 
 class Portal:
@@ -269,12 +277,14 @@ class Portal:
         #: the region's mapping while attached (the poller's hot path reads it directly)
         self._mm: mmap.mmap | None = None
         self._slots: SlotChannel | None = None
+        #: which slot scan the poller runs: "c" (:mod:`.cscan`), or "python
+        #: (why)" when the C one could not be built or was turned off (set on attach)
+        self.scan_impl = ""
         #: the poller and the observer loop run in its task group
         self._supervisor = Supervisor("portal")
-        #: handler tasks of blocking traps (plain asyncio tasks: see the docstring)
-        self._tasks: set[asyncio.Task[None]] = set()
         self._active: dict[int, Trap] = {}
-        #: handler tasks per slot not yet ended (one runs, a newer one may wait)
+        #: handler tasks of blocking traps per slot, not yet ended (one runs, a
+        #: newer one may wait; plain asyncio tasks: see the docstring)
         self._slot_tasks: list[set[asyncio.Task[None]]] = [set() for _ in range(C.SA_SLOT_COUNT)]
         #: epoch of the last verdict written per slot: an abandon naming it came too late
         self._answered: dict[int, int] = {}
@@ -417,8 +427,9 @@ class Portal:
         await self._supervisor.aclose()
         for trap in list(self._active.values()):
             trap._cancel_handler()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        tasks = self._tasks
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         for trap in list(self._active.values()):
             self._finish(trap)
         region, self._region, self._mm, self._slots = self._region, None, None, None
@@ -449,6 +460,7 @@ class Portal:
         self._warned_counters = self.last_guest_counters
         self._hooktable.attach(mm, region.arch.nr_base)
         self._slots = SlotChannel(region)
+        self.scan_impl = "c" if self._slots.impl == "c" else cscan.status()
         U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
         self._rings.attach(mm)
         region.set_attached(self.deadline_ms)
@@ -482,47 +494,95 @@ class Portal:
     # -- the poller -----------------------------------------------------------
 
     async def _poll_loop(self) -> None:
+        """Poll the region until it is lost or the poller is cancelled.
+
+        Each pass: move the heartbeat, drain the rings if a head moved, scan
+        the slots if the doorbell word moved (or a slot was mid-write), check
+        that the module is still there; then wait as :class:`PollPolicy` says.
+        With the C scan (:mod:`.cscan`) the pass's checks are one C call, and
+        while the loop has nothing else to run the spin waits for news in C
+        (``PollPolicy.c_wait``) instead of a turn of the event loop per look."""
         region = self._region
-        assert region is not None
+        slots = self._slots
+        assert region is not None and slots is not None
         mm = region.mm
+        policy = self.poll
+        fast = slots.impl == "c"
+        lib: Any = cscan.lib() if fast else None
+        state: Any = None
+        ready: Any = None
+        if lib is not None:
+            state = cscan.ffi.new("struct sa_pass_state *")
+            state.region = region.cpointer()
+            state.size = len(mm)
+            state.boot_id = region.boot_id
+            # not the word now: the first pass scans, as with last_bell = -1
+            state.last_bell = (U64.unpack_from(mm, DOORBELL_OFF)[0] + 1) & MASK64
+            if policy.c_wait > 0:
+                # asyncio's own queue of ready callbacks (CPython's event
+                # loops; another loop without it never waits in C)
+                ready = getattr(asyncio.get_running_loop(), "_ready", None)
+        wait_ns = int(policy.c_wait * 1e9)
         last_bell = -1
         last_activity = last_counters = time.monotonic()
-        sleep = self.poll.min_sleep
-        yield_after = self.poll.yield_after
+        sleep = policy.min_sleep
+        yield_after = policy.yield_after
         rescan = False
+        news = 0  # what the C wait found, for the next pass
+        turned = True  # the last pass gave the event loop a turn
         while True:
-            region.beat()
-            if self.drain_rings():
-                last_activity = time.monotonic()
-                sleep = self.poll.min_sleep
-            bell = U64.unpack_from(mm, DOORBELL_OFF)[0]
-            if bell != last_bell or rescan:
-                if bell != last_bell:
-                    # only news counts as activity: a slot a guest leaves
-                    # mid-write forever must not keep the poller busy
-                    last_activity = time.monotonic()
-                    sleep = self.poll.min_sleep
+            if lib is None:
+                region.beat()
+                drained = self.drain_rings()
+                bell = U64.unpack_from(mm, DOORBELL_OFF)[0]
+                moved = bell != last_bell
                 last_bell = bell
+                flags = cscan.PASS_GONE
+            else:
+                flags = lib.sa_pass(state) | news
+                news = 0
+                drained = self.drain_rings() if flags & cscan.PASS_RINGS else 0
+                moved = bool(flags & cscan.PASS_BELL)
+            now = time.monotonic()
+            if drained or moved:
+                # only news counts as activity: a slot a guest leaves
+                # mid-write forever must not keep the poller busy
+                last_activity = now
+                sleep = policy.min_sleep
+            if moved or rescan:
                 rescan = self._scan()
-            lost = region.gone()
+            lost = region.gone() if flags & cscan.PASS_GONE else ""
             if lost:
                 self._lost(PortalLost(lost))
                 return
-            if time.monotonic() - last_counters >= _COUNTERS_PERIOD:
-                last_counters = time.monotonic()
+            if now - last_counters >= _COUNTERS_PERIOD:
+                last_counters = now
                 self._check_counters(mm)
             doorbell = self._bell if self._bell is not None and self._bell.alive else None
-            spin = self.poll.bell_spin if doorbell is not None else self.poll.spin
-            quiet = time.monotonic() - last_activity
+            spin = policy.bell_spin if doorbell is not None else policy.spin
+            quiet = now - last_activity
             if quiet < spin:
                 if yield_after is not None and quiet >= yield_after:
                     os.sched_yield()
+                # nothing else to run: look for news in C (the GIL released)
+                # instead of a loop turn per look, until the spin starts to
+                # give the CPU away; news is taken by the next pass at once,
+                # but the loop gets a turn at least every second pass
+                until = spin if yield_after is None else min(spin, yield_after)
+                if ready is not None and turned and not ready and quiet < until:
+                    news = lib.sa_wait_news(state, min(wait_ns, int((until - quiet) * 1e9)))
+                    if news:
+                        turned = False
+                        continue
+                turned = True
                 await asyncio.sleep(0)
             elif doorbell is not None:
+                if lib is not None:
+                    last_bell = int(state.last_bell)
                 await doorbell.sleep(mm, functools.partial(self._news, mm, last_bell))
             else:
                 await asyncio.sleep(sleep)
-                sleep = min(sleep * 2, self.poll.max_sleep)
+                sleep = min(sleep * 2, policy.max_sleep)
 
     def _news(self, mm: mmap.mmap, last_bell: int) -> bool:
         """The poller's last look before it sleeps: True if any message source
@@ -626,12 +686,10 @@ class Portal:
             if grew > 0:
                 log.warning("guest: %s (%s: %d)", what.format(n=grew), name, getattr(now, name))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        # A trap's handler task, owned by the portal: aclose() cancels and awaits them all.
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    @property
+    def _tasks(self) -> set[asyncio.Task[None]]:
+        """Every trap's handler task not yet ended: aclose() cancels and awaits them."""
+        return set().union(*self._slot_tasks)
 
     async def _guarded_poll(self) -> None:
         try:
@@ -711,9 +769,11 @@ class Portal:
         before = {t for t in self._slot_tasks[slot] if not t.done()}
         if before:
             self.host_counters.slot_busy += 1
-        task = trap._task = self._spawn(self._run(trap, before))
-        self._slot_tasks[slot].add(task)
-        task.add_done_callback(self._slot_tasks[slot].discard)
+        # one set per slot holds the task until it ends (one done callback)
+        task = trap._task = asyncio.get_running_loop().create_task(self._run(trap, before))
+        tasks = self._slot_tasks[slot]
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def _with_strings(self, event: RawEvent, marks: tuple[int, ...]) -> RawEvent:
         """The event with the strings the guest captured when it wrote it (in

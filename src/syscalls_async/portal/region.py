@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from ..errors import PortalError, PortalVersionError
-from . import decode
+from . import cscan, decode
 from .abi import HOST_HEARTBEAT_OFF, SLOT_SEQ_OFF, C, ffi, slot_offset
 from .arch import arch_by_id
 from .types import GuestCounters, SyscallMeta
@@ -57,6 +57,15 @@ class Region:
         #: entries of the compat ABI's table (0: the guest has none)
         self.nr_syscalls32 = int(header.nr_syscalls32)
         self.arch = arch_by_id(int(header.arch))
+        #: the mapping as a C pointer for the C scan (made on first use)
+        self._cptr: Any = None
+
+    def cpointer(self) -> Any:
+        """The mapping as a cffi ``uint8_t[]`` of :mod:`.cscan`'s ffi (kept
+        until :meth:`close`, which releases it before unmapping)."""
+        if self._cptr is None:
+            self._cptr = cscan.ffi.from_buffer("uint8_t[]", self.mm, require_writable=True)
+        return self._cptr
 
     @classmethod
     async def attach(
@@ -172,4 +181,7 @@ class Region:
         """Unmap; with ``detach``, first tell the guest no host answers any more."""
         if detach:
             U32.pack_into(self.mm, ATTACHED_OFF, 0)
+        if self._cptr is not None:
+            cscan.ffi.release(self._cptr)
+            self._cptr = None
         self.mm.close()

@@ -13,6 +13,10 @@ the portal dispatches with ``match``::
 
 The host answers by writing the slot's host part, ``seq`` last
 (:meth:`SlotChannel.write`).  Nothing here knows traps or hooks.
+
+The scan runs in C (:mod:`.cscan`) where that could be built: the same
+checks, the same messages; the Python scan here is the reference and the
+fallback (``SlotChannel(region, use_c=False)``, or ``SYSCALLS_ASYNC_CSCAN=0``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from __future__ import annotations
 import itertools
 import mmap
 import operator
+import struct
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 
+from ..errors import PortalError, PortalVersionError
+from . import cscan
 from .abi import SLOT_SEQ_OFF, C, ffi, packed, slot_offset
 from .region import U32, Region
 
@@ -48,6 +56,8 @@ _HOST_BODY_OFF = ffi.offsetof("struct sa_slot_host", "msg")
 
 _HOST_BODY = packed("struct sa_slot_host", _HOST_FIELDS)
 NO_ARGS = (0,) * C.SA_MAX_ARGS
+#: one ``struct sa_scan_msg`` of the C scan
+_SCAN_MSG = struct.Struct("<6I")
 
 
 class EventMsg(msgspec.Struct, tag="event", gc=False):
@@ -89,16 +99,64 @@ SlotMessage = EventMsg | ResponseMsg | AbandonMsg | UnknownMsg
 class SlotChannel:
     """The slots of ``region``: new guest messages in, host answers out."""
 
-    def __init__(self, region: Region) -> None:
+    def __init__(self, region: Region, *, use_c: bool | None = None) -> None:
         self.region = region
         self.mm: mmap.mmap = region.mm
-        #: the guest seq last taken per slot (what is already seen)
-        self.last_seq = region.slot_seqs()
         #: the last scan found a slot mid-write: scan again soon
         self.mid_write = False
+        lib = cscan.lib() if use_c is None or use_c else None
+        if use_c and lib is None:
+            raise PortalError(f"the C scan is not available: {cscan.status()}")
+        #: the guest seq last taken per slot (what is already seen): a
+        #: Python list, or the C scan's array (both index the same)
+        self.last_seq: Any = region.slot_seqs()
+        #: "c" or "python"
+        self.impl = "python"
+        if lib is not None:
+            self.impl = "c"
+            self._lib = lib
+            ctx = self._ctx = cscan.ffi.new("struct sa_slot_scan *")
+            ctx.region = region.cpointer()
+            ctx.size = len(region.mm)
+            ctx.last_seq = self.last_seq
+            self.last_seq = ctx.last_seq
+            self._out = cscan.ffi.buffer(ctx.out)
+            self._data = cscan.ffi.buffer(ctx.data)
+
+    def _scan_c(self) -> list[SlotMessage]:
+        """:meth:`scan` by the C scan: the same checks, the same messages."""
+        ctx = self._ctx
+        n = self._lib.sa_scan_slots(ctx)
+        if n <= 0:
+            self.mid_write = bool(ctx.mid_write)
+            if n < 0:
+                raise PortalVersionError("region too small for the slots")  # attach checks it
+            return []
+        self.mid_write = bool(ctx.mid_write)
+        out: list[SlotMessage] = []
+        buf = self._data
+        size = C.SA_SLOT_GUEST_SIZE
+        for k, (slot, seq, epoch, msg, gen, _) in enumerate(
+            _SCAN_MSG.iter_unpack(self._out[: n * _SCAN_MSG.size])
+        ):
+            if msg == C.SA_MSG_EVENT:
+                out.append(EventMsg(slot, seq, epoch, gen, buf[k * size : (k + 1) * size]))
+            elif msg == C.SA_MSG_RESPONSE:
+                out.append(ResponseMsg(slot, seq, epoch, buf[k * size : (k + 1) * size]))
+            elif msg == C.SA_MSG_ABANDON:
+                out.append(AbandonMsg(slot, epoch))
+            else:
+                out.append(UnknownMsg(slot, msg))
+        return out
 
     def scan(self) -> list[SlotMessage]:
         """Every new whole message, in slot order; sets :attr:`mid_write`."""
+        if self.impl == "c":
+            return self._scan_c()
+        return self._scan_py()
+
+    def _scan_py(self) -> list[SlotMessage]:
+        """:meth:`scan` in Python: the reference, and the fallback."""
         mm = self.mm
         # every slot's seq word in one strided read: the common case is that
         # one or two slots changed
