@@ -36,6 +36,7 @@ from ..portal.abi import (
     C,
     ffi,
     slot_offset,
+    store,
 )
 from ..portal.hooks import HookSpec, encode_hooks
 from ..syscalls import syscall_nr
@@ -70,9 +71,9 @@ def _set_hooks(mm: mmap.mmap, hooks: list[HookSpec]) -> int:
     """Write ``hooks`` and return the generation the guest must acknowledge."""
     table = encode_hooks(hooks)
     mm[C.SA_HOOKS_OFF : C.SA_HOOKS_OFF + len(table)] = table
-    _U32.pack_into(mm, _HOOK_COUNT_OFF, len(hooks))
+    store(_U32, mm, _HOOK_COUNT_OFF, len(hooks))
     gen: int = (_U32.unpack_from(mm, HOST_HOOKS_GEN_OFF)[0] + 1) & 0xFFFFFFFF
-    _U32.pack_into(mm, HOST_HOOKS_GEN_OFF, gen)
+    store(_U32, mm, HOST_HOOKS_GEN_OFF, gen)
     return gen
 
 
@@ -105,8 +106,8 @@ def serve(mm: mmap.mmap, nr: int, comm: str) -> int:
     """Hook ``nr`` for ``comm``, answer events until SIGTERM; returns the count."""
     last = [_U32.unpack_from(mm, slot_offset(i) + SLOT_SEQ_OFF)[0] for i in range(C.SA_SLOT_COUNT)]
     bases = [slot_offset(i) for i in range(C.SA_SLOT_COUNT)]
-    _U32.pack_into(mm, _DEADLINE_OFF, 3000)
-    _U32.pack_into(mm, _ATTACHED_OFF, 1)
+    store(_U32, mm, _DEADLINE_OFF, 3000)
+    store(_U32, mm, _ATTACHED_OFF, 1)
     beat = _U64.unpack_from(mm, HOST_HEARTBEAT_OFF)[0]
     gen = _set_hooks(mm, [HookSpec(id=1, nr=nr, comm=comm)])
     _wait_ack(mm, gen)
@@ -121,7 +122,7 @@ def serve(mm: mmap.mmap, nr: int, comm: str) -> int:
         # word, whose meaning a sleeping host may change
         while not _stop:
             beat = (beat + 1) & 0xFFFFFFFFFFFFFFFF
-            _U64.pack_into(mm, HOST_HEARTBEAT_OFF, beat)
+            store(_U64, mm, HOST_HEARTBEAT_OFF, beat)
             seqs = view[first:end:step].tolist()
             if seqs == last:
                 continue
@@ -135,15 +136,15 @@ def serve(mm: mmap.mmap, nr: int, comm: str) -> int:
                     continue
                 last[i] = seq
                 if msg == C.SA_MSG_EVENT:
-                    _U32.pack_into(mm, base + _H_ACTION_OFF, 0)
-                    _U32.pack_into(mm, base + _H_MSG_OFF, C.SA_MSG_VERDICT)
-                    _U32.pack_into(mm, base + _H_EPOCH_OFF, epoch)
-                    _U32.pack_into(mm, base + _H_SEQ_OFF, seq)
+                    store(_U32, mm, base + _H_ACTION_OFF, 0)
+                    store(_U32, mm, base + _H_MSG_OFF, C.SA_MSG_VERDICT)
+                    store(_U32, mm, base + _H_EPOCH_OFF, epoch)
+                    store(_U32, mm, base + _H_SEQ_OFF, seq)
                     answered += 1
     finally:
         view.release()
     _wait_ack(mm, _set_hooks(mm, []))
-    _U32.pack_into(mm, _ATTACHED_OFF, 0)
+    store(_U32, mm, _ATTACHED_OFF, 0)
     return answered
 
 

@@ -119,6 +119,17 @@ def slot_offset(index: int) -> int:
     return int(C.SA_SLOTS_OFF + index * C.SA_SLOT_SIZE)
 
 
+def store(word: struct.Struct, buf: Any, off: int, *values: int) -> None:
+    """Write ``values`` packed as ``word`` into shared memory at ``off``.
+
+    Not ``word.pack_into``: CPython's ``pack_into`` zeroes its destination
+    before it writes, so the guest, reading the same memory on another CPU,
+    could see a word pass through 0 (a ring's tail at 0 reads as a full ring,
+    a hook table generation 0 as a table to apply).  Packing first and copying
+    the bytes in stores each word's final value only."""
+    buf[off : off + word.size] = word.pack(*values)
+
+
 def packed(ctype: str, fields: list[tuple[str, str]]) -> struct.Struct:
     """A little-endian ``struct.Struct`` for ``fields`` of ``ctype`` (name, format
     code), from the first field on, each checked to sit where cffi lays it out:

@@ -41,7 +41,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from .abi import C, ffi
+from .abi import C, ffi, store
 
 log = logging.getLogger("syscalls.portal")
 
@@ -155,7 +155,7 @@ class Doorbell:
         self._token = self._token % 0xFFFFFFFF + 1
         if self._token == last_rung:
             self._token = self._token % 0xFFFFFFFF + 1
-        _U32.pack_into(mm, SLEEPING_OFF, self._token)
+        store(_U32, mm, SLEEPING_OFF, self._token)
         full_barrier()
         try:
             if news():
@@ -166,7 +166,7 @@ class Doorbell:
             rung = await self._wait_readable()
         finally:
             self._asleep.clear()
-            _U32.pack_into(mm, SLEEPING_OFF, 0)
+            store(_U32, mm, SLEEPING_OFF, 0)
         # a loop that stalled past the fallback may run the timeout first although
         # the bell rang: a byte waiting now was rung for this sleep (older ones
         # were drained before the token was set)
@@ -224,4 +224,4 @@ def guest_can_ring(mm: mmap.mmap) -> bool:
 def clear_sleeping(mm: mmap.mmap) -> None:
     """A detaching host leaves no sleeping token behind."""
     with contextlib.suppress(ValueError):
-        _U32.pack_into(mm, SLEEPING_OFF, 0)
+        store(_U32, mm, SLEEPING_OFF, 0)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..errors import PortalError
-from .abi import HOOKS_ACK_OFF, HOST_HOOKS_GEN_OFF, C
+from .abi import HOOKS_ACK_OFF, HOST_HOOKS_GEN_OFF, C, store
 from .hooks import HookSpec, encode_hooks
 from .region import HOOK_COUNT_OFF, HOOKS_STATUS_OFF, U32
 
@@ -55,8 +55,8 @@ class HookTable:
         self.tables = {g: t for g, t in self.tables.items() if gen - g < KEEP_TABLES}
         self.tables[gen] = tuple(hooks)
         mm[C.SA_HOOKS_OFF : C.SA_HOOKS_OFF + len(table)] = table
-        U32.pack_into(mm, HOOK_COUNT_OFF, len(hooks))
-        U32.pack_into(mm, HOST_HOOKS_GEN_OFF, gen)
+        store(U32, mm, HOOK_COUNT_OFF, len(hooks))
+        store(U32, mm, HOST_HOOKS_GEN_OFF, gen)
         self.gen = gen
         return gen
 

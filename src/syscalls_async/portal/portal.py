@@ -100,7 +100,7 @@ from ..errors import (
     TrapGone,
 )
 from . import cscan, decode
-from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, MASK64, C, ffi, packed
+from .abi import DOORBELL_OFF, HOST_RING_SIZE_OFF, MASK64, C, ffi, packed, store
 from .arch import X86_64, ArchInfo, check_arch
 from .doorbell import BellCounters, Doorbell, clear_sleeping, guest_can_ring
 from .hooks import HookSpec
@@ -461,7 +461,7 @@ class Portal:
         self._hooktable.attach(mm, region.arch.nr_base)
         self._slots = SlotChannel(region)
         self.scan_impl = "c" if self._slots.impl == "c" else cscan.status()
-        U32.pack_into(mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
+        store(U32, mm, HOST_RING_SIZE_OFF, self.ring_size or 0)
         self._rings.attach(mm)
         region.set_attached(self.deadline_ms)
         region.beat()

@@ -20,7 +20,7 @@ import msgspec
 
 from ..errors import PortalError, PortalVersionError
 from . import cscan, decode
-from .abi import HOST_HEARTBEAT_OFF, SLOT_SEQ_OFF, C, ffi, slot_offset
+from .abi import HOST_HEARTBEAT_OFF, SLOT_SEQ_OFF, C, ffi, slot_offset, store
 from .arch import arch_by_id
 from .types import GuestCounters, SyscallMeta
 
@@ -129,12 +129,12 @@ class Region:
     def beat(self) -> None:
         """Move the host's heartbeat, which the guest watches."""
         hb = U64.unpack_from(self.mm, HOST_HEARTBEAT_OFF)[0]
-        U64.pack_into(self.mm, HOST_HEARTBEAT_OFF, (hb + 1) & (2**64 - 1))
+        store(U64, self.mm, HOST_HEARTBEAT_OFF, (hb + 1) & (2**64 - 1))
 
     def set_attached(self, deadline_ms: int) -> None:
         """Tell the guest a host answers, and how long its tasks wait for it."""
-        U32.pack_into(self.mm, DEADLINE_OFF, deadline_ms)
-        U32.pack_into(self.mm, ATTACHED_OFF, 1)
+        store(U32, self.mm, DEADLINE_OFF, deadline_ms)
+        store(U32, self.mm, ATTACHED_OFF, 1)
 
     def counters(self) -> GuestCounters:
         """The module's counters, read now (:class:`PortalError` if garbled)."""
@@ -180,7 +180,7 @@ class Region:
     def close(self, *, detach: bool) -> None:
         """Unmap; with ``detach``, first tell the guest no host answers any more."""
         if detach:
-            U32.pack_into(self.mm, ATTACHED_OFF, 0)
+            store(U32, self.mm, ATTACHED_OFF, 0)
         if self._cptr is not None:
             cscan.ffi.release(self._cptr)
             self._cptr = None

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from ..errors import PortalProtocolError
-from .abi import MASK64, C, ffi, packed, ring_offset
+from .abi import MASK64, C, ffi, packed, ring_offset, store
 from .decode import CALL_FIELDS, NO_STRINGS, captured_strings, eflags_ok, text
 from .types import CapturedString, Phase, RawEvent
 
@@ -102,7 +102,7 @@ def read_span(mm: mmap.mmap | bytearray, ring: int, tail: int) -> Span:
 
 
 def write_tail(mm: mmap.mmap | bytearray, ring: int, tail: int) -> None:
-    _U64.pack_into(mm, ring_offset(ring) + TAIL_OFF, tail & MASK64)
+    store(_U64, mm, ring_offset(ring) + TAIL_OFF, tail & MASK64)
 
 
 def head(mm: mmap.mmap | bytearray, ring: int) -> int:

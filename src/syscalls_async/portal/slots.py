@@ -32,7 +32,7 @@ import msgspec
 
 from ..errors import PortalError, PortalVersionError
 from . import cscan
-from .abi import SLOT_SEQ_OFF, C, ffi, packed, slot_offset
+from .abi import SLOT_SEQ_OFF, C, ffi, packed, slot_offset, store
 from .region import U32, Region
 
 #: the words every guest message starts with
@@ -50,7 +50,7 @@ _HOST_FIELDS = [
     ("retval", "q"),
     ("args", f"{C.SA_MAX_ARGS}Q"),
 ]
-#: the host part after seq and epoch, written in one pack_into
+#: the host part after seq and epoch, written in one copy
 _HOST_BODY_OFF = ffi.offsetof("struct sa_slot_host", "msg")
 
 
@@ -218,16 +218,16 @@ class SlotChannel:
         """Write the host part of a slot; seq last so the guest sees it whole.
 
         Every field after seq and epoch is written (those not given as 0), in
-        one ``pack_into``; the padding at the end of the part is never read."""
+        one copy; the padding at the end of the part is never read."""
         mm = self.mm
         base = slot_offset(slot)
         if payload:
             off = base + C.SA_SLOT_H2G_OFF
             mm[off : off + len(payload)] = payload
         hoff = base + C.SA_SLOT_HOST_OFF
-        _HOST_BODY.pack_into(
-            mm, hoff + _HOST_BODY_OFF, msg, req, addr, length, arg, action, args_mask, retval,
-            *args,
+        store(
+            _HOST_BODY, mm, hoff + _HOST_BODY_OFF, msg, req, addr, length, arg, action,
+            args_mask, retval, *args,
         )  # fmt: skip
-        U32.pack_into(mm, hoff + 4, epoch)
-        U32.pack_into(mm, hoff, seq)
+        store(U32, mm, hoff + 4, epoch)
+        store(U32, mm, hoff, seq)
