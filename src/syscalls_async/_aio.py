@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -125,6 +126,17 @@ def first_step(coro: Coroutine[Any, Any, T]) -> tuple[bool, Any]:
         return False, coro.send(None)
     except StopIteration as stop:
         return True, stop.value
+
+
+def pending(result: object) -> Awaitable[Any] | None:
+    """What is left to await of a handler's ``result`` once it ran as far as it
+    can without suspending: ``None`` if it finished (a coroutine that never
+    suspended, or a plain value), else the awaitable to await, under a deadline
+    if the caller has one.  What the handler raises meanwhile propagates."""
+    if isinstance(result, types.CoroutineType):
+        done, yielded = first_step(result)
+        return None if done else resume(result, yielded)
+    return result if inspect.isawaitable(result) else None
 
 
 @types.coroutine

@@ -48,14 +48,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import logging
 from collections.abc import Callable, Sequence
-from types import CoroutineType
 
 import msgspec
 
-from .._aio import first_step, resume
+from .._aio import pending
 from .._text import printable
 from ..errors import GuestMemoryError, OutOfRange, PortalError
 from ..portal.arch import X86_64, ArchInfo, compat_abi
@@ -294,17 +292,11 @@ class Dispatcher:
         token = current_trap.set(BATCH_TRAP)
         deadline: asyncio.Timeout | None = None
         try:
-            result = hook.handler(events)
-            if isinstance(result, CoroutineType):
-                done, yielded = first_step(result)
-                if not done:
-                    deadline = asyncio.timeout_at(self._due())
-                    async with deadline:
-                        await resume(result, yielded)
-            elif inspect.isawaitable(result):
+            rest = pending(hook.handler(events))
+            if rest is not None:
                 deadline = asyncio.timeout_at(self._due())
                 async with deadline:
-                    await result
+                    await rest
         except TimeoutError as exc:
             if deadline is None or not deadline.expired():
                 self._batch_failed(hook, events, exc)
@@ -416,17 +408,11 @@ class Dispatcher:
         # event's, whenever armed): one that never suspends cannot outlive it.
         try:
             try:
-                result = hook.handler(regs, proto, event, *args)
-                if isinstance(result, CoroutineType):
-                    done, yielded = first_step(result)
-                    if not done:
-                        deadline = asyncio.timeout_at(due)
-                        async with deadline:
-                            await resume(result, yielded)
-                elif inspect.isawaitable(result):
+                rest = pending(hook.handler(regs, proto, event, *args))
+                if rest is not None:
                     deadline = asyncio.timeout_at(due)
                     async with deadline:
-                        await result
+                        await rest
             except TimeoutError as exc:
                 ok = False
                 if deadline is None or not deadline.expired():
