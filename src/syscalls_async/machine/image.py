@@ -519,7 +519,9 @@ def _assemble(init: Path, tools: dict[str, Path], modules: dict[str, Path], busy
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing): one
+    builder at a time per cache entry, across processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -554,7 +556,7 @@ def build_image(*, force: bool = False, install: bool = False, arch: str | None 
     target = target_for(arch)
     ensure_host_tools(install=install, targets=[target])
     root = source_root()
-    with _locked(cache_dir() / "build.lock"):
+    with locked(cache_dir() / "build.lock"):
         tree = fetch_kernel(update=install, target=target)
         busybox = fetch_busybox(target)
         digest = _digest(root, tree, busybox)

@@ -20,7 +20,6 @@ Python implementation (tests compare both).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -28,7 +27,6 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,24 +95,16 @@ def _digest(cc: str) -> str:
     return h.hexdigest()[:24]
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
-
-
 def build(cc: str) -> Path:
     """The shared object for this source and compiler, built if not cached
     (:class:`PortalError` or ``OSError`` if it cannot be)."""
-    from ..machine.image import cache_dir
+    from ..machine.image import cache_dir, locked
 
     folder = cache_dir() / "cscan" / _digest(cc)
     target = folder / "libsa_cscan.so"
     if target.exists():
         return target
-    with _locked(cache_dir() / "cscan" / ".lock"):
+    with locked(cache_dir() / "cscan" / ".lock"):
         if target.exists():
             return target
         folder.mkdir(parents=True, exist_ok=True)
