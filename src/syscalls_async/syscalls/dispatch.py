@@ -162,8 +162,7 @@ class Dispatcher:
         # for a 32-bit guest's register pair), an all-syscall hook's on registers
         args = event.args._values
         words = event.args.words
-        budget = self.handler_timeout
-        due = None if budget is None else asyncio.get_running_loop().time() + budget
+        due = self._due()
         try:
             for hook in hooks:
                 if not hook.enabled:
@@ -278,7 +277,18 @@ class Dispatcher:
     def _observed_match(self, hook: Hook, raw: RawEvent, kind: SyscallKind, trap: Trap) -> bool:
         """:meth:`_host_match` of an observed event for a batch hook (strings are
         the captured ones: nothing to await); counts a disagreeing guest."""
-        matched = _observed_filters(hook, raw, kind, trap)
+        values: Sequence[int] = raw.args
+        # the guest captures strings per register word, as the registers are
+        captured: Sequence[CapturedString | None] = raw.strings
+        if (
+            hook.proto is not None
+            and kind.layout is not None
+            and (hook.arg_filters32 if raw.compat else hook.arg_filters)
+        ):
+            # a syscall hook's filters are on the prototype's arguments
+            values = kind.layout.join(list(raw.args) + [0] * (6 - len(raw.args)))
+            captured = kind.layout.per_argument(raw.strings)
+        matched = _observed_filters(hook, raw, values, captured, trap)
         guest = hook.id in trap.hook_ids
         if matched != guest and not (guest and hook.host_only_filters):
             self.stats.guest_disagreed += 1
@@ -346,6 +356,8 @@ class Dispatcher:
         values: Sequence[int],
         captured_strings: Sequence[CapturedString | None],
     ) -> bool:
+        if raw.observed:  # the captured strings are all there is: nothing to await
+            return _observed_filters(hook, raw, values, captured_strings, trap)
         if hook.comm is not None and raw.comm != hook.comm:
             return False
         if hook.pid is not None and raw.tgid != hook.pid:
@@ -358,14 +370,6 @@ class Dispatcher:
                     return False
                 continue
             addr = values[i]
-            if raw.observed:
-                captured = captured_strings[i] if i < len(captured_strings) else None
-                if captured is None or captured.truncated:
-                    # no capture to check (or not all of it): the guest saw more
-                    return hook.id in trap.hook_ids
-                if captured.fault or not f.matches_string(captured.data):
-                    return False
-                continue
             if addr not in strings:
                 try:
                     strings[addr] = await trap.read_cstring(addr, STRING_READ)
@@ -516,37 +520,34 @@ def _plain_match(hook: Hook, raw: RawEvent, values: Sequence[int]) -> bool:
     return True
 
 
-def _observed_filters(hook: Hook, raw: RawEvent, kind: SyscallKind, trap: Trap) -> bool:
-    """The host's check of ``hook``'s filters on an observed event (as
-    :meth:`Dispatcher._host_match`: string filters on the captured strings, and
-    the guest's check where a capture was truncated or is missing)."""
+def _observed_filters(
+    hook: Hook,
+    raw: RawEvent,
+    values: Sequence[int],
+    captured_strings: Sequence[CapturedString | None],
+    trap: Trap,
+) -> bool:
+    """The host's check of ``hook``'s filters on an observed event, whose
+    ``values`` and ``captured_strings`` are per argument for a syscall hook
+    and per register for an all-syscall one: string filters on the captured
+    strings, and the guest's check where a capture was truncated or is missing."""
     if hook.comm is not None and raw.comm != hook.comm:
         return False
     if hook.pid is not None and raw.tgid != hook.pid:
         return False
-    filters = hook.arg_filters32 if raw.compat else hook.arg_filters
-    if filters:
-        # a syscall hook's filters are on the prototype's arguments, an
-        # all-syscall hook's on the registers
-        values: Sequence[int] = raw.args
-        # the guest captures strings per register word, as the registers are
-        captured_strings: Sequence[CapturedString | None] = raw.strings
-        if hook.proto is not None and kind.layout is not None:
-            values = kind.layout.join(list(raw.args) + [0] * (6 - len(raw.args)))
-            captured_strings = kind.layout.per_argument(raw.strings)
-        for i, f in enumerate(filters):
-            if f is None:
-                continue
-            if not f.is_string:
-                if not f.matches(values[i]):
-                    return False
-                continue
-            captured = captured_strings[i] if i < len(captured_strings) else None
-            if captured is None or captured.truncated:
-                # no capture to check (or not all of it): the guest saw more
-                return hook.id in trap.hook_ids
-            if captured.fault or not f.matches_string(captured.data):
+    for i, f in enumerate(hook.arg_filters32 if raw.compat else hook.arg_filters):
+        if f is None:
+            continue
+        if not f.is_string:
+            if not f.matches(values[i]):
                 return False
+            continue
+        captured = captured_strings[i] if i < len(captured_strings) else None
+        if captured is None or captured.truncated:
+            # no capture to check (or not all of it): the guest saw more
+            return hook.id in trap.hook_ids
+        if captured.fault or not f.matches_string(captured.data):
+            return False
     if raw.phase is Phase.RETURN and hook.retval_filter is not None:
         return hook.retval_filter.matches(raw.retval)
     return True
